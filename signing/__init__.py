@@ -1,0 +1,122 @@
+"""Hallmark's signing core: pure provenance logic. The adapters in app/ import only these names."""
+
+from signing._c2pa import BINDING_VERSION, ENGINE_VERSION, Engine, EngineConfig, NativeSigner
+from signing.certs import DEV_ORGANIZATION, is_development, sha256_fingerprint
+from signing.devpki import DevPki, create_dev_pki
+from signing.errors import (
+    AssetError,
+    AssetTooLargeError,
+    CapacityError,
+    CertificateProfileError,
+    ConfigError,
+    EmptyAssetError,
+    HallmarkError,
+    InvalidMetadataError,
+    KeyNotFoundError,
+    KeyringError,
+    LedgerError,
+    MalformedAssetError,
+    SigningError,
+    TimestampAuthorityError,
+    UnsupportedMediaError,
+    VerificationError,
+)
+from signing.hashing import sha256_stream
+from signing.keys import CredentialFiles, KeySigner, PemKeySigner, check_validity
+from signing.manifest import ClaimGenerator, validate_generation
+from signing.media import SUPPORTED as SUPPORTED_MEDIA
+from signing.media import sniff
+from signing.models import (
+    AiDeclaration,
+    Codes,
+    GenerationInfo,
+    Ingredient,
+    Integrity,
+    MediaType,
+    Outcome,
+    OutputMode,
+    RemoteManifest,
+    RevocationStatus,
+    SignedAsset,
+    SignerInfo,
+    StatusCode,
+    TimestampInfo,
+    TimestampStatus,
+    TrainingMining,
+    VerificationReport,
+)
+from signing.ports import Clock, Ledger, LedgerEntry, SystemClock
+from signing.selftest import self_test
+from signing.sign import SignContext, sign_asset
+from signing.trust import TrustProfile, load_trust_dir, profile_from_pem
+from signing.verify import inspect_asset, require_trusted
+from signing.vocabulary import DIGITAL_SOURCE_TYPES, TRAINED_ALGORITHMIC_MEDIA
+
+__all__ = [
+    "BINDING_VERSION",
+    "DEV_ORGANIZATION",
+    "DIGITAL_SOURCE_TYPES",
+    "ENGINE_VERSION",
+    "SUPPORTED_MEDIA",
+    "TRAINED_ALGORITHMIC_MEDIA",
+    "AiDeclaration",
+    "AssetError",
+    "AssetTooLargeError",
+    "CapacityError",
+    "CertificateProfileError",
+    "ClaimGenerator",
+    "Clock",
+    "Codes",
+    "ConfigError",
+    "CredentialFiles",
+    "DevPki",
+    "EmptyAssetError",
+    "Engine",
+    "EngineConfig",
+    "GenerationInfo",
+    "HallmarkError",
+    "Ingredient",
+    "Integrity",
+    "InvalidMetadataError",
+    "KeyNotFoundError",
+    "KeySigner",
+    "KeyringError",
+    "Ledger",
+    "LedgerEntry",
+    "LedgerError",
+    "MalformedAssetError",
+    "MediaType",
+    "NativeSigner",
+    "Outcome",
+    "OutputMode",
+    "PemKeySigner",
+    "RemoteManifest",
+    "RevocationStatus",
+    "SignContext",
+    "SignedAsset",
+    "SignerInfo",
+    "SigningError",
+    "StatusCode",
+    "SystemClock",
+    "TimestampAuthorityError",
+    "TimestampInfo",
+    "TimestampStatus",
+    "TrainingMining",
+    "TrustProfile",
+    "UnsupportedMediaError",
+    "VerificationError",
+    "VerificationReport",
+    "check_validity",
+    "create_dev_pki",
+    "inspect_asset",
+    "is_development",
+    "load_trust_dir",
+    "profile_from_pem",
+    "require_trusted",
+    "self_test",
+    "sha256_fingerprint",
+    "sha256_stream",
+    "sign_asset",
+    "sniff",
+    "validate_generation",
+]

@@ -1,0 +1,214 @@
+"""The only module that talks to the c2pa engine.
+
+It builds Contexts (one per trust profile, made in the process that uses them: contexts do not survive a
+fork), Signers and per-call Builders/Readers, and turns every `C2paError` into the project's error tree or
+into data. Nothing here decides provenance semantics; it reports what the engine said.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import c2pa
+
+from signing.errors import (
+    HallmarkError,
+    MalformedAssetError,
+    SigningError,
+    TimestampAuthorityError,
+    UnsupportedMediaError,
+)
+from signing.keys import KeySigner
+from signing.reading import RawReading
+from signing.trust import TrustProfile
+
+ENGINE_VERSION: str = c2pa.sdk_version()
+BINDING_VERSION: str = str(c2pa.__version__)
+
+_ALGS = {
+    "es256": c2pa.C2paSigningAlg.ES256,
+    "es384": c2pa.C2paSigningAlg.ES384,
+    "es512": c2pa.C2paSigningAlg.ES512,
+    "ps256": c2pa.C2paSigningAlg.PS256,
+    "ps384": c2pa.C2paSigningAlg.PS384,
+    "ps512": c2pa.C2paSigningAlg.PS512,
+    "ed25519": c2pa.C2paSigningAlg.ED25519,
+}
+_REMOTE_URL = re.compile(r"(https?://\S+)")
+_UNPARSABLE = ("asset could not be parsed", "invalid asset", "unsupported asset", "Boxes are too deply")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    trust: tuple[TrustProfile, ...] = ()
+    thumbnails: bool = False
+    backing_store_threshold_mb: int = 1
+
+
+def _settings(config: EngineConfig, anchors: str | None) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        # Verification never touches the network: no remote manifests (SSRF), no OCSP, no hosts allowed.
+        "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False, "verify_timestamp_trust": True},
+        "core": {
+            "allowed_network_hosts": [],
+            "backing_store_memory_threshold_in_mb": config.backing_store_threshold_mb,
+        },
+        "builder": {
+            # Conformance (spec 2.4): the actions assertion must be a created assertion.
+            "created_assertion_labels": ["c2pa.actions", "c2pa.actions.v2"],
+            "thumbnail": {"enabled": config.thumbnails},
+        },
+    }
+    if anchors:
+        settings["trust"] = {"trust_anchors": anchors}
+    return settings
+
+
+def _context(config: EngineConfig, anchors: str | None) -> Any:
+    try:
+        return c2pa.Context.from_dict(_settings(config, anchors))
+    except c2pa.C2paError as exc:
+        raise HallmarkError(
+            "The C2PA engine refused its configuration.", details={"engine": _short(exc)}
+        ) from None
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
+class NativeSigner:
+    """A c2pa Signer bound to one `KeySigner`. Reusable; one per key per process."""
+
+    def __init__(self, key: KeySigner, tsa_url: str | None = None):
+        alg = _ALGS.get(key.algorithm)
+        if alg is None:
+            raise SigningError(f"Signing algorithm {key.algorithm!r} is not supported by the engine.")
+        self.key = key
+        self.tsa_url = tsa_url
+        sign: Callable[[bytes], bytes] = key.sign
+        try:
+            self._signer = c2pa.Signer.from_callback(sign, alg, key.chain_pem.decode("ascii"), tsa_url)
+        except c2pa.C2paError as exc:
+            raise SigningError(
+                "The engine refused the signing certificate chain.", details={"engine": _short(exc)}
+            ) from None
+
+    @property
+    def handle(self) -> Any:
+        return self._signer
+
+
+class Engine:
+    """Per-process engine state: one signing context and one verifying context per trust profile."""
+
+    def __init__(self, config: EngineConfig):
+        self.config = config
+        combined = "".join(p.anchors_pem for p in config.trust) or None
+        self._sign_context = _context(config, combined)
+        self._verify_contexts: list[tuple[str | None, Any]] = [
+            (p.name, _context(config, p.anchors_pem)) for p in config.trust
+        ] or [(None, _context(config, None))]
+
+    # --- signing -----------------------------------------------------------------------------------
+
+    def sign(
+        self,
+        definition: dict[str, Any],
+        signer: NativeSigner,
+        mime: str,
+        source: BinaryIO,
+        dest: BinaryIO,
+        *,
+        parent: dict[str, Any] | None,
+        sidecar: bool,
+    ) -> bytes:
+        """Sign `source` into `dest`; returns the manifest store bytes."""
+        try:
+            builder = c2pa.Builder(definition, context=self._sign_context)
+            if sidecar:
+                builder.set_no_embed()
+            if parent is not None:
+                source.seek(0)
+                builder.add_ingredient(parent, mime, source)
+            source.seek(0)
+            data: bytes = builder.sign(signer.handle, mime, source, dest)
+            return data
+        except c2pa.C2paError as exc:
+            raise _sign_error(exc, signer) from None
+
+    # --- reading -----------------------------------------------------------------------------------
+
+    def read(self, mime: str, stream: BinaryIO, manifest_data: bytes | None = None) -> RawReading:
+        """Read and validate with each trust profile in turn; the first that trusts the signer wins."""
+        first: RawReading | None = None
+        for name, context in self._verify_contexts:
+            reading = self._read_once(mime, stream, manifest_data, context)
+            if reading.kind != "manifest":
+                return reading
+            if reading.state == "Trusted":
+                return RawReading(
+                    kind="manifest",
+                    state="Trusted",
+                    store=reading.store,
+                    crjson=reading.crjson,
+                    trust_profile=name,
+                )
+            first = first or reading
+        assert first is not None
+        return first
+
+    @staticmethod
+    def _read_once(mime: str, stream: BinaryIO, manifest_data: bytes | None, context: Any) -> RawReading:
+        stream.seek(0)
+        try:
+            with c2pa.Reader(mime, stream, manifest_data, context=context) as reader:
+                return RawReading(
+                    kind="manifest",
+                    state=reader.get_validation_state(),
+                    store=json.loads(reader.json()),
+                    crjson=json.loads(reader.crjson()),
+                )
+        except c2pa.C2paError.ManifestNotFound:
+            return RawReading(kind="absent")
+        except c2pa.C2paError.NotSupported:
+            raise UnsupportedMediaError("The C2PA engine does not support this file's format.") from None
+        except c2pa.C2paError as exc:
+            message = _short(exc)
+            if message.startswith("Remote:") or isinstance(exc, c2pa.C2paError.RemoteManifest):
+                match = _REMOTE_URL.search(message)
+                return RawReading(kind="remote", remote_url=match.group(1) if match else None)
+            if isinstance(exc, c2pa.C2paError.Io) or any(s in message for s in _UNPARSABLE):
+                raise MalformedAssetError(
+                    "The file could not be parsed as the media type its bytes announce.",
+                    details={"engine": message},
+                ) from None
+            return RawReading(kind="error", error=message)
+        finally:
+            stream.seek(0)
+
+
+def _sign_error(exc: BaseException, signer: NativeSigner) -> HallmarkError:
+    message = _short(exc)
+    lowered = message.lower()
+    if signer.tsa_url and ("timestamp" in lowered or "tsa" in lowered or "http" in lowered):
+        return TimestampAuthorityError(
+            "The timestamp authority did not answer in time.", details={"engine": message}
+        )
+    if isinstance(exc, c2pa.C2paError.NotSupported):
+        return UnsupportedMediaError("The C2PA engine cannot sign this file's format.")
+    if any(s in message for s in _UNPARSABLE) or isinstance(exc, c2pa.C2paError.Io):
+        return MalformedAssetError(
+            "The file could not be parsed as the media type its bytes announce.", details={"engine": message}
+        )
+    if isinstance(exc, c2pa.C2paError.Signature) or "certificate" in lowered:
+        return SigningError(
+            "The engine refused the signing credential.",
+            hint="Run `hallmark keys list` and check the certificate profile (EKU, key usage, validity).",
+            details={"engine": message},
+        )
+    return MalformedAssetError("The engine could not sign this file.", details={"engine": message})

@@ -1,0 +1,131 @@
+"""One error tree for the whole project.
+
+Every error Hallmark raises on purpose is a `HallmarkError`. Subtrees follow the fault domain so that the
+HTTP layer maps them to a status from one table and the CLI to an exit code. `diagnostics()` is the only
+thing that may leave the process (logs, problem+json, CLI output): it never carries key material or raw
+engine messages that could echo secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+class HallmarkError(Exception):
+    """Root of every deliberate Hallmark error."""
+
+    #: short machine-readable slug, used as the problem type suffix
+    code = "hallmark-error"
+    #: a title a person understands, the same for every instance of the class
+    title = "Hallmark error"
+
+    def __init__(self, message: str, *, hint: str | None = None, details: Mapping[str, Any] | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details: dict[str, Any] = dict(details or {})
+
+    def diagnostics(self) -> dict[str, Any]:
+        """A secret-free description: safe to log, print and return to a client."""
+        out: dict[str, Any] = {"code": self.code, "title": self.title, "message": self.message}
+        if self.hint:
+            out["hint"] = self.hint
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+# --- configuration -------------------------------------------------------------------------------------
+
+
+class ConfigError(HallmarkError):
+    code = "configuration"
+    title = "Invalid configuration"
+
+
+# --- keys and certificates ------------------------------------------------------------------------------
+
+
+class KeyringError(HallmarkError):
+    code = "keyring"
+    title = "Signing key problem"
+
+
+class KeyNotFoundError(KeyringError):
+    code = "key-not-found"
+    title = "Signing key not found"
+
+
+class CertificateProfileError(KeyringError):
+    code = "certificate-profile"
+    title = "Certificate does not fit the C2PA claim-signer profile"
+
+
+# --- the asset a client sent ----------------------------------------------------------------------------
+
+
+class AssetError(HallmarkError):
+    code = "asset"
+    title = "Unusable file"
+
+
+class UnsupportedMediaError(AssetError):
+    code = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
+class AssetTooLargeError(AssetError):
+    code = "asset-too-large"
+    title = "File too large"
+
+
+class MalformedAssetError(AssetError):
+    code = "malformed-asset"
+    title = "Malformed file"
+
+
+class EmptyAssetError(MalformedAssetError):
+    code = "empty-asset"
+    title = "Empty file"
+
+
+# --- what the caller asked for --------------------------------------------------------------------------
+
+
+class InvalidMetadataError(HallmarkError):
+    code = "invalid-metadata"
+    title = "Invalid generation metadata"
+
+
+# --- signing --------------------------------------------------------------------------------------------
+
+
+class SigningError(HallmarkError):
+    code = "signing-failed"
+    title = "Signing failed"
+
+
+class TimestampAuthorityError(SigningError):
+    code = "timestamp-authority-unavailable"
+    title = "Timestamp authority unavailable"
+
+
+class LedgerError(SigningError):
+    code = "ledger-unavailable"
+    title = "Audit ledger unavailable"
+
+
+class CapacityError(HallmarkError):
+    code = "over-capacity"
+    title = "Server busy"
+
+
+# --- verification ---------------------------------------------------------------------------------------
+
+
+class VerificationError(HallmarkError):
+    """Raised only by `require_trusted`: inspecting an asset reports outcomes as data."""
+
+    code = "not-trusted"
+    title = "Content credentials are not trusted"

@@ -1,0 +1,215 @@
+"""The `KeySigner` port and the PEM-file adapter.
+
+Every signer reaches the engine through the same callback path (`sign(data) -> signature`), so a key in a
+file and a key in a token (later) are used identically. The private key object never leaves this module's
+adapter: no accessor returns it and `repr` does not show it.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+from signing.certs import load_chain, sha256_fingerprint
+from signing.errors import CertificateProfileError, KeyNotFoundError, KeyringError
+
+
+class KeySigner(Protocol):
+    """Signs claim bytes with a private key bound to a certificate chain."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    @property
+    def algorithm(self) -> str:
+        """The C2PA/COSE algorithm name: es256, es384, es512, ps256, ps384, ps512 or ed25519."""
+        ...
+
+    @property
+    def chain_pem(self) -> bytes:
+        """The certificate chain, leaf first, PEM."""
+        ...
+
+    @property
+    def certificate(self) -> x509.Certificate: ...
+
+    def sign(self, data: bytes) -> bytes: ...
+
+
+_EC_ALGS = {
+    "secp256r1": ("es256", hashes.SHA256),
+    "secp384r1": ("es384", hashes.SHA384),
+    "secp521r1": ("es512", hashes.SHA512),
+}
+_PS_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "ps256": hashes.SHA256,
+    "ps384": hashes.SHA384,
+    "ps512": hashes.SHA512,
+}
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+
+@dataclass(frozen=True)
+class CredentialFiles:
+    chain: Path
+    key: Path
+    key_id: str = "default"
+    passphrase: bytes | None = None
+
+    def __repr__(self) -> str:  # the passphrase never reaches a log line
+        return f"CredentialFiles(chain={self.chain!s}, key={self.key!s}, key_id={self.key_id!r})"
+
+
+def algorithm_for(key: PrivateKey, requested: str | None = None) -> str:
+    """The signing algorithm a key implies (RSA keys sign PSS; `requested` picks the hash)."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        alg = _EC_ALGS.get(key.curve.name)
+        if alg is None:
+            raise KeyringError(
+                f"Elliptic curve {key.curve.name} is not usable for C2PA signing.",
+                hint="Use P-256, P-384 or P-521.",
+            )
+        return alg[0]
+    if isinstance(key, ed25519.Ed25519PrivateKey):
+        return "ed25519"
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < 2048:
+            raise KeyringError(f"RSA key of {key.key_size} bits is too weak.", hint="Use 2048 bits or more.")
+        return requested if requested in _PS_HASHES else "ps256"
+    raise KeyringError("Unsupported private key type.", hint="Use an EC (P-256/384/521), Ed25519 or RSA key.")
+
+
+class PemKeySigner:
+    """A private key in a PKCS#8 PEM file, with its certificate chain in another PEM file."""
+
+    def __init__(self, key: PrivateKey, chain_pem: bytes, key_id: str, algorithm: str):
+        self._key = key
+        self._chain_pem = chain_pem
+        self._key_id = key_id
+        self._algorithm = algorithm
+        self._certificate = load_chain(chain_pem, source="the certificate chain")[0]
+
+    def __repr__(self) -> str:
+        return f"PemKeySigner(key_id={self._key_id!r}, algorithm={self._algorithm!r})"
+
+    @classmethod
+    def from_files(cls, files: CredentialFiles, *, algorithm: str | None = None) -> PemKeySigner:
+        for path, what in ((files.chain, "certificate chain"), (files.key, "private key")):
+            if not path.is_file():
+                raise KeyNotFoundError(
+                    f"The {what} file {path} does not exist.",
+                    hint="Run `hallmark keys init --dev` or set the key paths.",
+                )
+        _check_key_file_mode(files.key)
+        key = load_private_key(files.key.read_bytes(), files.passphrase, source=str(files.key))
+        chain_pem = files.chain.read_bytes()
+        chain = load_chain(chain_pem, source=str(files.chain))
+        check_key_matches(key, chain[0])
+        return cls(key, chain_pem, files.key_id, algorithm_for(key, algorithm))
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id
+
+    @property
+    def algorithm(self) -> str:
+        return self._algorithm
+
+    @property
+    def chain_pem(self) -> bytes:
+        return self._chain_pem
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self._certificate
+
+    @property
+    def certificate_sha256(self) -> str:
+        return sha256_fingerprint(self._certificate)
+
+    def sign(self, data: bytes) -> bytes:
+        key = self._key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(data, ec.ECDSA(_EC_ALGS[key.curve.name][1]()))
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            return key.sign(data)
+        digest = _PS_HASHES[self._algorithm]()
+        return key.sign(data, padding.PSS(padding.MGF1(digest), digest.digest_size), digest)
+
+
+def load_private_key(pem: bytes, passphrase: bytes | None, *, source: str) -> PrivateKey:
+    if b"-----BEGIN PRIVATE KEY-----" not in pem and b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in pem:
+        raise KeyringError(
+            f"{source} is not a PKCS#8 PEM private key.",
+            hint="Convert it: openssl pkcs8 -topk8 -nocrypt -in OLD.pem -out key.pem",
+        )
+    try:
+        key = serialization.load_pem_private_key(pem, password=passphrase)
+    except TypeError:
+        raise KeyringError(
+            f"{source} is encrypted and no passphrase was given (or one was given for a "
+            "key that is not encrypted)."
+        ) from None
+    except ValueError:
+        raise KeyringError(
+            f"{source} could not be read as a private key (wrong passphrase or damaged file)."
+        ) from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
+        raise KeyringError(f"{source} holds a key type C2PA cannot sign with.")
+    return key
+
+
+def check_key_matches(key: PrivateKey, leaf: x509.Certificate) -> None:
+    probe = b"hallmark key/certificate match probe"
+    public = leaf.public_key()
+    try:
+        if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(key.sign(probe, ec.ECDSA(hashes.SHA256())), probe, ec.ECDSA(hashes.SHA256()))
+            return
+        if isinstance(key, ed25519.Ed25519PrivateKey) and isinstance(public, ed25519.Ed25519PublicKey):
+            public.verify(key.sign(probe), probe)
+            return
+        if isinstance(key, rsa.RSAPrivateKey) and isinstance(public, rsa.RSAPublicKey):
+            pss = padding.PSS(padding.MGF1(hashes.SHA256()), 32)
+            public.verify(key.sign(probe, pss, hashes.SHA256()), probe, pss, hashes.SHA256())
+            return
+    except InvalidSignature:
+        pass
+    raise CertificateProfileError(
+        "The private key does not belong to the leaf certificate.",
+        hint="The first certificate in the chain file must be the one issued for this key.",
+    )
+
+
+def check_validity(leaf: x509.Certificate, now: datetime | None = None) -> None:
+    moment = now or datetime.now(UTC)
+    if moment < leaf.not_valid_before_utc:
+        raise CertificateProfileError(
+            f"The signing certificate is not valid before {leaf.not_valid_before_utc}."
+        )
+    if moment > leaf.not_valid_after_utc:
+        raise CertificateProfileError(
+            f"The signing certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d}.",
+            hint="Issue a new certificate for the key, or create a new key.",
+        )
+
+
+def _check_key_file_mode(path: Path) -> None:
+    if os.name != "posix":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise KeyringError(
+            f"The private key file {path} is readable by other users (mode {mode:o}).",
+            hint=f"chmod 600 {path}",
+        )

@@ -1,0 +1,146 @@
+"""Allow-listed media types, identified from the bytes (a client's content type is never trusted).
+
+Hand-written on purpose: the allow-list is a security boundary, and the mapping from an ISO-BMFF brand to the
+exact media type the engine expects (image/heic vs video/mp4 vs audio/mp4) is ours to decide.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import BinaryIO
+
+from signing.errors import EmptyAssetError, UnsupportedMediaError
+from signing.models import MediaType
+
+SNIFF_BYTES = 4096
+
+JPEG = MediaType("image/jpeg", "jpg", "image")
+PNG = MediaType("image/png", "png", "image")
+GIF = MediaType("image/gif", "gif", "image")
+WEBP = MediaType("image/webp", "webp", "image")
+TIFF = MediaType("image/tiff", "tif", "image")
+AVIF = MediaType("image/avif", "avif", "image")
+HEIC = MediaType("image/heic", "heic", "image")
+HEIF = MediaType("image/heif", "heif", "image")
+SVG = MediaType("image/svg+xml", "svg", "image")
+MP4 = MediaType("video/mp4", "mp4", "video")
+MOV = MediaType("video/quicktime", "mov", "video")
+M4A = MediaType("audio/mp4", "m4a", "audio")
+WAV = MediaType("audio/wav", "wav", "audio")
+MP3 = MediaType("audio/mpeg", "mp3", "audio")
+FLAC = MediaType("audio/flac", "flac", "audio")
+PDF = MediaType("application/pdf", "pdf", "document")
+
+SUPPORTED: tuple[MediaType, ...] = (
+    JPEG,
+    PNG,
+    GIF,
+    WEBP,
+    TIFF,
+    AVIF,
+    HEIC,
+    HEIF,
+    SVG,
+    MP4,
+    MOV,
+    M4A,
+    WAV,
+    MP3,
+    FLAC,
+    PDF,
+)
+BY_MIME: dict[str, MediaType] = {m.mime: m for m in SUPPORTED}
+
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}
+_HEIF_BRANDS = {b"mif1", b"msf1"}
+_AUDIO_BRANDS = {b"M4A ", b"M4B ", b"M4P "}
+_QUICKTIME_BRANDS = {b"qt  "}
+_SVG_ROOT = re.compile(rb"<svg[\s>/]", re.IGNORECASE)
+_SVG_PROLOG = re.compile(rb"^\s*(<\?xml[^>]*\?>\s*|<!--.*?-->\s*|<!DOCTYPE[^>]*>\s*)*<svg[\s>/]", re.S | re.I)
+
+
+def _bmff_type(head: bytes) -> MediaType | None:
+    if len(head) < 16 or head[4:8] != b"ftyp":
+        return None
+    size = int.from_bytes(head[0:4], "big")
+    end = min(size if size >= 16 else 16, len(head))
+    brands = {head[8:12]} | {head[i : i + 4] for i in range(16, end - 3, 4)}
+    major = head[8:12]
+    # Precedence: the major brand decides when it is specific; compatible brands break ties.
+    for candidates, media in (
+        (_AVIF_BRANDS, AVIF),
+        (_HEIC_BRANDS, HEIC),
+        (_AUDIO_BRANDS, M4A),
+        (_QUICKTIME_BRANDS, MOV),
+    ):
+        if major in candidates:
+            return media
+    if brands & _AVIF_BRANDS:
+        return AVIF
+    if brands & _HEIC_BRANDS:
+        return HEIC
+    if brands & _HEIF_BRANDS:
+        return HEIF
+    return MP4
+
+
+def _is_mp3(head: bytes) -> bool:
+    if head.startswith(b"ID3"):
+        return True
+    # An MPEG audio frame header: 11 sync bits, a layer that is not "reserved", a valid bitrate index.
+    if len(head) >= 4 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0:
+        layer = (head[1] >> 1) & 0x3
+        bitrate = head[2] >> 4
+        return layer != 0 and bitrate not in (0, 0xF)
+    return False
+
+
+def _is_svg(head: bytes) -> bool:
+    text = head.removeprefix(b"\xef\xbb\xbf")
+    return bool(_SVG_PROLOG.match(text)) or (text.lstrip().startswith(b"<") and bool(_SVG_ROOT.search(text)))
+
+
+def identify(head: bytes) -> MediaType | None:
+    """The allow-listed media type whose signature `head` (the first bytes of a file) carries, or None."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return JPEG
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return PNG
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return GIF
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return WEBP
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return WAV
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return TIFF
+    if head.startswith(b"fLaC"):
+        return FLAC
+    if head.startswith(b"%PDF-"):
+        return PDF
+    bmff = _bmff_type(head)
+    if bmff is not None:
+        return bmff
+    if _is_mp3(head):
+        return MP3
+    if _is_svg(head):
+        return SVG
+    return None
+
+
+def sniff(stream: BinaryIO) -> MediaType:
+    """Identify a seekable stream's media type from its first bytes; leaves the stream at offset 0."""
+    stream.seek(0)
+    head = stream.read(SNIFF_BYTES)
+    stream.seek(0)
+    if not head:
+        raise EmptyAssetError("The file is empty.")
+    media = identify(head)
+    if media is None:
+        supported = ", ".join(sorted({m.extension.upper() for m in SUPPORTED}))
+        raise UnsupportedMediaError(
+            "The file's content is not a supported media type.",
+            hint=f"Supported formats: {supported}. The type is read from the file's bytes, not its name.",
+        )
+    return media

@@ -1,0 +1,166 @@
+"""The core's typed values: what a caller asks for and what the core answers. Frozen, no behaviour."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class TrainingMining(enum.StrEnum):
+    ALLOWED = "allowed"
+    NOT_ALLOWED = "notAllowed"
+    CONSTRAINED = "constrained"
+
+
+class OutputMode(enum.StrEnum):
+    EMBEDDED = "embedded"  # the asset with the manifest store inside it
+    SIDECAR = "sidecar"  # a detached .c2pa manifest store; the asset bytes stay as they are
+
+
+@dataclass(frozen=True)
+class GenerationInfo:
+    """What made the asset. Validated by `manifest.validate_generation` before anything is signed."""
+
+    model_name: str
+    model_version: str
+    provider: str
+    digital_source_type: str  # full IPTC URI once validated
+    training_mining: TrainingMining | None = None
+    training_mining_constraint: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class MediaType:
+    """An allow-listed format, identified from the bytes."""
+
+    mime: str
+    extension: str
+    kind: str  # image | video | audio | document
+
+
+@dataclass(frozen=True)
+class SignedAsset:
+    """What a successful sign produced. The bytes themselves went to the caller's destination stream."""
+
+    manifest_id: str
+    media_type: MediaType
+    output_mode: OutputMode
+    input_sha256: str
+    output_sha256: str
+    output_size: int
+    key_id: str
+    certificate_sha256: str
+    signed_at: datetime
+    parent_manifest_id: str | None
+    generation: GenerationInfo
+
+
+class Outcome(enum.StrEnum):
+    TRUSTED = "trusted"
+    VALID_UNTRUSTED = "valid_untrusted"
+    INVALID = "invalid"
+    NONE = "none"
+
+
+class Integrity(enum.StrEnum):
+    INTACT = "intact"
+    TAMPERED = "tampered"
+    UNREADABLE = "unreadable"
+    ABSENT = "absent"
+
+
+class TimestampStatus(enum.StrEnum):
+    TRUSTED = "trusted"
+    UNTRUSTED = "untrusted"
+    NONE = "none"
+
+
+class RevocationStatus(enum.StrEnum):
+    GOOD = "good"
+    REVOKED = "revoked"
+    NOT_CHECKED = "not_checked"
+
+
+@dataclass(frozen=True)
+class StatusCode:
+    """One C2PA validation status as the engine reported it."""
+
+    code: str
+    explanation: str = ""
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Codes:
+    success: tuple[StatusCode, ...] = ()
+    informational: tuple[StatusCode, ...] = ()
+    failure: tuple[StatusCode, ...] = ()
+
+
+@dataclass(frozen=True)
+class SignerInfo:
+    common_name: str | None
+    organization: str | None
+    issuer: str | None
+    algorithm: str | None
+    serial_number: str | None
+    trusted: bool
+    trust_profile: str | None  # which trust profile made the signer trusted
+    development: bool  # trusted only by a development profile
+
+
+@dataclass(frozen=True)
+class TimestampInfo:
+    status: TimestampStatus
+    time: str | None = None
+
+
+@dataclass(frozen=True)
+class AiDeclaration:
+    declared: bool  # an AI-related digital source type is declared
+    digital_source_type: str | None
+    description: str | None
+    model_name: str | None
+    model_version: str | None
+    provider: str | None
+    actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Ingredient:
+    title: str | None
+    format: str | None
+    relationship: str | None
+    manifest_id: str | None
+    validation_failures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RemoteManifest:
+    url: str
+    fetched: bool = False
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    outcome: Outcome
+    summary: str
+    media_type: str
+    integrity: Integrity
+    manifest_id: str | None = None
+    title: str | None = None
+    claim_generator: str | None = None
+    signer: SignerInfo | None = None
+    timestamp: TimestampInfo = field(default_factory=lambda: TimestampInfo(TimestampStatus.NONE))
+    revocation: RevocationStatus = RevocationStatus.NOT_CHECKED
+    ai: AiDeclaration | None = None
+    ingredients: tuple[Ingredient, ...] = ()
+    remote_manifest: RemoteManifest | None = None
+    codes: Codes = field(default_factory=Codes)
+    development_trust: bool = False
+    engine_error: str | None = None
+    manifest_count: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)

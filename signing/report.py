@@ -1,0 +1,264 @@
+"""Pure interpretation of what the engine said into Hallmark's verification report.
+
+No engine calls here: input is the reader's JSON (dicts), so every rule is unit-testable. The report never
+says "authentic" or "human-made": credentials tell who signed what and what they declare, nothing more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from signing.manifest import HALLMARK_ASSERTION
+from signing.models import (
+    AiDeclaration,
+    Codes,
+    Ingredient,
+    Integrity,
+    Outcome,
+    RemoteManifest,
+    SignerInfo,
+    StatusCode,
+    TimestampInfo,
+    TimestampStatus,
+    VerificationReport,
+)
+from signing.reading import RawReading
+from signing.trust import TrustProfile
+from signing.vocabulary import AI_SOURCE_TYPES, SOURCE_TYPE_WORDS
+
+# Failures about the credential or its timestamp, not about the content or the manifest's structure.
+_CREDENTIAL_PREFIXES = ("signingCredential.", "timeStamp.", "cawg.")
+
+NO_PROVENANCE = (
+    "No content credentials were found in this file. That says nothing about how the content was made."
+)
+
+
+def build_report(
+    reading: RawReading, media_type: str, profiles: tuple[TrustProfile, ...]
+) -> VerificationReport:
+    if reading.kind == "absent":
+        return VerificationReport(Outcome.NONE, NO_PROVENANCE, media_type, Integrity.ABSENT)
+    if reading.kind == "remote":
+        url = reading.remote_url or "an unknown location"
+        return VerificationReport(
+            Outcome.NONE,
+            "No embedded content credentials; the file points to credentials stored at "
+            f"{url}, which Hallmark does not fetch. That says nothing about how the content was made.",
+            media_type,
+            Integrity.ABSENT,
+            remote_manifest=RemoteManifest(url=reading.remote_url or "", fetched=False),
+        )
+    if reading.kind == "error":
+        return VerificationReport(
+            Outcome.INVALID,
+            "The file carries content credentials that could not be validated "
+            f"({reading.error}). Treat its provenance as unknown.",
+            media_type,
+            Integrity.UNREADABLE,
+            engine_error=reading.error,
+        )
+    return _manifest_report(reading, media_type, profiles)
+
+
+def _manifest_report(
+    reading: RawReading, media_type: str, profiles: tuple[TrustProfile, ...]
+) -> VerificationReport:
+    store = reading.store
+    active_id = store.get("active_manifest")
+    manifests: dict[str, Any] = store.get("manifests") or {}
+    manifest: dict[str, Any] = manifests.get(active_id, {}) if isinstance(active_id, str) else {}
+    codes = _codes((store.get("validation_results") or {}).get("activeManifest") or {})
+    profile = next((p for p in profiles if p.name == reading.trust_profile), None)
+    signer = _signer(manifest, _cr_manifest(reading.crjson, active_id), reading.state == "Trusted", profile)
+    failures = [c.code for c in codes.failure]
+    integrity = Integrity.INTACT
+    if any(not code.startswith(_CREDENTIAL_PREFIXES) for code in failures):
+        integrity = Integrity.TAMPERED
+    outcome = {"Trusted": Outcome.TRUSTED, "Valid": Outcome.VALID_UNTRUSTED}.get(
+        reading.state or "", Outcome.INVALID
+    )
+    ai = _ai(manifest, signer)
+    report = VerificationReport(
+        outcome=outcome,
+        summary="",
+        media_type=media_type,
+        integrity=integrity,
+        manifest_id=active_id if isinstance(active_id, str) else None,
+        title=_str(manifest.get("title")),
+        claim_generator=_generator(manifest),
+        signer=signer,
+        timestamp=_timestamp(manifest, codes),
+        ai=ai,
+        ingredients=tuple(_ingredient(i) for i in manifest.get("ingredients") or [] if isinstance(i, dict)),
+        codes=codes,
+        development_trust=bool(profile and profile.development and outcome is Outcome.TRUSTED),
+        manifest_count=len(manifests),
+    )
+    return _with_summary(report, failures)
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _codes(section: dict[str, Any]) -> Codes:
+    def conv(items: Any) -> tuple[StatusCode, ...]:
+        out = []
+        for item in items or []:
+            if isinstance(item, dict) and isinstance(item.get("code"), str):
+                out.append(
+                    StatusCode(item["code"], str(item.get("explanation") or ""), str(item.get("url") or ""))
+                )
+        return tuple(out)
+
+    return Codes(
+        conv(section.get("success")), conv(section.get("informational")), conv(section.get("failure"))
+    )
+
+
+def _cr_manifest(crjson: dict[str, Any], label: Any) -> dict[str, Any]:
+    for m in crjson.get("manifests") or []:
+        if isinstance(m, dict) and m.get("label") == label:
+            return m
+    return {}
+
+
+def _dn(name: Any) -> str | None:
+    if not isinstance(name, dict) or not name:
+        return None
+    return ", ".join(f"{k}={v}" for k, v in name.items() if isinstance(v, str))
+
+
+def _signer(
+    manifest: dict[str, Any], cr: dict[str, Any], trusted: bool, profile: TrustProfile | None
+) -> SignerInfo | None:
+    info = manifest.get("signature_info")
+    if not isinstance(info, dict):
+        return None
+    cert = ((cr.get("signature") or {}).get("certificateInfo") or {}) if cr else {}
+    raw_subject = cert.get("subject")
+    subject: dict[str, Any] = raw_subject if isinstance(raw_subject, dict) else {}
+    return SignerInfo(
+        common_name=_str(subject.get("CN")) or _str(info.get("common_name")),
+        organization=_str(subject.get("O")) or _str(info.get("issuer")),
+        issuer=_dn(cert.get("issuer")),
+        algorithm=_str(info.get("alg")),
+        serial_number=_str(info.get("cert_serial_number")),
+        trusted=trusted,
+        trust_profile=profile.name if trusted and profile else None,
+        development=bool(trusted and profile and profile.development),
+    )
+
+
+def _timestamp(manifest: dict[str, Any], codes: Codes) -> TimestampInfo:
+    raw = manifest.get("signature_info")
+    info: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    time = _str(info.get("time"))
+    seen = [c.code for c in (*codes.success, *codes.informational, *codes.failure)]
+    if "timeStamp.trusted" in seen:
+        return TimestampInfo(TimestampStatus.TRUSTED, time)
+    if any(code.startswith("timeStamp.") for code in seen) or time:
+        return TimestampInfo(TimestampStatus.UNTRUSTED, time)
+    return TimestampInfo(TimestampStatus.NONE)
+
+
+def _actions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for assertion in manifest.get("assertions") or []:
+        if isinstance(assertion, dict) and str(assertion.get("label", "")).startswith("c2pa.actions"):
+            data = assertion.get("data") or {}
+            out.extend(a for a in data.get("actions") or [] if isinstance(a, dict))
+    return out
+
+
+def _assertion(manifest: dict[str, Any], label: str) -> dict[str, Any]:
+    for assertion in manifest.get("assertions") or []:
+        if isinstance(assertion, dict) and assertion.get("label") == label:
+            data = assertion.get("data")
+            return data if isinstance(data, dict) else {}
+    return {}
+
+
+def _ai(manifest: dict[str, Any], signer: SignerInfo | None) -> AiDeclaration:
+    actions = _actions(manifest)
+    typed = [a for a in actions if isinstance(a.get("digitalSourceType"), str)]
+    chosen = next(
+        (a for a in typed if a["digitalSourceType"] in AI_SOURCE_TYPES), typed[0] if typed else None
+    )
+    dst = chosen.get("digitalSourceType") if chosen else None
+    agent = (chosen or {}).get("softwareAgent")
+    model_name = _str(agent.get("name")) if isinstance(agent, dict) else _str(agent)
+    model_version = _str(agent.get("version")) if isinstance(agent, dict) else None
+    ours = _assertion(manifest, HALLMARK_ASSERTION)
+    provider = _str(ours.get("provider")) or (signer.organization if signer else None)
+    return AiDeclaration(
+        declared=dst in AI_SOURCE_TYPES,
+        digital_source_type=dst,
+        description=SOURCE_TYPE_WORDS.get(dst or ""),
+        model_name=model_name,
+        model_version=model_version,
+        provider=provider,
+        actions=tuple(str(a.get("action")) for a in actions if a.get("action")),
+    )
+
+
+def _generator(manifest: dict[str, Any]) -> str | None:
+    info = manifest.get("claim_generator_info")
+    if isinstance(info, list) and info and isinstance(info[0], dict):
+        name, version = _str(info[0].get("name")), _str(info[0].get("version"))
+        return f"{name} {version}" if name and version else name
+    return _str(manifest.get("claim_generator"))
+
+
+def _ingredient(item: dict[str, Any]) -> Ingredient:
+    results = (item.get("validation_results") or {}).get("activeManifest") or {}
+    return Ingredient(
+        title=_str(item.get("title")),
+        format=_str(item.get("format")),
+        relationship=_str(item.get("relationship")),
+        manifest_id=_str(item.get("active_manifest")),
+        validation_failures=tuple(
+            str(f.get("code")) for f in results.get("failure") or [] if isinstance(f, dict)
+        ),
+    )
+
+
+def _with_summary(report: VerificationReport, failures: list[str]) -> VerificationReport:
+    signer = report.signer
+    who = (
+        (signer.organization or signer.common_name or "an unnamed signer") if signer else "an unknown signer"
+    )
+    ai = report.ai
+    declares = ""
+    if ai and ai.digital_source_type:
+        words = ai.description or f"digital source type {ai.digital_source_type.rsplit('/', 1)[-1]}"
+        model = " ".join(x for x in (ai.model_name, ai.model_version) if x)
+        declares = f" They declare the content {words}" + (f" ({model})." if model else ".")
+    elif ai is not None:
+        declares = " They make no declaration about AI involvement."
+    if report.outcome is Outcome.TRUSTED and signer:
+        dev = " (development trust: not for production use)" if report.development_trust else ""
+        text = (
+            f"Content credentials are intact and signed by {who}, trusted via the '{signer.trust_profile}' "
+            f"trust profile{dev}.{declares}"
+        )
+    elif report.outcome is Outcome.VALID_UNTRUSTED:
+        text = (
+            f"Content credentials are intact and signed by {who}, a signer not on any trust list this "
+            f"service uses.{declares}"
+        )
+    elif report.integrity is Integrity.TAMPERED:
+        shown = ", ".join(sorted(set(failures))[:4])
+        text = (
+            f"Content credentials are present but the file or its manifest changed after signing ({shown})."
+            " Do not rely on what they declare."
+        )
+    else:
+        shown = ", ".join(sorted(set(failures))[:4])
+        text = (
+            f"Content credentials are present but the signing credential is not valid ({shown}). "
+            "Do not rely on what they declare."
+        )
+    return replace(report, summary=text)

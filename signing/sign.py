@@ -1,0 +1,108 @@
+"""Signing use case: one generated asset in, the same asset with AI-labelled credentials out."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from signing._c2pa import Engine, NativeSigner
+from signing.certs import sha256_fingerprint
+from signing.hashing import sha256_stream
+from signing.manifest import (
+    ClaimGenerator,
+    build_manifest_definition,
+    new_manifest_id,
+    parent_ingredient_definition,
+)
+from signing.media import sniff
+from signing.models import GenerationInfo, OutputMode, SignedAsset
+from signing.ports import Clock, Ledger, LedgerEntry
+
+
+@dataclass(frozen=True)
+class SignContext:
+    """What every sign in one process shares: the engine, the signer, the ledger, the clock."""
+
+    engine: Engine
+    signer: NativeSigner
+    ledger: Ledger
+    clock: Clock
+    generator: ClaimGenerator
+
+
+def sign_asset(
+    ctx: SignContext,
+    source: BinaryIO,
+    dest: BinaryIO,
+    info: GenerationInfo,
+    *,
+    mode: OutputMode = OutputMode.EMBEDDED,
+    api_key_id: str | None = None,
+) -> SignedAsset:
+    """Sign `source` (seekable) into `dest` (seekable, empty) and record it in the ledger.
+
+    The ledger write happens before this returns: if it fails, `LedgerError` propagates and the caller
+    must not release `dest`. Existing credentials in `source` become the parent ingredient.
+    """
+    media = sniff(source)
+    input_sha256, _ = sha256_stream(source)
+    parent_id: str | None = None
+    parent: dict[str, object] | None = None
+    existing = ctx.engine.read(media.mime, source)
+    if existing.kind in ("manifest", "error"):
+        # Incoming credentials are never stripped, even broken ones: the engine records their state.
+        parent_id = str(existing.store.get("active_manifest") or "") or None
+        parent = parent_ingredient_definition(f"parent.{media.extension}")
+    when = ctx.clock.now()
+    manifest_id = new_manifest_id()
+    definition = build_manifest_definition(
+        info,
+        manifest_id=manifest_id,
+        generator=ctx.generator,
+        when=when,
+        has_parent=parent is not None,
+        default_title=f"AI-generated {media.kind}.{media.extension}",
+    )
+    manifest_bytes = ctx.engine.sign(
+        definition, ctx.signer, media.mime, source, dest, parent=parent, sidecar=mode is OutputMode.SIDECAR
+    )
+    if mode is OutputMode.SIDECAR:
+        dest.seek(0)
+        dest.truncate()
+        dest.write(manifest_bytes)
+    output_sha256, output_size = sha256_stream(dest)
+    key = ctx.signer.key
+    cert_sha = sha256_fingerprint(key.certificate)
+    ctx.ledger.record(
+        LedgerEntry(
+            id=str(uuid.uuid4()),
+            created_at=when,
+            api_key_id=api_key_id,
+            provider=info.provider,
+            model_name=info.model_name,
+            model_version=info.model_version,
+            digital_source_type=info.digital_source_type,
+            media_type=media.mime,
+            output_mode=mode.value,
+            input_sha256=input_sha256,
+            output_sha256=output_sha256,
+            manifest_id=manifest_id,
+            parent_manifest_id=parent_id,
+            key_id=key.key_id,
+            certificate_sha256=cert_sha,
+        )
+    )
+    return SignedAsset(
+        manifest_id=manifest_id,
+        media_type=media,
+        output_mode=mode,
+        input_sha256=input_sha256,
+        output_sha256=output_sha256,
+        output_size=output_size,
+        key_id=key.key_id,
+        certificate_sha256=cert_sha,
+        signed_at=when,
+        parent_manifest_id=parent_id,
+        generation=info,
+    )

@@ -1,0 +1,28 @@
+"""Verification use case: any file in, an honest report out. Outcomes are data, not exceptions."""
+
+from __future__ import annotations
+
+from typing import BinaryIO
+
+from signing._c2pa import Engine
+from signing.errors import VerificationError
+from signing.media import sniff
+from signing.models import Outcome, VerificationReport
+from signing.report import build_report
+
+
+def inspect_asset(engine: Engine, stream: BinaryIO, manifest_data: bytes | None = None) -> VerificationReport:
+    """Report on `stream` (seekable). Raises only for unusable input (AssetError), never for a bad signature.
+
+    `manifest_data` is a detached manifest store (a `.c2pa` sidecar) to validate the asset against.
+    """
+    media = sniff(stream)
+    reading = engine.read(media.mime, stream, manifest_data)
+    return build_report(reading, media.mime, engine.config.trust)
+
+
+def require_trusted(report: VerificationReport) -> VerificationReport:
+    """Raise `VerificationError` unless the report's outcome is `trusted`."""
+    if report.outcome is not Outcome.TRUSTED:
+        raise VerificationError(report.summary, details={"outcome": report.outcome.value})
+    return report

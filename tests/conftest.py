@@ -1,0 +1,78 @@
+"""Shared fixtures: a fresh test PKI per session, the real engine, an in-memory ledger fake."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import signing
+from tests.pki import TestPki, make_test_pki
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_dir() -> Path:
+    return Path(os.environ.get("HALLMARK_SHARED_DIR", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def interop_dir() -> Path:
+    path = shared_dir() / "interop"
+    if not (path / "EXPECTED.tsv").is_file():
+        pytest.fail(f"interop corpus not found at {path} (set HALLMARK_SHARED_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
+    return make_test_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def trust_profile(pki: TestPki) -> signing.TrustProfile:
+    return signing.profile_from_pem("test-root", pki.root.read_bytes(), source=str(pki.root))
+
+
+@pytest.fixture(scope="session")
+def engine(trust_profile: signing.TrustProfile) -> signing.Engine:
+    return signing.Engine(signing.EngineConfig(trust=(trust_profile,)))
+
+
+@pytest.fixture(scope="session")
+def native_signer(pki: TestPki) -> signing.NativeSigner:
+    key = signing.PemKeySigner.from_files(signing.CredentialFiles(pki.chain, pki.key, "test-key"))
+    return signing.NativeSigner(key)
+
+
+class MemoryLedger:
+    def __init__(self) -> None:
+        self.entries: list[signing.LedgerEntry] = []
+
+    def record(self, entry: signing.LedgerEntry) -> None:
+        self.entries.append(entry)
+
+
+@pytest.fixture
+def ledger() -> MemoryLedger:
+    return MemoryLedger()
+
+
+@pytest.fixture
+def sign_ctx(
+    engine: signing.Engine, native_signer: signing.NativeSigner, ledger: MemoryLedger
+) -> signing.SignContext:
+    return signing.SignContext(
+        engine, native_signer, ledger, signing.SystemClock(), signing.ClaimGenerator("Hallmark", "test")
+    )
+
+
+@pytest.fixture
+def generation() -> signing.GenerationInfo:
+    return signing.validate_generation(
+        model_name="test-diffusion",
+        model_version="2.1",
+        provider="Example AI",
+        digital_source_type=None,
+    )
