@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import c2pa
 
@@ -121,8 +121,8 @@ class Engine:
         definition: dict[str, Any],
         signer: NativeSigner,
         mime: str,
-        source: BinaryIO,
-        dest: BinaryIO,
+        source: IO[bytes],
+        dest: IO[bytes],
         *,
         parent: dict[str, Any] | None,
         sidecar: bool,
@@ -143,7 +143,7 @@ class Engine:
 
     # --- reading -----------------------------------------------------------------------------------
 
-    def read(self, mime: str, stream: BinaryIO, manifest_data: bytes | None = None) -> RawReading:
+    def read(self, mime: str, stream: IO[bytes], manifest_data: bytes | None = None) -> RawReading:
         """Read and validate with each trust profile in turn; the first that trusts the signer wins."""
         first: RawReading | None = None
         for name, context in self._verify_contexts:
@@ -163,7 +163,7 @@ class Engine:
         return first
 
     @staticmethod
-    def _read_once(mime: str, stream: BinaryIO, manifest_data: bytes | None, context: Any) -> RawReading:
+    def _read_once(mime: str, stream: IO[bytes], manifest_data: bytes | None, context: Any) -> RawReading:
         stream.seek(0)
         try:
             with c2pa.Reader(mime, stream, manifest_data, context=context) as reader:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from typing import BinaryIO
+from typing import IO
 
 CHUNK = 1 << 20
 
 
-def sha256_stream(stream: BinaryIO) -> tuple[str, int]:
+def sha256_stream(stream: IO[bytes]) -> tuple[str, int]:
     """SHA-256 hex digest and size of a seekable stream; leaves it at offset 0."""
     stream.seek(0)
     digest = hashlib.sha256()

@@ -7,7 +7,7 @@ exact media type the engine expects (image/heic vs video/mp4 vs audio/mp4) is ou
 from __future__ import annotations
 
 import re
-from typing import BinaryIO
+from typing import IO
 
 from signing.errors import EmptyAssetError, UnsupportedMediaError
 from signing.models import MediaType
@@ -129,7 +129,7 @@ def identify(head: bytes) -> MediaType | None:
     return None
 
 
-def sniff(stream: BinaryIO) -> MediaType:
+def sniff(stream: IO[bytes]) -> MediaType:
     """Identify a seekable stream's media type from its first bytes; leaves the stream at offset 0."""
     stream.seek(0)
     head = stream.read(SNIFF_BYTES)

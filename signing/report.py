@@ -233,9 +233,9 @@ def _with_summary(report: VerificationReport, failures: list[str]) -> Verificati
     ai = report.ai
     declares = ""
     if ai and ai.digital_source_type:
-        words = ai.description or f"digital source type {ai.digital_source_type.rsplit('/', 1)[-1]}"
+        words = ai.description or f"has digital source type {ai.digital_source_type.rsplit('/', 1)[-1]}"
         model = " ".join(x for x in (ai.model_name, ai.model_version) if x)
-        declares = f" They declare the content {words}" + (f" ({model})." if model else ".")
+        declares = f" They declare that the content {words}" + (f" ({model})." if model else ".")
     elif ai is not None:
         declares = " They make no declaration about AI involvement."
     if report.outcome is Outcome.TRUSTED and signer:

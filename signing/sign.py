@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import IO
 
 from signing._c2pa import Engine, NativeSigner
 from signing.certs import sha256_fingerprint
@@ -33,8 +33,8 @@ class SignContext:
 
 def sign_asset(
     ctx: SignContext,
-    source: BinaryIO,
-    dest: BinaryIO,
+    source: IO[bytes],
+    dest: IO[bytes],
     info: GenerationInfo,
     *,
     mode: OutputMode = OutputMode.EMBEDDED,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import IO
 
 from signing._c2pa import Engine
 from signing.errors import VerificationError
@@ -11,7 +11,9 @@ from signing.models import Outcome, VerificationReport
 from signing.report import build_report
 
 
-def inspect_asset(engine: Engine, stream: BinaryIO, manifest_data: bytes | None = None) -> VerificationReport:
+def inspect_asset(
+    engine: Engine, stream: IO[bytes], manifest_data: bytes | None = None
+) -> VerificationReport:
     """Report on `stream` (seekable). Raises only for unusable input (AssetError), never for a bad signature.
 
     `manifest_data` is a detached manifest store (a `.c2pa` sidecar) to validate the asset against.

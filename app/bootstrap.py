@@ -1,0 +1,50 @@
+"""First-run set-up for development: a dev PKI, its trust profile, the database, one API key."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+from app.settings import Settings
+from app.store.apikeys import ApiKeyStore
+from app.store.db import make_engine, migrate
+from signing import ConfigError, create_dev_pki
+
+DEV_TRUST_PROFILE = "hallmark-dev"
+
+
+@dataclass(frozen=True)
+class DevInit:
+    created_pki: bool
+    api_key: str | None  # plaintext, only when one was created now
+
+
+def init_dev_keys(settings: Settings, *, force: bool = False) -> bool:
+    """Create the development PKI and trust profile unless a signing key exists. Returns True if created."""
+    if settings.is_production:
+        raise ConfigError("Development keys cannot be created with HALLMARK_ENV=production.")
+    chain, key = settings.resolved_signing_chain, settings.resolved_signing_key
+    if (chain.exists() or key.exists()) and not force:
+        return False
+    pki = create_dev_pki(
+        settings.dev_ca_dir, chain, key, provider=f"{settings.default_provider} (development)"
+    )
+    trust = settings.resolved_trust_dir / f"{DEV_TRUST_PROFILE}.pem"
+    trust.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(pki.root, trust)
+    return True
+
+
+def init_dev(settings: Settings) -> DevInit:
+    """What `hallmark serve --dev` does before serving; repeated runs reuse keys, database and API keys."""
+    created = init_dev_keys(settings)
+    db = make_engine(settings.resolved_database_url)
+    try:
+        migrate(db)
+        store = ApiKeyStore(db)
+        token = None
+        if store.count_active() == 0:
+            _, token = store.create("development", {"sign"})
+        return DevInit(created, token)
+    finally:
+        db.dispose()

@@ -1,0 +1,109 @@
+"""One table from core error types to HTTP status, rendered as RFC 9457 problem+json."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.metrics import PROBLEMS
+from signing import (
+    AssetTooLargeError,
+    CapacityError,
+    ConfigError,
+    HallmarkError,
+    InvalidMetadataError,
+    KeyringError,
+    LedgerError,
+    MalformedAssetError,
+    SigningError,
+    TimestampAuthorityError,
+    UnsupportedMediaError,
+    VerificationError,
+)
+
+log = logging.getLogger("hallmark")
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "/problems/"  # relative URI reference (RFC 9457 3.1.1)
+
+# Most specific first: the first class the error is an instance of decides the status.
+STATUS: tuple[tuple[type[HallmarkError], int], ...] = (
+    (UnsupportedMediaError, 415),
+    (AssetTooLargeError, 413),
+    (MalformedAssetError, 422),
+    (InvalidMetadataError, 422),
+    (TimestampAuthorityError, 503),
+    (LedgerError, 503),
+    (CapacityError, 503),
+    (VerificationError, 422),
+    (KeyringError, 503),
+    (SigningError, 500),
+    (ConfigError, 503),
+    (HallmarkError, 400),
+)
+RETRY_AFTER = {503: "5"}
+
+
+def status_for(exc: HallmarkError) -> int:
+    return next(status for cls, status in STATUS if isinstance(exc, cls))
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    PROBLEMS.labels(code).inc()
+    body: dict[str, Any] = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    headers = {"Retry-After": RETRY_AFTER[status]} if status in RETRY_AFTER else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def hallmark_problem(exc: HallmarkError) -> JSONResponse:
+    diag = exc.diagnostics()
+    return problem(
+        status_for(exc), exc.code, exc.title, exc.message, hint=diag.get("hint"), details=diag.get("details")
+    )
+
+
+async def _on_hallmark(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HallmarkError)
+    response = hallmark_problem(exc)
+    level = logging.WARNING if response.status_code >= 500 else logging.INFO
+    log.log(level, "request failed: %s", exc.diagnostics())
+    return response
+
+
+async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    fields = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "header")]
+        name = ".".join(loc) or "request"
+        message = "is required" if err.get("type") == "missing" else str(err.get("msg", "is invalid"))
+        fields.append({"field": name, "message": message})
+    detail = "; ".join(f"'{f['field']}' {f['message']}" for f in fields) or "The request is malformed."
+    return problem(422, "invalid-request", "Invalid request", detail, errors=fields)
+
+
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    # FastAPI turns any error while parsing a body into a bare 400; ours (size limit) keep their meaning.
+    cause = exc.__cause__
+    if isinstance(cause, HallmarkError):
+        return await _on_hallmark(request, cause)
+    return problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail), str(exc.detail))
+
+
+async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error", exc_info=exc)
+    return problem(500, "internal", "Internal error", "An unexpected error occurred; it has been logged.")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(HallmarkError, _on_hallmark)
+    app.add_exception_handler(RequestValidationError, _on_validation)
+    app.add_exception_handler(StarletteHTTPException, _on_http)
+    app.add_exception_handler(Exception, _on_unexpected)

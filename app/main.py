@@ -1,0 +1,83 @@
+"""The app factory: `uvicorn app.main:create_app --factory`.
+
+Settings are read here, not at import. The lifespan builds the per-process runtime (keys, trust, c2pa
+contexts, database) in each worker and fails fast, with the reason, when the signing key cannot sign.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from anyio import to_thread
+from fastapi import FastAPI
+
+from app import errors
+from app.auth import ApiKeyGate
+from app.limits import BodySizeLimit, InflightBudget
+from app.routes import health, sign, verify
+from app.runtime import HALLMARK_VERSION, Runtime, build_runtime
+from app.settings import Settings
+from app.store.apikeys import ApiKeyStore
+from signing import HallmarkError
+
+log = logging.getLogger("hallmark")
+
+DESCRIPTION = """Labels AI-generated media with C2PA Content Credentials and verifies media.
+
+* `POST /v1/sign` (API key with the `sign` scope): returns the file with a signed manifest declaring
+  it AI-generated (IPTC `trainedAlgorithmicMedia` by default), by which model, when, with a unique id.
+* `POST /v1/verify` (public by default): an honest report: integrity, signer and trust, timestamp,
+  declared AI involvement, ingredients, and the C2PA status codes behind each field.
+
+Errors are RFC 9457 `application/problem+json`.
+"""
+
+
+def configure_logging(settings: Settings) -> None:
+    level = getattr(logging, settings.log_level.upper(), logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            rt = await to_thread.run_sync(build_runtime, settings)
+        except HallmarkError as exc:
+            log.error("cannot start: %s", exc.diagnostics())
+            raise
+        app.state.runtime = rt
+        log.info(
+            "ready: key %s, trust profiles %s, database %s",
+            rt.sign_ctx.signer.key.key_id if rt.sign_ctx else None,
+            [p.name for p in rt.trust],
+            rt.db.url.render_as_string(hide_password=True),
+        )
+        try:
+            yield
+        finally:
+            rt.db.dispose()
+
+    app = FastAPI(title="Hallmark", version=HALLMARK_VERSION, description=DESCRIPTION, lifespan=lifespan)
+    app.state.budget = InflightBudget(settings.max_inflight_bytes)
+    errors.install(app)
+    app.include_router(sign.router)
+    app.include_router(verify.router)
+    app.include_router(health.router)
+
+    def key_store() -> ApiKeyStore | None:
+        rt: Runtime | None = getattr(app.state, "runtime", None)
+        return rt.api_keys if rt else None
+
+    rules = {"/v1/sign": "sign"}
+    if settings.verify_requires_key:
+        rules["/v1/verify"] = "any"
+    # Outermost first to run: the size check, then authentication, both before the body is read.
+    app.add_middleware(ApiKeyGate, store=key_store, rules=rules)
+    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
+    return app

@@ -1,0 +1,54 @@
+"""Small helpers shared by the routes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO, Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from app.limits import InflightBudget
+from app.runtime import Runtime
+
+CHUNK = 1 << 20
+
+
+def runtime(request: Request) -> Runtime:
+    rt: Runtime = request.app.state.runtime
+    return rt
+
+
+def budget(request: Request) -> InflightBudget:
+    b: InflightBudget = request.app.state.budget
+    return b
+
+
+def stream_file(fh: IO[bytes], media_type: str, headers: dict[str, str]) -> StreamingResponse:
+    """Stream a (spooled) temporary file and close it when done, also if the client goes away."""
+    fh.seek(0)
+
+    def chunks() -> Iterator[bytes]:
+        try:
+            while data := fh.read(CHUNK):
+                yield data
+        finally:
+            fh.close()
+
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {
+        "description": text,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemOut"}}},
+    }
+    for status, text in (
+        (401, "API key missing or invalid"),
+        (403, "API key lacks the required scope"),
+        (413, "File larger than the configured limit"),
+        (415, "Not a supported media type (identified from the bytes)"),
+        (422, "Malformed file or invalid metadata"),
+        (503, "Not able to sign now (ledger, timestamp authority, capacity); see Retry-After"),
+    )
+}

@@ -1,0 +1,104 @@
+"""POST /v1/sign: label a generated file as AI-generated with signed C2PA credentials."""
+
+from __future__ import annotations
+
+from tempfile import SpooledTemporaryFile
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import StreamingResponse
+
+from app.auth import bearer_scheme, current_key
+from app.metrics import SIGNED
+from app.routes.common import PROBLEM_RESPONSES, budget, runtime, stream_file
+from signing import ConfigError, OutputMode, sign_asset, validate_generation
+
+router = APIRouter(tags=["signing"])
+
+SIGNED_HEADERS = {
+    "Hallmark-Manifest-Id": {
+        "description": "The unique id (URN) of the new manifest.",
+        "schema": {"type": "string"},
+    },
+    "Hallmark-Input-SHA256": {"description": "SHA-256 of the uploaded file.", "schema": {"type": "string"}},
+    "Hallmark-Output-SHA256": {"description": "SHA-256 of the returned bytes.", "schema": {"type": "string"}},
+    "Hallmark-Signing-Key-Id": {"description": "The signing key used.", "schema": {"type": "string"}},
+}
+
+
+@router.post(
+    "/v1/sign",
+    summary="Sign a generated file",
+    description="Returns the same file carrying a signed C2PA manifest that declares it AI-generated "
+    "(or, with `output=sidecar`, a detached `.c2pa` manifest store; the file's bytes stay unchanged). "
+    "The media type is identified from the bytes. Credentials already in the file are kept as the parent "
+    "ingredient. Every signature is recorded in the audit ledger before the file is returned.",
+    dependencies=[Depends(bearer_scheme)],
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The signed file (same media type) or the manifest store (application/c2pa).",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+            "headers": SIGNED_HEADERS,
+        },
+        **PROBLEM_RESPONSES,
+    },
+)
+def sign(
+    request: Request,
+    file: Annotated[UploadFile, File(description="The generated image, video or audio file.")],
+    model_name: Annotated[str, Form(description="Name of the model that generated the file.")],
+    model_version: Annotated[str, Form(description="Version of the model.")],
+    provider: Annotated[str | None, Form(description="Provider of the model; default from settings.")] = None,
+    digital_source_type: Annotated[
+        str | None,
+        Form(description="IPTC digital source type code or URI; default trainedAlgorithmicMedia."),
+    ] = None,
+    training_mining: Annotated[
+        str | None, Form(description="CAWG training/mining preference: allowed, notAllowed, constrained.")
+    ] = None,
+    training_mining_constraint: Annotated[
+        str | None, Form(description="Constraint text, with training_mining=constrained.")
+    ] = None,
+    title: Annotated[str | None, Form(description="Title recorded in the manifest.")] = None,
+    output: Annotated[
+        Literal["embedded", "sidecar"], Query(description="Embed, or return a sidecar.")
+    ] = "embedded",
+) -> StreamingResponse:
+    rt = runtime(request)
+    if rt.sign_ctx is None:
+        raise ConfigError("Signing is unavailable: " + (rt.signer_problem or "no signing key is loaded."))
+    info = validate_generation(
+        model_name=model_name,
+        model_version=model_version,
+        provider=provider or rt.settings.default_provider,
+        digital_source_type=digital_source_type,
+        training_mining=training_mining,
+        training_mining_constraint=training_mining_constraint,
+        title=title,
+    )
+    mode = OutputMode(output)
+    key = current_key(request)
+    dest = SpooledTemporaryFile(max_size=rt.settings.spool_memory_bytes)  # noqa: SIM115 - closed by the response
+    try:
+        with budget(request).reserve(2 * (file.size or 0)):
+            signed = sign_asset(
+                rt.sign_ctx, file.file, dest, info, mode=mode, api_key_id=key.id if key else None
+            )
+    except BaseException:
+        dest.close()
+        raise
+    SIGNED.labels(signed.media_type.mime, mode.value).inc()
+    media_type = "application/c2pa" if mode is OutputMode.SIDECAR else signed.media_type.mime
+    extension = "c2pa" if mode is OutputMode.SIDECAR else signed.media_type.extension
+    headers = {
+        "Hallmark-Manifest-Id": signed.manifest_id,
+        "Hallmark-Input-SHA256": signed.input_sha256,
+        "Hallmark-Output-SHA256": signed.output_sha256,
+        "Hallmark-Signing-Key-Id": signed.key_id,
+        "Content-Length": str(signed.output_size),
+        "Content-Disposition": f'attachment; filename="signed.{extension}"',
+    }
+    if signed.parent_manifest_id:
+        headers["Hallmark-Parent-Manifest-Id"] = signed.parent_manifest_id
+    return stream_file(dest, media_type, headers)

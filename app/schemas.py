@@ -1,0 +1,110 @@
+"""HTTP shapes of the core's results (pydantic, for validation-free serialisation and the OpenAPI doc)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from signing import VerificationReport
+
+
+class StatusCodeOut(BaseModel):
+    code: str
+    explanation: str = ""
+    url: str = ""
+
+
+class CodesOut(BaseModel):
+    success: list[StatusCodeOut] = []
+    informational: list[StatusCodeOut] = []
+    failure: list[StatusCodeOut] = []
+
+
+class SignerOut(BaseModel):
+    common_name: str | None
+    organization: str | None
+    issuer: str | None = Field(description="Distinguished name of the certificate's issuer.")
+    algorithm: str | None
+    serial_number: str | None
+    trusted: bool
+    trust_profile: str | None = Field(description="The trust profile whose anchors made the signer trusted.")
+    development: bool = Field(description="Trusted only through a development trust profile.")
+
+
+class TimestampOut(BaseModel):
+    status: Literal["trusted", "untrusted", "none"]
+    time: str | None = None
+
+
+class AiOut(BaseModel):
+    declared: bool = Field(description="An AI-related IPTC digital source type is declared.")
+    digital_source_type: str | None
+    description: str | None
+    model_name: str | None
+    model_version: str | None
+    provider: str | None
+    actions: list[str] = []
+
+
+class IngredientOut(BaseModel):
+    title: str | None
+    format: str | None
+    relationship: str | None
+    manifest_id: str | None
+    validation_failures: list[str] = []
+
+
+class RemoteManifestOut(BaseModel):
+    url: str
+    fetched: bool = Field(description="Always false: verification never fetches remote manifests.")
+
+
+class VerificationReportOut(BaseModel):
+    outcome: Literal["trusted", "valid_untrusted", "invalid", "none"] = Field(
+        description="trusted: intact, signer on a trust profile; valid_untrusted: intact, signer unknown; "
+        "invalid: present but failed validation; none: no credentials found (says nothing about the content)."
+    )
+    summary: str
+    media_type: str
+    integrity: Literal["intact", "tampered", "unreadable", "absent"]
+    manifest_id: str | None = None
+    title: str | None = None
+    claim_generator: str | None = None
+    signer: SignerOut | None = None
+    timestamp: TimestampOut
+    revocation: Literal["good", "revoked", "not_checked"]
+    ai: AiOut | None = None
+    ingredients: list[IngredientOut] = []
+    remote_manifest: RemoteManifestOut | None = None
+    codes: CodesOut
+    development_trust: bool
+    engine_error: str | None = None
+    manifest_count: int = 0
+
+    @classmethod
+    def from_report(cls, report: VerificationReport) -> VerificationReportOut:
+        data = asdict(report)
+        data.pop("extra", None)
+        return cls.model_validate(data)
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "not_ready"]
+    key_id: str | None = None
+    certificate_not_after: str | None = None
+    warnings: list[str] = []
+    problem: str | None = None
+
+
+class ProblemOut(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    hint: str | None = None

@@ -1,0 +1,92 @@
+"""All configuration, from `HALLMARK_*` environment variables. Built inside the app factory, never at import.
+
+Guardrails: in production the service refuses development keys and trust, and refuses to run without trust
+anchors. Every limit has a sane default.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HALLMARK_", extra="ignore", frozen=True)
+
+    env: Literal["development", "production"] = Field(
+        "development", description="`production` turns on the guardrails (no dev keys, no dev trust)."
+    )
+    data_dir: Path = Field(Path("var"), description="Keys, trust profiles and the SQLite database live here.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file in the data dir."
+    )
+    keys_dir: Path | None = Field(None, description="Default: <data_dir>/keys.")
+    signing_chain: Path | None = Field(
+        None, description="PEM chain, leaf first. Default: <keys_dir>/signing-chain.pem"
+    )
+    signing_key: Path | None = Field(
+        None, description="PKCS#8 PEM key, mode 0600. Default: <keys_dir>/signing-key.pem"
+    )
+    signing_key_id: str = Field("default", description="Name recorded in the ledger for the signing key.")
+    signing_key_passphrase_file: Path | None = Field(None, description="File holding the key's passphrase.")
+    trust_dir: Path | None = Field(
+        None, description="Each *.pem file is one trust profile. Default: <data_dir>/trust"
+    )
+    default_provider: str = Field(
+        "Hallmark", description="Provider named in the label when a request names none."
+    )
+    tsa_url: str | None = Field(None, description="RFC 3161 timestamp authority used when signing.")
+    thumbnails: bool = Field(False, description="Embed a thumbnail (costs ~20x sign time and up to 1 MB).")
+    max_upload_bytes: int = Field(200 * MiB, gt=0, description="Largest accepted request body.")
+    max_inflight_bytes: int = Field(
+        1024 * MiB, gt=0, description="Bytes of uploads processed at once per worker."
+    )
+    spool_memory_bytes: int = Field(8 * MiB, ge=0, description="Outputs larger than this spool to disk.")
+    verify_requires_key: bool = Field(False, description="Require an API key (any scope) for /v1/verify.")
+    log_level: str = Field("info", description="Python log level name.")
+
+    @field_validator("tsa_url")
+    @classmethod
+    def _tsa_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("tsa_url must be an http(s) URL")
+        return value or None
+
+    # Derived paths: one place that knows the layout of the data directory.
+    @property
+    def resolved_keys_dir(self) -> Path:
+        return self.keys_dir or self.data_dir / "keys"
+
+    @property
+    def resolved_signing_chain(self) -> Path:
+        return self.signing_chain or self.resolved_keys_dir / "signing-chain.pem"
+
+    @property
+    def resolved_signing_key(self) -> Path:
+        return self.signing_key or self.resolved_keys_dir / "signing-key.pem"
+
+    @property
+    def resolved_trust_dir(self) -> Path:
+        return self.trust_dir or self.data_dir / "trust"
+
+    @property
+    def dev_ca_dir(self) -> Path:
+        return self.resolved_keys_dir / "dev-ca"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'hallmark.db').resolve()}"
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    def passphrase(self) -> SecretStr | None:
+        if self.signing_key_passphrase_file is None:
+            return None
+        return SecretStr(self.signing_key_passphrase_file.read_text().strip())

@@ -1,0 +1,53 @@
+"""The audit ledger of signatures and the API keys.
+
+Revision ID: 0001
+Revises:
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("secret_sha256", sa.String(64), nullable=False),
+        sa.Column("scopes", sa.String(200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_table(
+        "signatures",
+        sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.String(36), nullable=False, unique=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("api_key_id", sa.String(32), nullable=True),
+        sa.Column("provider", sa.String(200), nullable=False),
+        sa.Column("model_name", sa.String(200), nullable=False),
+        sa.Column("model_version", sa.String(200), nullable=False),
+        sa.Column("digital_source_type", sa.String(200), nullable=False),
+        sa.Column("media_type", sa.String(100), nullable=False),
+        sa.Column("output_mode", sa.String(20), nullable=False),
+        sa.Column("input_sha256", sa.String(64), nullable=False),
+        sa.Column("output_sha256", sa.String(64), nullable=False),
+        sa.Column("manifest_id", sa.String(100), nullable=False, unique=True),
+        sa.Column("parent_manifest_id", sa.String(200), nullable=True),
+        sa.Column("key_id", sa.String(100), nullable=False),
+        sa.Column("certificate_sha256", sa.String(64), nullable=False),
+    )
+    op.create_index("ix_signatures_created_at", "signatures", ["created_at"])
+    op.create_index("ix_signatures_output_sha256", "signatures", ["output_sha256"])
+
+
+def downgrade() -> None:
+    op.drop_table("signatures")
+    op.drop_table("api_keys")
