@@ -11,7 +11,7 @@ from app.settings import Settings
 
 def document() -> dict[str, Any]:
     # The document does not depend on the environment: build it from default settings.
-    return create_app(Settings(_env_file=None)).openapi()  # type: ignore[call-arg]
+    return create_app(Settings()).openapi()
 
 
 def render() -> str:

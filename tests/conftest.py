@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 import signing
+from app.settings import Settings
 from tests.pki import TestPki, make_test_pki
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,3 +79,46 @@ def generation() -> signing.GenerationInfo:
         provider="Example AI",
         digital_source_type=None,
     )
+
+
+# --- the HTTP app, wired to a temporary data directory --------------------------------------------------
+
+
+def make_data_dir(root: Path, pki: TestPki) -> Path:
+    """A data directory laid out like `keys init --dev` makes it, with the session's test PKI."""
+    import shutil
+
+    keys = root / "keys"
+    trust = root / "trust"
+    keys.mkdir(parents=True)
+    trust.mkdir()
+    shutil.copyfile(pki.chain, keys / "signing-chain.pem")
+    shutil.copyfile(pki.key, keys / "signing-key.pem")
+    (keys / "signing-key.pem").chmod(0o600)
+    shutil.copyfile(pki.root, trust / "test-root.pem")
+    return root
+
+
+@pytest.fixture
+def settings(tmp_path: Path, pki: TestPki) -> Settings:
+    return Settings(data_dir=make_data_dir(tmp_path / "var", pki), default_provider="Example AI")
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    from app.main import create_app
+
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def api_key(client: TestClient) -> str:
+    """A fresh API key with the sign scope, created through the running app's store."""
+    _, token = client.app.state.runtime.api_keys.create("tests", {"sign"})  # type: ignore[attr-defined]
+    return str(token)
+
+
+@pytest.fixture
+def auth(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"}
