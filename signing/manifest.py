@@ -34,20 +34,25 @@ class ClaimGenerator:
 
 
 def _clean(field_name: str, value: str | None, *, required: bool, max_length: int) -> str | None:
-    if value is None or value.strip() == "":
+    # Ordinary surrounding whitespace is trimmed; nothing else is silently dropped.
+    text = (value or "").strip(" \t\r\n")
+    if not text:
         if required:
-            raise InvalidMetadataError(f"'{field_name}' is required and must not be empty.")
+            raise InvalidMetadataError(
+                f"'{field_name}' is required and must not be empty.", details={"field": field_name}
+            )
         return None
-    text = value.strip()
+    # Control characters (NUL, newlines) and invisible format characters (bidi overrides, zero-width
+    # spaces) have no place in a label a person reads: they allow spoofed names.
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text):
+        raise InvalidMetadataError(
+            f"'{field_name}' contains control or invisible formatting characters.",
+            details={"field": field_name},
+        )
     if len(text) > max_length:
         raise InvalidMetadataError(
             f"'{field_name}' is {len(text)} characters long; the limit is {max_length}.",
             details={"field": field_name, "limit": max_length},
-        )
-    # Control characters (including NUL and newlines) have no place in a label a person reads.
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
-        raise InvalidMetadataError(
-            f"'{field_name}' contains control characters.", details={"field": field_name}
         )
     return text
 

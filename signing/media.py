@@ -56,8 +56,12 @@ _HEIC_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"}
 _HEIF_BRANDS = {b"mif1", b"msf1"}
 _AUDIO_BRANDS = {b"M4A ", b"M4B ", b"M4P "}
 _QUICKTIME_BRANDS = {b"qt  "}
-_SVG_ROOT = re.compile(rb"<svg[\s>/]", re.IGNORECASE)
-_SVG_PROLOG = re.compile(rb"^\s*(<\?xml[^>]*\?>\s*|<!--.*?-->\s*|<!DOCTYPE[^>]*>\s*)*<svg[\s>/]", re.S | re.I)
+# The root element must be <svg>: only an XML declaration, processing instructions, comments and a doctype
+# (without an internal subset) may come before it. HTML with inline SVG is not SVG.
+_SVG_PROLOG = re.compile(
+    rb"^\s*(?:<\?[^>]*\?>\s*|<!--.*?-->\s*|<!DOCTYPE[^>\[]*>\s*)*<svg[\s>/]", re.S | re.I
+)
+ID3_HEADER = 10
 
 
 def _bmff_type(head: bytes) -> MediaType | None:
@@ -97,8 +101,16 @@ def _is_mp3(head: bytes) -> bool:
 
 
 def _is_svg(head: bytes) -> bool:
-    text = head.removeprefix(b"\xef\xbb\xbf")
-    return bool(_SVG_PROLOG.match(text)) or (text.lstrip().startswith(b"<") and bool(_SVG_ROOT.search(text)))
+    return bool(_SVG_PROLOG.match(head.removeprefix(b"\xef\xbb\xbf")))
+
+
+def id3_end(head: bytes) -> int | None:
+    """Where an ID3v2 tag at the start of `head` ends (its size is a 28-bit "syncsafe" integer)."""
+    if len(head) < ID3_HEADER or not head.startswith(b"ID3") or any(b & 0x80 for b in head[6:10]):
+        return None
+    size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
+    footer = ID3_HEADER if head[5] & 0x10 else 0
+    return ID3_HEADER + size + footer
 
 
 def identify(head: bytes) -> MediaType | None:
@@ -133,10 +145,16 @@ def sniff(stream: IO[bytes]) -> MediaType:
     """Identify a seekable stream's media type from its first bytes; leaves the stream at offset 0."""
     stream.seek(0)
     head = stream.read(SNIFF_BYTES)
-    stream.seek(0)
     if not head:
         raise EmptyAssetError("The file is empty.")
     media = identify(head)
+    # FLAC may start with an ID3v2 tag (the engine puts its manifest there): look behind the tag.
+    end = id3_end(head) if media is MP3 else None
+    if end is not None:
+        stream.seek(end)
+        if stream.read(4) == b"fLaC":
+            media = FLAC
+    stream.seek(0)
     if media is None:
         supported = ", ".join(sorted({m.extension.upper() for m in SUPPORTED}))
         raise UnsupportedMediaError(

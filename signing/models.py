@@ -16,7 +16,7 @@ class TrainingMining(enum.StrEnum):
 
 class OutputMode(enum.StrEnum):
     EMBEDDED = "embedded"  # the asset with the manifest store inside it
-    SIDECAR = "sidecar"  # a detached .c2pa manifest store; the asset bytes stay as they are
+    SIDECAR = "sidecar"  # a detached .c2pa manifest store for the unchanged asset (not every format)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ from signing.vocabulary import AI_SOURCE_TYPES, SOURCE_TYPE_WORDS
 
 # Failures about the credential or its timestamp, not about the content or the manifest's structure.
 _CREDENTIAL_PREFIXES = ("signingCredential.", "timeStamp.", "cawg.")
+# ...except a timestamp that does not belong to the signature it claims to cover: that is an alteration.
+_ALTERATION_CODES = frozenset({"timeStamp.mismatch"})
 
 NO_PROVENANCE = (
     "No content credentials were found in this file. That says nothing about how the content was made."
@@ -65,16 +67,16 @@ def build_report(
 def _manifest_report(
     reading: RawReading, media_type: str, profiles: tuple[TrustProfile, ...]
 ) -> VerificationReport:
-    store = reading.store
-    active_id = store.get("active_manifest")
-    manifests: dict[str, Any] = store.get("manifests") or {}
-    manifest: dict[str, Any] = manifests.get(active_id, {}) if isinstance(active_id, str) else {}
-    codes = _codes((store.get("validation_results") or {}).get("activeManifest") or {})
+    store = _dict(reading.store)
+    active_id = _str(store.get("active_manifest"))
+    manifests = _dict(store.get("manifests"))
+    manifest = _dict(manifests.get(active_id)) if active_id else {}
+    codes = _codes(_dict(_dict(store.get("validation_results")).get("activeManifest")))
     profile = next((p for p in profiles if p.name == reading.trust_profile), None)
     signer = _signer(manifest, _cr_manifest(reading.crjson, active_id), reading.state == "Trusted", profile)
     failures = [c.code for c in codes.failure]
     integrity = Integrity.INTACT
-    if any(not code.startswith(_CREDENTIAL_PREFIXES) for code in failures):
+    if any(code in _ALTERATION_CODES or not code.startswith(_CREDENTIAL_PREFIXES) for code in failures):
         integrity = Integrity.TAMPERED
     outcome = {"Trusted": Outcome.TRUSTED, "Valid": Outcome.VALID_UNTRUSTED}.get(
         reading.state or "", Outcome.INVALID
@@ -85,13 +87,13 @@ def _manifest_report(
         summary="",
         media_type=media_type,
         integrity=integrity,
-        manifest_id=active_id if isinstance(active_id, str) else None,
+        manifest_id=active_id,
         title=_str(manifest.get("title")),
         claim_generator=_generator(manifest),
         signer=signer,
         timestamp=_timestamp(manifest, codes),
         ai=ai,
-        ingredients=tuple(_ingredient(i) for i in manifest.get("ingredients") or [] if isinstance(i, dict)),
+        ingredients=tuple(_ingredient(i) for i in _list(manifest.get("ingredients")) if isinstance(i, dict)),
         codes=codes,
         development_trust=bool(profile and profile.development and outcome is Outcome.TRUSTED),
         manifest_count=len(manifests),
@@ -103,10 +105,19 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    """Reader JSON carries attacker-controlled assertion data: every lookup tolerates a wrong shape."""
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _codes(section: dict[str, Any]) -> Codes:
     def conv(items: Any) -> tuple[StatusCode, ...]:
         out = []
-        for item in items or []:
+        for item in _list(items):
             if isinstance(item, dict) and isinstance(item.get("code"), str):
                 out.append(
                     StatusCode(item["code"], str(item.get("explanation") or ""), str(item.get("url") or ""))
@@ -119,7 +130,7 @@ def _codes(section: dict[str, Any]) -> Codes:
 
 
 def _cr_manifest(crjson: dict[str, Any], label: Any) -> dict[str, Any]:
-    for m in crjson.get("manifests") or []:
+    for m in _list(_dict(crjson).get("manifests")):
         if isinstance(m, dict) and m.get("label") == label:
             return m
     return {}
@@ -137,9 +148,8 @@ def _signer(
     info = manifest.get("signature_info")
     if not isinstance(info, dict):
         return None
-    cert = ((cr.get("signature") or {}).get("certificateInfo") or {}) if cr else {}
-    raw_subject = cert.get("subject")
-    subject: dict[str, Any] = raw_subject if isinstance(raw_subject, dict) else {}
+    cert = _dict(_dict(cr.get("signature")).get("certificateInfo"))
+    subject = _dict(cert.get("subject"))
     return SignerInfo(
         common_name=_str(subject.get("CN")) or _str(info.get("common_name")),
         organization=_str(subject.get("O")) or _str(info.get("issuer")),
@@ -153,9 +163,7 @@ def _signer(
 
 
 def _timestamp(manifest: dict[str, Any], codes: Codes) -> TimestampInfo:
-    raw = manifest.get("signature_info")
-    info: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    time = _str(info.get("time"))
+    time = _str(_dict(manifest.get("signature_info")).get("time"))
     seen = [c.code for c in (*codes.success, *codes.informational, *codes.failure)]
     if "timeStamp.trusted" in seen:
         return TimestampInfo(TimestampStatus.TRUSTED, time)
@@ -166,18 +174,16 @@ def _timestamp(manifest: dict[str, Any], codes: Codes) -> TimestampInfo:
 
 def _actions(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for assertion in manifest.get("assertions") or []:
+    for assertion in _list(manifest.get("assertions")):
         if isinstance(assertion, dict) and str(assertion.get("label", "")).startswith("c2pa.actions"):
-            data = assertion.get("data") or {}
-            out.extend(a for a in data.get("actions") or [] if isinstance(a, dict))
+            out.extend(a for a in _list(_dict(assertion.get("data")).get("actions")) if isinstance(a, dict))
     return out
 
 
 def _assertion(manifest: dict[str, Any], label: str) -> dict[str, Any]:
-    for assertion in manifest.get("assertions") or []:
+    for assertion in _list(manifest.get("assertions")):
         if isinstance(assertion, dict) and assertion.get("label") == label:
-            data = assertion.get("data")
-            return data if isinstance(data, dict) else {}
+            return _dict(assertion.get("data"))
     return {}
 
 
@@ -213,14 +219,14 @@ def _generator(manifest: dict[str, Any]) -> str | None:
 
 
 def _ingredient(item: dict[str, Any]) -> Ingredient:
-    results = (item.get("validation_results") or {}).get("activeManifest") or {}
+    results = _dict(_dict(item.get("validation_results")).get("activeManifest"))
     return Ingredient(
         title=_str(item.get("title")),
         format=_str(item.get("format")),
         relationship=_str(item.get("relationship")),
         manifest_id=_str(item.get("active_manifest")),
         validation_failures=tuple(
-            str(f.get("code")) for f in results.get("failure") or [] if isinstance(f, dict)
+            str(f.get("code")) for f in _list(results.get("failure")) if isinstance(f, dict)
         ),
     )
 
@@ -238,27 +244,31 @@ def _with_summary(report: VerificationReport, failures: list[str]) -> Verificati
         declares = f" They declare that the content {words}" + (f" ({model})." if model else ".")
     elif ai is not None:
         declares = " They make no declaration about AI involvement."
-    if report.outcome is Outcome.TRUSTED and signer:
-        dev = " (development trust: not for production use)" if report.development_trust else ""
-        text = (
-            f"Content credentials are intact and signed by {who}, trusted via the '{signer.trust_profile}' "
-            f"trust profile{dev}.{declares}"
+    shown = ", ".join(sorted(set(failures))[:4])
+    because = f" ({shown})" if shown else ""
+    if report.outcome is Outcome.TRUSTED:
+        via = (
+            f"the '{signer.trust_profile}' trust profile"
+            if signer and signer.trust_profile
+            else "a trust anchor"
         )
+        dev = " (development trust: not for production use)" if report.development_trust else ""
+        text = f"Content credentials are intact and signed by {who}, trusted via {via}{dev}.{declares}"
     elif report.outcome is Outcome.VALID_UNTRUSTED:
         text = (
             f"Content credentials are intact and signed by {who}, a signer not on any trust list this "
             f"service uses.{declares}"
         )
     elif report.integrity is Integrity.TAMPERED:
-        shown = ", ".join(sorted(set(failures))[:4])
         text = (
-            f"Content credentials are present but the file or its manifest changed after signing ({shown})."
+            f"Content credentials are present but the file or its manifest changed after signing{because}."
             " Do not rely on what they declare."
         )
-    else:
-        shown = ", ".join(sorted(set(failures))[:4])
+    elif shown:
         text = (
             f"Content credentials are present but the signing credential is not valid ({shown}). "
             "Do not rely on what they declare."
         )
+    else:
+        text = "Content credentials are present but did not validate. Do not rely on what they declare."
     return replace(report, summary=text)

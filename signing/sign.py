@@ -8,6 +8,7 @@ from typing import IO
 
 from signing._c2pa import Engine, NativeSigner
 from signing.certs import sha256_fingerprint
+from signing.errors import UnsupportedMediaError
 from signing.hashing import sha256_stream
 from signing.manifest import (
     ClaimGenerator,
@@ -68,6 +69,14 @@ def sign_asset(
         definition, ctx.signer, media.mime, source, dest, parent=parent, sidecar=mode is OutputMode.SIDECAR
     )
     if mode is OutputMode.SIDECAR:
+        # Some handlers (MP3, FLAC, PDF) rewrite the asset even when not embedding, and bind the hash to
+        # the rewritten bytes: a sidecar would then not match the caller's file. Refuse rather than lie.
+        if sha256_stream(dest)[0] != input_sha256:
+            raise UnsupportedMediaError(
+                f"A detached manifest is not available for {media.mime}: the engine must rewrite this "
+                "format's bytes, so the manifest would not match your file.",
+                hint="Use embedded output for this format.",
+            )
         dest.seek(0)
         dest.truncate()
         dest.write(manifest_bytes)

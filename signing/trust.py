@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives import serialization
+
 from signing.certs import is_development, load_chain
 from signing.errors import ConfigError, HallmarkError
 
@@ -27,7 +29,8 @@ def profile_from_pem(name: str, pem: bytes, *, source: str) -> TrustProfile:
         raise ConfigError(f"Trust profile {name!r}: {exc.message}") from None
     return TrustProfile(
         name=name,
-        anchors_pem=pem.decode("ascii"),
+        # Re-serialised: published bundles interleave (non-ASCII) commentary with the certificates.
+        anchors_pem="".join(c.public_bytes(serialization.Encoding.PEM).decode("ascii") for c in certs),
         development=any(is_development(c) for c in certs),
         source=source,
         sha256=hashlib.sha256(pem).hexdigest(),
