@@ -211,4 +211,9 @@ def _sign_error(exc: BaseException, signer: NativeSigner) -> HallmarkError:
             hint="Run `hallmark keys list` and check the certificate profile (EKU, key usage, validity).",
             details={"engine": message},
         )
+    if isinstance(
+        exc, c2pa.C2paError.Verify | c2pa.C2paError.Json | c2pa.C2paError.Manifest | c2pa.C2paError.Assertion
+    ):
+        # The engine refused our manifest definition: our fault, not the client's file.
+        return SigningError("The engine refused the manifest Hallmark built.", details={"engine": message})
     return MalformedAssetError("The engine could not sign this file.", details={"engine": message})
