@@ -147,9 +147,12 @@ def sign(
         mode = OutputMode.SIDECAR if sidecar else OutputMode.EMBEDDED
         target = out or file.with_name(f"{file.stem}.signed{'.c2pa' if sidecar else file.suffix}")
         tmp = target.with_name(target.name + ".partial")
-        with file.open("rb") as src, tmp.open("w+b") as dest:
-            signed = sign_asset(rt.sign_ctx, src, dest, info, mode=mode)
-        tmp.replace(target)
+        try:
+            with file.open("rb") as src, tmp.open("w+b") as dest:
+                signed = sign_asset(rt.sign_ctx, src, dest, info, mode=mode)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)  # a failed sign leaves nothing half-written behind
     except HallmarkError as exc:
         _fail(exc)
     typer.echo(
@@ -197,7 +200,12 @@ def _human(report: VerificationReport) -> str:
 @app.command()
 def verify(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Any media file.")],
-    manifest: Annotated[Path | None, typer.Option(help="A detached .c2pa manifest store for FILE.")] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, readable=True, help="A detached .c2pa manifest store for FILE."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Verify a file offline. Exit 0 intact credentials, 2 none or invalid, 3 unsupported, 1 other error."""

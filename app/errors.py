@@ -20,6 +20,7 @@ from signing import (
     KeyringError,
     LedgerError,
     MalformedAssetError,
+    SidecarUnavailableError,
     SigningError,
     TimestampAuthorityError,
     UnsupportedMediaError,
@@ -36,6 +37,7 @@ STATUS: tuple[tuple[type[HallmarkError], int], ...] = (
     (UnsupportedMediaError, 415),
     (AssetTooLargeError, 413),
     (MalformedAssetError, 422),
+    (SidecarUnavailableError, 422),
     (InvalidMetadataError, 422),
     (TimestampAuthorityError, 503),
     (LedgerError, 503),
@@ -76,13 +78,23 @@ async def _on_hallmark(_request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+def _field_message(err: Any) -> str:
+    """Pydantic's wording, turned into a phrase that follows the field name."""
+    if err.get("type") == "missing":
+        return "is required"
+    text = str(err.get("msg", "is invalid"))
+    if "Expected UploadFile" in text:
+        return "must be a file part of a multipart/form-data request, not a text field"
+    return text.replace("Input should be", "must be").replace("Value error, ", "")
+
+
 async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     fields = []
     for err in exc.errors():
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "header")]
         name = ".".join(loc) or "request"
-        message = "is required" if err.get("type") == "missing" else str(err.get("msg", "is invalid"))
+        message = _field_message(err)
         fields.append({"field": name, "message": message})
     detail = "; ".join(f"'{f['field']}' {f['message']}" for f in fields) or "The request is malformed."
     return problem(422, "invalid-request", "Invalid request", detail, errors=fields)

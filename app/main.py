@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI
@@ -18,6 +19,7 @@ from app.auth import ApiKeyGate
 from app.limits import BodySizeLimit, InflightBudget
 from app.routes import health, sign, verify
 from app.runtime import HALLMARK_VERSION, Runtime, build_runtime
+from app.schemas import ProblemOut
 from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from signing import HallmarkError
@@ -38,6 +40,22 @@ Errors are RFC 9457 `application/problem+json`.
 def configure_logging(settings: Settings) -> None:
     level = getattr(logging, settings.log_level.upper(), logging.INFO)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
+def _document_problem_schema(app: FastAPI) -> None:
+    """Problem responses reference ProblemOut; FastAPI registers only models used as response_model."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {})["ProblemOut"] = (
+                ProblemOut.model_json_schema(ref_template="#/components/schemas/{model}")
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -74,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rt: Runtime | None = getattr(app.state, "runtime", None)
         return rt.api_keys if rt else None
 
+    _document_problem_schema(app)
     rules = {"/v1/sign": "sign"}
     if settings.verify_requires_key:
         rules["/v1/verify"] = "any"

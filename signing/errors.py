@@ -85,6 +85,11 @@ class MalformedAssetError(AssetError):
     title = "Malformed file"
 
 
+class SidecarUnavailableError(AssetError):
+    code = "sidecar-unavailable"
+    title = "Detached manifest not available for this file"
+
+
 class EmptyAssetError(MalformedAssetError):
     code = "empty-asset"
     title = "Empty file"

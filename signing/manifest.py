@@ -25,6 +25,8 @@ PARENT_INGREDIENT_LABEL = "parent"
 MAX_NAME_LENGTH = 200
 MAX_TITLE_LENGTH = 500
 MAX_CONSTRAINT_LENGTH = 1000
+# Control, invisible format (bidi overrides, zero-width), line and paragraph separator characters.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,7 @@ class ClaimGenerator:
 def _clean(field_name: str, value: str | None, *, required: bool, max_length: int) -> str | None:
     # Ordinary surrounding whitespace is trimmed; nothing else is silently dropped.
     text = (value or "").strip(" \t\r\n")
-    if not text:
+    if not text or text.isspace():
         if required:
             raise InvalidMetadataError(
                 f"'{field_name}' is required and must not be empty.", details={"field": field_name}
@@ -44,7 +46,7 @@ def _clean(field_name: str, value: str | None, *, required: bool, max_length: in
         return None
     # Control characters (NUL, newlines) and invisible format characters (bidi overrides, zero-width
     # spaces) have no place in a label a person reads: they allow spoofed names.
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text):
+    if any(unicodedata.category(ch) in _REFUSED_CATEGORIES for ch in text):
         raise InvalidMetadataError(
             f"'{field_name}' contains control or invisible formatting characters.",
             details={"field": field_name},
@@ -105,6 +107,7 @@ def validate_generation(
         model_version=version or "",
         provider=prov or "",
         digital_source_type=dst,
+        source_type_defaulted=dst_raw is None,
         training_mining=tm,
         training_mining_constraint=constraint,
         title=_clean("title", title, required=False, max_length=MAX_TITLE_LENGTH),

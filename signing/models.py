@@ -27,6 +27,8 @@ class GenerationInfo:
     model_version: str
     provider: str
     digital_source_type: str  # full IPTC URI once validated
+    # True when the caller named none: an edit of a credentialed input then declares an AI composite.
+    source_type_defaulted: bool = False
     training_mining: TrainingMining | None = None
     training_mining_constraint: str | None = None
     title: str | None = None

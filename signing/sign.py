@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO
 
 from signing._c2pa import Engine, NativeSigner
 from signing.certs import sha256_fingerprint
-from signing.errors import UnsupportedMediaError
+from signing.errors import SidecarUnavailableError
 from signing.hashing import sha256_stream
 from signing.manifest import (
     ClaimGenerator,
@@ -19,6 +19,7 @@ from signing.manifest import (
 from signing.media import sniff
 from signing.models import GenerationInfo, OutputMode, SignedAsset
 from signing.ports import Clock, Ledger, LedgerEntry
+from signing.vocabulary import COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ def sign_asset(
         # Incoming credentials are never stripped, even broken ones: the engine records their state.
         parent_id = str(existing.store.get("active_manifest") or "") or None
         parent = parent_ingredient_definition(f"parent.{media.extension}")
+    if parent is not None and info.source_type_defaulted:
+        info = replace(info, digital_source_type=COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA)
     when = ctx.clock.now()
     manifest_id = new_manifest_id()
     definition = build_manifest_definition(
@@ -69,13 +72,14 @@ def sign_asset(
         definition, ctx.signer, media.mime, source, dest, parent=parent, sidecar=mode is OutputMode.SIDECAR
     )
     if mode is OutputMode.SIDECAR:
-        # Some handlers (MP3, FLAC, PDF) rewrite the asset even when not embedding, and bind the hash to
-        # the rewritten bytes: a sidecar would then not match the caller's file. Refuse rather than lie.
+        # Some handlers (MP3, FLAC, PDF; any input with a manifest) rewrite the asset even when not embedding
+        # and bind the hash to the rewritten bytes: the sidecar would not match the caller's file. Refuse.
         if sha256_stream(dest)[0] != input_sha256:
-            raise UnsupportedMediaError(
-                f"A detached manifest is not available for {media.mime}: the engine must rewrite this "
-                "format's bytes, so the manifest would not match your file.",
-                hint="Use embedded output for this format.",
+            raise SidecarUnavailableError(
+                f"A detached manifest cannot be made for this {media.mime} file: the engine must rewrite its "
+                "bytes (always for MP3, FLAC and PDF; for any file that already carries credentials), so the "
+                "manifest would not match your file.",
+                hint="Use embedded output for this file.",
             )
         dest.seek(0)
         dest.truncate()
