@@ -42,7 +42,9 @@ class ApiKeyGate:
             await response(scope, receive, send)
             return
         store = self.store()
-        key = await to_thread.run_sync(store.authenticate, token) if store else None
+        key = None
+        if store is not None:
+            key = store.cached(token) or await to_thread.run_sync(store.authenticate, token)
         if key is None:
             response = problem(401, "unauthorized", "Invalid API key", "The API key is unknown or revoked.")
             response.headers["WWW-Authenticate"] = 'Bearer realm="hallmark", error="invalid_token"'

@@ -122,4 +122,5 @@ def build_runtime(settings: Settings, *, require_signer: bool = True) -> Runtime
         if require_signer:
             raise
         problem = exc.message
-    return Runtime(settings, db, ledger, ApiKeyStore(db), engine, trust, sign_ctx, problem, not_after)
+    keys = ApiKeyStore(db, cache_seconds=settings.api_key_cache_seconds)
+    return Runtime(settings, db, ledger, keys, engine, trust, sign_ctx, problem, not_after)

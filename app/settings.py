@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         1024 * MiB, gt=0, description="Bytes of uploads processed at once per worker."
     )
     spool_memory_bytes: int = Field(8 * MiB, ge=0, description="Outputs larger than this spool to disk.")
+    api_key_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="Remember a valid API key this long; a revocation from the CLI waits this long.",
+    )
     verify_requires_key: bool = Field(False, description="Require an API key (any scope) for /v1/verify.")
     log_level: str = Field("info", description="Python log level name.")
 

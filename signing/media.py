@@ -162,3 +162,58 @@ def sniff(stream: IO[bytes]) -> MediaType:
             hint=f"Supported formats: {supported}. The type is read from the file's bytes, not its name.",
         )
     return media
+
+
+def may_embed_manifest(media: MediaType, stream: IO[bytes]) -> bool:
+    """False only when the bytes prove there is no embedded manifest (JPEG without APP11 before the scan,
+    PNG without a caBX chunk before the image data), so the caller can skip a reader. True otherwise."""
+    stream.seek(0)
+    try:
+        if media is JPEG:
+            return _jpeg_has_app11(stream)
+        if media is PNG:
+            return _png_has_cabx(stream)
+        return True
+    finally:
+        stream.seek(0)
+
+
+def _jpeg_has_app11(stream: IO[bytes]) -> bool:
+    stream.seek(2)
+    while True:
+        marker = stream.read(2)
+        if len(marker) < 2 or marker[0] != 0xFF:
+            return True  # not a clean segment walk: let the engine decide
+        kind = marker[1]
+        if kind == 0xEB:  # APP11: JUMBF boxes (C2PA)
+            return True
+        if kind in (0xDA, 0xD9):  # start of scan / end of image: no more metadata segments
+            return False
+        if kind == 0x01 or 0xD0 <= kind <= 0xD7:
+            continue
+        length = stream.read(2)
+        if len(length) < 2:
+            return True
+        stream.seek(int.from_bytes(length, "big") - 2, 1)
+
+
+def _png_has_cabx(stream: IO[bytes]) -> bool:
+    stream.seek(8)
+    while True:
+        header = stream.read(8)
+        if len(header) < 8:
+            return True
+        kind = header[4:8]
+        if kind == b"caBX":
+            return True
+        if kind in (b"IDAT", b"IEND"):
+            # The manifest chunk may also follow the image data; look at the tail cheaply.
+            return _tail_has(stream, b"caBX")
+        stream.seek(int.from_bytes(header[0:4], "big") + 4, 1)
+
+
+def _tail_has(stream: IO[bytes], needle: bytes, window: int = 1 << 16) -> bool:
+    stream.seek(0, 2)
+    size = stream.tell()
+    stream.seek(max(0, size - window))
+    return needle in stream.read(window)

@@ -16,7 +16,7 @@ from signing.manifest import (
     new_manifest_id,
     parent_ingredient_definition,
 )
-from signing.media import sniff
+from signing.media import may_embed_manifest, sniff
 from signing.models import GenerationInfo, OutputMode, SignedAsset
 from signing.ports import Clock, Ledger, LedgerEntry
 from signing.vocabulary import COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
@@ -51,8 +51,8 @@ def sign_asset(
     input_sha256, _ = sha256_stream(source)
     parent_id: str | None = None
     parent: dict[str, object] | None = None
-    existing = ctx.engine.read(media.mime, source)
-    if existing.kind in ("manifest", "error"):
+    existing = ctx.engine.read(media.mime, source) if may_embed_manifest(media, source) else None
+    if existing is not None and existing.kind in ("manifest", "error"):
         # Incoming credentials are never stripped, even broken ones: the engine records their state.
         parent_id = str(existing.store.get("active_manifest") or "") or None
         parent = parent_ingredient_definition(f"parent.{media.extension}")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from app.limits import InflightBudget
 from app.runtime import Runtime
@@ -22,6 +22,17 @@ def runtime(request: Request) -> Runtime:
 def budget(request: Request) -> InflightBudget:
     b: InflightBudget = request.app.state.budget
     return b
+
+
+def file_response(fh: IO[bytes], size: int, small: int, media_type: str, headers: dict[str, str]) -> Response:
+    """Small outputs go out as one buffer (no thread hop per chunk); large ones stream from their spool."""
+    if size <= small:
+        fh.seek(0)
+        try:
+            return Response(fh.read(), media_type=media_type, headers=headers)
+        finally:
+            fh.close()
+    return stream_file(fh, media_type, headers)
 
 
 def stream_file(fh: IO[bytes], media_type: str, headers: dict[str, str]) -> StreamingResponse:

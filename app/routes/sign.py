@@ -6,11 +6,11 @@ from tempfile import SpooledTemporaryFile
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from app.auth import bearer_scheme, current_key
 from app.metrics import SIGNED
-from app.routes.common import PROBLEM_RESPONSES, budget, runtime, stream_file
+from app.routes.common import PROBLEM_RESPONSES, budget, file_response, runtime
 from signing import ConfigError, OutputMode, sign_asset, validate_generation
 
 router = APIRouter(tags=["signing"])
@@ -64,7 +64,7 @@ def sign(
     output: Annotated[
         Literal["embedded", "sidecar"], Query(description="Embed, or return a sidecar.")
     ] = "embedded",
-) -> StreamingResponse:
+) -> Response:
     rt = runtime(request)
     if rt.sign_ctx is None:
         raise ConfigError("Signing is unavailable: " + (rt.signer_problem or "no signing key is loaded."))
@@ -101,4 +101,4 @@ def sign(
     }
     if signed.parent_manifest_id:
         headers["Hallmark-Parent-Manifest-Id"] = signed.parent_manifest_id
-    return stream_file(dest, media_type, headers)
+    return file_response(dest, signed.output_size, rt.settings.spool_memory_bytes, media_type, headers)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,8 +36,25 @@ class ApiKey:
 
 
 class ApiKeyStore:
-    def __init__(self, engine: sa.Engine):
+    """`cache_seconds` keeps successful look-ups in memory (saves a database round trip per request); a
+    key revoked through another process stops working within that many seconds, through this one at once."""
+
+    def __init__(self, engine: sa.Engine, *, cache_seconds: float = 0.0):
         self._engine = engine
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[ApiKey, float]] = {}
+        self._lock = threading.Lock()
+
+    def cached(self, token: str) -> ApiKey | None:
+        """A recent successful authentication of exactly this token, without touching the database."""
+        with self._lock:
+            hit = self._cache.get(token)
+            if hit is None:
+                return None
+            if hit[1] < time.monotonic():
+                del self._cache[token]
+                return None
+            return hit[0]
 
     def create(self, name: str, scopes: set[str]) -> tuple[ApiKey, str]:
         """Create a key; returns it with its plaintext token, which is never stored or shown again."""
@@ -72,7 +91,14 @@ class ApiKeyStore:
         if not hmac.compare_digest(row.secret_sha256, _digest(parts[2])):
             return None
         key = _key(row._mapping)
-        return key if key.active else None
+        if not key.active:
+            return None
+        if self._cache_seconds > 0:
+            with self._lock:
+                if len(self._cache) > 10_000:
+                    self._cache.clear()
+                self._cache[token] = (key, time.monotonic() + self._cache_seconds)
+        return key
 
     def list(self) -> list[ApiKey]:
         with self._engine.connect() as conn:
@@ -80,6 +106,8 @@ class ApiKeyStore:
             return [_key(r._mapping) for r in rows]
 
     def revoke(self, key_id: str) -> bool:
+        with self._lock:
+            self._cache = {t: hit for t, hit in self._cache.items() if hit[0].id != key_id}
         with self._engine.begin() as conn:
             result = conn.execute(
                 api_keys.update()

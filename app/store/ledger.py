@@ -20,7 +20,7 @@ class SqlLedger:
     def record(self, entry: LedgerEntry) -> None:
         try:
             with self._engine.begin() as conn:
-                conn.execute(signatures.insert().values(**asdict(entry)))
+                conn.execute(signatures.insert(), asdict(entry))
         except SQLAlchemyError as exc:
             raise LedgerError(
                 "The signature could not be recorded in the audit ledger, so the signed file was withheld.",

@@ -296,3 +296,18 @@ def test_one_flipped_byte_in_jpeg_image_data_is_tampering(
     assert report.integrity is signing.Integrity.TAMPERED
     assert report.manifest_id == signed.manifest_id
     assert "assertion.dataHash.mismatch" in {c.code for c in report.codes.failure}
+
+
+@pytest.mark.parametrize("name", ["no_manifest.jpg", "sample1.png"])
+def test_manifest_presence_shortcut_agrees_with_the_engine(
+    name: str, interop_dir: Any, sign_ctx: signing.SignContext, generation: signing.GenerationInfo
+) -> None:
+    """The cheap JPEG/PNG segment walk that skips a reader must never miss an embedded manifest."""
+    from signing.media import may_embed_manifest
+
+    original = (interop_dir / name).read_bytes()
+    media = signing.sniff(io.BytesIO(original))
+    assert may_embed_manifest(media, io.BytesIO(original)) is False
+    _, signed = sign(sign_ctx, original, generation)
+    assert may_embed_manifest(media, io.BytesIO(signed)) is True
+    assert may_embed_manifest(media, io.BytesIO(original[:40])) is True  # truncated: let the engine decide
