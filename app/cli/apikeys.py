@@ -1,0 +1,67 @@
+"""apikey: keys for the HTTP service."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from app.cli.common import settings
+
+apikey_app = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True)
+
+
+# --- API keys ------------------------------------------------------------------------------------------
+
+
+def _store() -> Any:
+    from app.runtime import open_database
+    from app.store.apikeys import ApiKeyStore
+
+    return ApiKeyStore(open_database(settings()))
+
+
+@apikey_app.command("create")
+def apikey_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the key.")],
+    scope: Annotated[list[str], typer.Option(help="sign and/or admin; repeat for several.")],
+) -> None:
+    """Create an API key and print it once, alone on the last line."""
+    try:
+        key, token = _store().create(name, set(scope))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"Created API key {key.id} ({', '.join(sorted(key.scopes))}). It is shown only now:", err=True)
+    typer.echo(token)
+
+
+@apikey_app.command("list")
+def apikey_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List API keys (ids, names, scopes; never the secrets)."""
+    rows = [
+        {
+            "id": k.id,
+            "name": k.name,
+            "scopes": sorted(k.scopes),
+            "created_at": k.created_at.isoformat(),
+            "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+        }
+        for k in _store().list()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        state = f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"
+        typer.echo(f"{r['id']}  {r['name']:<24} {','.join(r['scopes']):<12} {state}")
+
+
+@apikey_app.command("revoke")
+def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (the part after hm_).")]) -> None:
+    """Revoke an API key; requests with it fail from now on."""
+    if not _store().revoke(key_id):
+        typer.echo(f"error: no active API key with id {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"Revoked {key_id}")

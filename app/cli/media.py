@@ -1,0 +1,196 @@
+"""serve, sign and verify."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.cli.common import fail, jsonable, settings
+from signing import (
+    HallmarkError,
+    Outcome,
+    OutputMode,
+    UnsupportedMediaError,
+    VerificationReport,
+    inspect_asset,
+    sign_asset,
+    validate_generation,
+)
+
+VERIFY_EXIT = {Outcome.TRUSTED: 0, Outcome.VALID_UNTRUSTED: 0, Outcome.INVALID: 2, Outcome.NONE: 2}
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+    app.command()(sign)
+    app.command()(verify)
+
+
+# --- serve ---------------------------------------------------------------------------------------------
+
+
+def serve(
+    dev: Annotated[
+        bool, typer.Option("--dev", help="Create dev keys, trust, database and an API key on first start.")
+    ] = False,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (one per core is right for c2pa).")] = 1,
+) -> None:
+    """Serve the HTTP API."""
+    import uvicorn
+
+    from app.bootstrap import init_dev
+
+    cfg = settings()
+    if dev:
+        try:
+            result = init_dev(cfg)
+        except HallmarkError as exc:
+            fail(exc)
+        if result.created_pki:
+            typer.echo(f"Created a development PKI in {cfg.resolved_keys_dir} (trusted as 'hallmark-dev').")
+        if result.api_key:
+            typer.echo("Your API key (shown once; it has the 'sign' scope):")
+            typer.echo(result.api_key)
+        else:
+            typer.echo(
+                "API keys exist already; create another with: hallmark apikey create --name NAME --scope sign"
+            )
+    # Workers re-read settings from the environment: pass on what the command line decided.
+    os.environ["HALLMARK_DATA_DIR"] = str(cfg.data_dir)
+    typer.echo(f"Serving on http://{host}:{port}  (verify page: POST /v1/verify, docs: /docs)")
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=False,
+        server_header=False,
+        timeout_keep_alive=5,
+        log_level=cfg.log_level,
+    )
+
+
+# --- sign / verify -------------------------------------------------------------------------------------
+
+
+def sign(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="The generated file.")
+    ],
+    model_name: Annotated[str, typer.Option("--model-name", help="Model that generated it.")],
+    model_version: Annotated[str, typer.Option("--model-version", help="Model version.")],
+    provider: Annotated[str | None, typer.Option(help="Provider; default HALLMARK_DEFAULT_PROVIDER.")] = None,
+    digital_source_type: Annotated[
+        str | None, typer.Option(help="IPTC code; default trainedAlgorithmicMedia.")
+    ] = None,
+    training_mining: Annotated[str | None, typer.Option(help="allowed, notAllowed or constrained.")] = None,
+    title: Annotated[str | None, typer.Option(help="Title recorded in the manifest.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output path; default FILE.signed.EXT.")
+    ] = None,
+    sidecar: Annotated[bool, typer.Option(help="Write a detached .c2pa manifest store instead.")] = False,
+) -> None:
+    """Sign a file offline with the configured key (recorded in the ledger like an HTTP sign)."""
+    from app.runtime import build_runtime
+
+    cfg = settings()
+    try:
+        rt = build_runtime(cfg)
+        info = validate_generation(
+            model_name=model_name,
+            model_version=model_version,
+            provider=provider or cfg.default_provider,
+            digital_source_type=digital_source_type,
+            training_mining=training_mining,
+            title=title,
+        )
+        assert rt.sign_ctx is not None
+        mode = OutputMode.SIDECAR if sidecar else OutputMode.EMBEDDED
+        target = out or file.with_name(f"{file.stem}.signed{'.c2pa' if sidecar else file.suffix}")
+        tmp = target.with_name(target.name + ".partial")
+        try:
+            with file.open("rb") as src, tmp.open("w+b") as dest:
+                signed = sign_asset(rt.sign_ctx, src, dest, info, mode=mode)
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)  # a failed sign leaves nothing half-written behind
+    except HallmarkError as exc:
+        fail(exc)
+    typer.echo(
+        json.dumps(
+            {
+                "output": str(target),
+                "manifest_id": signed.manifest_id,
+                "media_type": signed.media_type.mime,
+                "output_sha256": signed.output_sha256,
+            }
+        )
+    )
+
+
+def _human(report: VerificationReport) -> str:
+    lines = [
+        f"outcome:     {report.outcome.value}",
+        f"summary:     {report.summary}",
+        f"integrity:   {report.integrity.value}",
+        f"media type:  {report.media_type}",
+    ]
+    if report.manifest_id:
+        lines.append(f"manifest:    {report.manifest_id}")
+    if report.signer:
+        s = report.signer
+        trust = f"trusted by '{s.trust_profile}'" if s.trusted else "not trusted"
+        lines.append(f"signer:      {s.organization or '-'} / {s.common_name or '-'} ({trust})")
+    lines.append(f"timestamp:   {report.timestamp.status.value}")
+    lines.append(f"revocation:  {report.revocation.value}")
+    ai = report.ai
+    if ai is not None and ai.digital_source_type is not None:
+        lines.append(
+            f"ai:          {ai.digital_source_type.rsplit('/', 1)[-1]} model={ai.model_name} "
+            f"version={ai.model_version} provider={ai.provider}"
+        )
+    for ing in report.ingredients:
+        lines.append(f"ingredient:  {ing.relationship} {ing.title} {ing.manifest_id or ''}".rstrip())
+    if report.remote_manifest:
+        lines.append(f"remote:      {report.remote_manifest.url} (not fetched)")
+    if report.codes.failure:
+        lines.append("failures:    " + ", ".join(c.code for c in report.codes.failure))
+    return "\n".join(lines)
+
+
+def verify(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Any media file.")],
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, readable=True, help="A detached .c2pa manifest store for FILE."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Verify a file offline. Exit 0 intact credentials, 2 none or invalid, 3 unsupported, 1 other error."""
+    from app.runtime import load_trust
+    from signing import Engine, EngineConfig
+
+    cfg = settings()
+    try:
+        engine = Engine(EngineConfig(trust=load_trust(cfg)))
+        with file.open("rb") as fh:
+            report = inspect_asset(engine, fh, manifest.read_bytes() if manifest else None)
+    except UnsupportedMediaError as exc:
+        fail(exc, 3)
+    except HallmarkError as exc:
+        fail(exc)
+    if as_json:
+        typer.echo(json.dumps(jsonable(asdict(report)), indent=2))
+    else:
+        typer.echo(_human(report))
+    raise typer.Exit(VERIFY_EXIT[report.outcome])
