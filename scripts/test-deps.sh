@@ -19,3 +19,10 @@ fi
 if [ -f tests/conformance/setup.sh ]; then
   bash tests/conformance/setup.sh
 fi
+# SoftHSM2: a real PKCS#11 token for the hardware-key tests (a throw-away token is made per test run).
+if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends softhsm2 libsofthsm2 >/dev/null
+fi

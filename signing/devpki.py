@@ -19,6 +19,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from signing.certs import DEV_ORGANIZATION
 from signing.keys import PrivateKey
 
+PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+PRIVATE_KEY_TYPES = (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey)
+
 C2PA_CLAIM_SIGNING_EKU = x509.ObjectIdentifier("1.3.6.1.4.1.62558.2.1")
 
 
@@ -83,7 +86,7 @@ def issue_ca(
 
 def issue_leaf(
     subject: x509.Name,
-    key: PrivateKey,
+    key: PrivateKey | PublicKey,
     *,
     issuer: x509.Certificate,
     issuer_key: PrivateKey,
@@ -91,13 +94,16 @@ def issue_leaf(
     not_after: datetime | None = None,
     extended_key_usages: tuple[x509.ObjectIdentifier, ...] = (ExtendedKeyUsageOID.EMAIL_PROTECTION,),
 ) -> x509.Certificate:
-    """A claim-signing leaf: CA=false, digitalSignature only, AKI present, EKU emailProtection."""
+    """A claim-signing leaf: CA=false, digitalSignature only, AKI present, EKU emailProtection.
+
+    `key` may be a public key alone: a key generated inside a token never leaves it."""
     now = datetime.now(UTC)
+    public = key.public_key() if isinstance(key, PRIVATE_KEY_TYPES) else key
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuer.subject)
-        .public_key(key.public_key())
+        .public_key(public)
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before or now - timedelta(hours=1))
         .not_valid_after(not_after or now + timedelta(days=825))
@@ -106,7 +112,7 @@ def issue_leaf(
             x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True
         )
         .add_extension(x509.ExtendedKeyUsage(list(extended_key_usages)), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
         )

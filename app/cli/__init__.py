@@ -11,6 +11,7 @@ from app.cli import media
 from app.cli.apikeys import apikey_app
 from app.cli.audit import audit_app
 from app.cli.keys import keys_app
+from app.cli.trust import trust_app
 from signing import HallmarkError
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ media.register(app)
 app.add_typer(keys_app, name="keys")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(audit_app, name="audit")
+app.add_typer(trust_app, name="trust")
 
 
 def main() -> None:
