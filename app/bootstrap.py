@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 
+from app.keyadmin import ensure_keyring
+from app.keysource import keyring_file
 from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from app.store.db import make_engine, migrate
@@ -32,6 +34,10 @@ def init_dev_keys(settings: Settings, *, force: bool = False) -> bool:
     trust = settings.resolved_trust_dir / f"{DEV_TRUST_PROFILE}.pem"
     trust.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(pki.root, trust)
+    keyring = keyring_file(settings)
+    if force and keyring.exists():
+        keyring.path.unlink()
+    ensure_keyring(settings)  # the new key becomes the keyring's first, active entry
     return True
 
 

@@ -65,9 +65,13 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
 
 def hallmark_problem(exc: HallmarkError) -> JSONResponse:
     diag = exc.diagnostics()
-    return problem(
+    response = problem(
         status_for(exc), exc.code, exc.title, exc.message, hint=diag.get("hint"), details=diag.get("details")
     )
+    retry = exc.details.get("retry_after_seconds")
+    if response.status_code == 503 and isinstance(retry, int) and retry > 0:
+        response.headers["Retry-After"] = str(retry)  # e.g. until the TSA circuit breaker half-opens
+    return response
 
 
 async def _on_hallmark(_request: Request, exc: Exception) -> JSONResponse:

@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            rt.signer_watch.close()
             rt.db.dispose()
 
     app = FastAPI(title="Hallmark", version=HALLMARK_VERSION, description=DESCRIPTION, lifespan=lifespan)

@@ -5,30 +5,27 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
 
 import sqlalchemy as sa
 
+from app.keywatch import SignerWatch
 from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from app.store.db import make_engine, migrate
 from app.store.ledger import SqlLedger
 from signing import (
+    CircuitBreaker,
     ClaimGenerator,
     ConfigError,
-    CredentialFiles,
     Engine,
     EngineConfig,
     HallmarkError,
-    NativeSigner,
-    PemKeySigner,
     SignContext,
-    SystemClock,
+    TimestampGuard,
+    TimestampPolicy,
     TrustProfile,
-    check_validity,
-    is_development,
+    TsaRelay,
     load_trust_dir,
-    self_test,
 )
 
 log = logging.getLogger("hallmark")
@@ -51,11 +48,16 @@ class Runtime:
     api_keys: ApiKeyStore
     engine: Engine
     trust: tuple[TrustProfile, ...]
-    sign_ctx: (
-        SignContext | None
-    )  # None when the signing key is unusable: the service verifies but is not ready
-    signer_problem: str | None
-    cert_not_after: datetime | None
+    signer_watch: SignerWatch
+
+    @property
+    def sign_ctx(self) -> SignContext | None:
+        """The signing context of the active key (None when no key can sign); take it once per request."""
+        return self.signer_watch.current()
+
+    @property
+    def signer_problem(self) -> str | None:
+        return self.signer_watch.problem
 
 
 def open_database(settings: Settings) -> sa.Engine:
@@ -82,45 +84,34 @@ def load_trust(settings: Settings) -> tuple[TrustProfile, ...]:
     return trust
 
 
-def credential_files(settings: Settings) -> CredentialFiles:
-    secret = settings.passphrase()
-    return CredentialFiles(
-        chain=settings.resolved_signing_chain,
-        key=settings.resolved_signing_key,
-        key_id=settings.signing_key_id,
-        passphrase=secret.get_secret_value().encode() if secret else None,
+def engine_config(settings: Settings, trust: tuple[TrustProfile, ...]) -> EngineConfig:
+    return EngineConfig(
+        trust=trust, thumbnails=settings.thumbnails, ocsp_responders=tuple(settings.ocsp_responders)
     )
 
 
-def load_signer(settings: Settings) -> NativeSigner:
-    key = PemKeySigner.from_files(credential_files(settings))
-    if settings.is_production and is_development(key.certificate):
-        raise ConfigError(
-            "Production refuses a development signing certificate.",
-            hint="Configure a key issued by your CA (HALLMARK_SIGNING_CHAIN / HALLMARK_SIGNING_KEY).",
-        )
-    check_validity(key.certificate)
-    return NativeSigner(key, settings.tsa_url)
+def timestamping(settings: Settings) -> tuple[TsaRelay, TimestampGuard] | None:
+    """Per process: a loopback relay that gives every TSA request a deadline, and the circuit breaker."""
+    if not settings.tsa_url:
+        return None
+    breaker = CircuitBreaker(settings.tsa_breaker_failures, settings.tsa_breaker_open_seconds)
+    guard = TimestampGuard(TimestampPolicy(settings.tsa_policy), breaker)
+    return TsaRelay(settings.tsa_url, settings.tsa_deadline_seconds), guard
 
 
 def build_runtime(settings: Settings, *, require_signer: bool = True) -> Runtime:
     """Everything one process needs. With `require_signer`, an unusable key is fatal (fail fast at start);
     without it (offline verify, audit) the problem is recorded and signing stays unavailable."""
     trust = load_trust(settings)
-    engine = Engine(EngineConfig(trust=trust, thumbnails=settings.thumbnails))
+    engine = Engine(engine_config(settings, trust))
     db = open_database(settings)
     ledger = SqlLedger(db)
-    sign_ctx: SignContext | None = None
-    problem: str | None = None
-    not_after: datetime | None = None
+    watch = SignerWatch(settings, engine, ledger, GENERATOR, timestamping=timestamping(settings))
     try:
-        signer = load_signer(settings)
-        self_test(engine, signer, GENERATOR)
-        sign_ctx = SignContext(engine, signer, ledger, SystemClock(), GENERATOR)
-        not_after = signer.key.certificate.not_valid_after_utc
+        watch.start()
     except HallmarkError as exc:
         if require_signer:
             raise
-        problem = exc.message
+        watch.problem = exc.message
     keys = ApiKeyStore(db, cache_seconds=settings.api_key_cache_seconds)
-    return Runtime(settings, db, ledger, keys, engine, trust, sign_ctx, problem, not_after)
+    return Runtime(settings, db, ledger, keys, engine, trust, watch)

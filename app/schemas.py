@@ -36,6 +36,9 @@ class SignerOut(BaseModel):
 class TimestampOut(BaseModel):
     status: Literal["trusted", "untrusted", "none"]
     time: str | None = None
+    trust_profile: str | None = Field(
+        None, description="The trust profile whose anchors made the timestamp authority trusted."
+    )
 
 
 class AiOut(BaseModel):

@@ -6,13 +6,21 @@ anchors. Every limit has a sane default.
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from signing import pin_from
 
 MiB = 1024 * 1024
+# An OCSP responder the engine may contact: host or IP, optional port, optional scheme, optional single
+# leading wildcard label. The engine matches host AND port: `ocsp.example.com` does not allow
+# `http://ocsp.example.com:8080/`.
+_RESPONDER = re.compile(r"^(https?://)?(\*\.)?([A-Za-z0-9-]+\.)*[A-Za-z0-9-]+(:[0-9]{1,5})?$")
 
 
 class Settings(BaseSettings):
@@ -34,13 +42,39 @@ class Settings(BaseSettings):
     )
     signing_key_id: str = Field("default", description="Name recorded in the ledger for the signing key.")
     signing_key_passphrase_file: Path | None = Field(None, description="File holding the key's passphrase.")
+    pkcs11_module: Path | None = Field(
+        None, description="PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so)."
+    )
+    pkcs11_token_label: str | None = Field(None, description="Token that `keys generate --pkcs11` uses.")
+    pkcs11_pin_file: Path | None = Field(None, description="File holding the token's user PIN (mode 0600).")
+    pkcs11_pin_env: str | None = Field(None, description="Name of an environment variable holding the PIN.")
     trust_dir: Path | None = Field(
         None, description="Each *.pem file is one trust profile. Default: <data_dir>/trust"
     )
+    keyring_poll_seconds: float = Field(
+        1.0, gt=0, description="How often a worker checks the keyring for a newly activated key."
+    )
+    cert_expiry_warning_days: int = Field(30, ge=0, description="/readyz warns this many days before expiry.")
     default_provider: str = Field(
         "Hallmark", description="Provider named in the label when a request names none."
     )
     tsa_url: str | None = Field(None, description="RFC 3161 timestamp authority used when signing.")
+    ocsp_responders: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated OCSP responders (host[:port]) verification may ask whether a signing "
+        "certificate was revoked. Empty: revocation is not checked and verification never touches the "
+        "network.",
+    )
+    tsa_deadline_seconds: float = Field(3.0, gt=0, le=30, description="Longest a sign waits for the TSA.")
+    tsa_policy: Literal["require", "best_effort"] = Field(
+        "require", description="TSA unusable: 503 + Retry-After (require), or sign without a timestamp."
+    )
+    tsa_breaker_failures: int = Field(
+        3, ge=1, description="Consecutive TSA failures that pause timestamping."
+    )
+    tsa_breaker_open_seconds: float = Field(
+        30.0, gt=0, description="Pause before a probe sign retries the TSA."
+    )
     thumbnails: bool = Field(False, description="Embed a thumbnail (costs ~20x sign time and up to 1 MB).")
     max_upload_bytes: int = Field(200 * MiB, gt=0, description="Largest accepted request body.")
     max_inflight_bytes: int = Field(
@@ -61,6 +95,21 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("tsa_url must be an http(s) URL")
         return value or None
+
+    @field_validator("ocsp_responders", mode="before")
+    @classmethod
+    def _responder_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("ocsp_responders")
+    @classmethod
+    def _responder_hosts(cls, value: list[str]) -> list[str]:
+        for host in value:
+            if not _RESPONDER.match(host):
+                raise ValueError(f"ocsp_responders: {host!r} is not a host[:port] (no paths, no bare '*')")
+        return list(dict.fromkeys(value))
 
     # Derived paths: one place that knows the layout of the data directory.
     @property
@@ -95,3 +144,7 @@ class Settings(BaseSettings):
         if self.signing_key_passphrase_file is None:
             return None
         return SecretStr(self.signing_key_passphrase_file.read_text().strip())
+
+    def pkcs11_pin(self) -> str:
+        """The token PIN, from the configured file or environment variable; never logged."""
+        return pin_from(self.pkcs11_pin_file, self.pkcs11_pin_env, os.environ)

@@ -1,8 +1,22 @@
 """Hallmark's signing core: pure provenance logic. The adapters in app/ import only these names."""
 
+from signing import keyring as keyring_rules
 from signing._c2pa import BINDING_VERSION, ENGINE_VERSION, Engine, EngineConfig, NativeSigner
-from signing.certs import DEV_ORGANIZATION, is_development, sha256_fingerprint
-from signing.devpki import DevPki, create_dev_pki
+from signing.certs import DEV_ORGANIZATION, is_development, public_key_sha256, sha256_fingerprint
+from signing.csr import build_csr
+from signing.devpki import (
+    DevPki,
+    create_dev_pki,
+    dev_name,
+    issue_leaf,
+    key_pem,
+    new_key,
+    write_private,
+    write_public,
+)
+from signing.devpki import pem as certificate_pem
+from signing.doctor import DoctorReport, Finding, diagnose
+from signing.doctor import render as render_doctor_report
 from signing.errors import (
     AssetError,
     AssetTooLargeError,
@@ -23,7 +37,8 @@ from signing.errors import (
     VerificationError,
 )
 from signing.hashing import sha256_stream
-from signing.keys import CredentialFiles, KeySigner, PemKeySigner, check_validity
+from signing.keyring import KeyEntry, KeyEvent, Keyring, KeyringFile, KeyState
+from signing.keys import CredentialFiles, KeySigner, PemKeySigner, algorithm_for_public_key, check_validity
 from signing.manifest import ClaimGenerator, validate_generation
 from signing.media import SUPPORTED as SUPPORTED_MEDIA
 from signing.media import sniff
@@ -46,9 +61,11 @@ from signing.models import (
     TrainingMining,
     VerificationReport,
 )
+from signing.pkcs11 import Pkcs11Config, Pkcs11KeySigner, generate_pkcs11_key, pin_from, pkcs11_csr
 from signing.ports import Clock, Ledger, LedgerEntry, SystemClock
 from signing.selftest import self_test
-from signing.sign import SignContext, sign_asset
+from signing.sign import SignContext, Timestamping, sign_asset
+from signing.timestamp import CircuitBreaker, TimestampGuard, TimestampOutcome, TimestampPolicy, TsaRelay
 from signing.trust import TrustProfile, load_trust_dir, profile_from_pem
 from signing.verify import inspect_asset, require_trusted
 from signing.vocabulary import DIGITAL_SOURCE_TYPES, TRAINED_ALGORITHMIC_MEDIA
@@ -65,23 +82,31 @@ __all__ = [
     "AssetTooLargeError",
     "CapacityError",
     "CertificateProfileError",
+    "CircuitBreaker",
     "ClaimGenerator",
     "Clock",
     "Codes",
     "ConfigError",
     "CredentialFiles",
     "DevPki",
+    "DoctorReport",
     "EmptyAssetError",
     "Engine",
     "EngineConfig",
+    "Finding",
     "GenerationInfo",
     "HallmarkError",
     "Ingredient",
     "Integrity",
     "InvalidMetadataError",
+    "KeyEntry",
+    "KeyEvent",
     "KeyNotFoundError",
     "KeySigner",
+    "KeyState",
+    "Keyring",
     "KeyringError",
+    "KeyringFile",
     "Ledger",
     "LedgerEntry",
     "LedgerError",
@@ -91,6 +116,8 @@ __all__ = [
     "Outcome",
     "OutputMode",
     "PemKeySigner",
+    "Pkcs11Config",
+    "Pkcs11KeySigner",
     "RemoteManifest",
     "RevocationStatus",
     "SidecarUnavailableError",
@@ -101,19 +128,38 @@ __all__ = [
     "StatusCode",
     "SystemClock",
     "TimestampAuthorityError",
+    "TimestampGuard",
     "TimestampInfo",
+    "TimestampOutcome",
+    "TimestampPolicy",
     "TimestampStatus",
+    "Timestamping",
     "TrainingMining",
     "TrustProfile",
+    "TsaRelay",
     "UnsupportedMediaError",
     "VerificationError",
     "VerificationReport",
+    "algorithm_for_public_key",
+    "build_csr",
+    "certificate_pem",
     "check_validity",
     "create_dev_pki",
+    "dev_name",
+    "diagnose",
+    "generate_pkcs11_key",
     "inspect_asset",
     "is_development",
+    "issue_leaf",
+    "key_pem",
+    "keyring_rules",
     "load_trust_dir",
+    "new_key",
+    "pin_from",
+    "pkcs11_csr",
     "profile_from_pem",
+    "public_key_sha256",
+    "render_doctor_report",
     "require_trusted",
     "self_test",
     "sha256_fingerprint",
@@ -121,4 +167,6 @@ __all__ = [
     "sign_asset",
     "sniff",
     "validate_generation",
+    "write_private",
+    "write_public",
 ]

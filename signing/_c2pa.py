@@ -24,7 +24,7 @@ from signing.errors import (
 )
 from signing.keys import KeySigner
 from signing.reading import RawReading
-from signing.trust import TrustProfile
+from signing.trust import TrustProfile, engine_trust_settings
 
 ENGINE_VERSION: str = c2pa.sdk_version()
 BINDING_VERSION: str = str(c2pa.__version__)
@@ -47,14 +47,21 @@ class EngineConfig:
     trust: tuple[TrustProfile, ...] = ()
     thumbnails: bool = False
     backing_store_threshold_mb: int = 1
+    # OCSP responders (`host:port`, or `scheme://host:port`) the engine may ask about revocation while
+    # verifying. Empty: revocation is not checked and verification makes no network request at all.
+    ocsp_responders: tuple[str, ...] = ()
 
 
 def _settings(config: EngineConfig, anchors: str | None) -> dict[str, Any]:
+    # OCSP only where something is verified against trust (not in a fresh signing context), and only
+    # towards the allow-listed responders: the engine takes the URL from the certificate's AIA.
+    ocsp = bool(config.ocsp_responders) and anchors is not None
     settings: dict[str, Any] = {
-        # Verification never touches the network: no remote manifests (SSRF), no OCSP, no hosts allowed.
-        "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False, "verify_timestamp_trust": True},
+        # Verification never touches the network: no remote manifests (SSRF), no hosts allowed, no OCSP
+        # unless responders are allow-listed.
+        "verify": {"remote_manifest_fetch": False, "ocsp_fetch": ocsp, "verify_timestamp_trust": True},
         "core": {
-            "allowed_network_hosts": [],
+            "allowed_network_hosts": list(config.ocsp_responders) if ocsp else [],
             "backing_store_memory_threshold_in_mb": config.backing_store_threshold_mb,
         },
         "builder": {
@@ -63,8 +70,9 @@ def _settings(config: EngineConfig, anchors: str | None) -> dict[str, Any]:
             "thumbnail": {"enabled": config.thumbnails},
         },
     }
-    if anchors:
-        settings["trust"] = {"trust_anchors": anchors}
+    trust = engine_trust_settings(config.trust, anchors)
+    if trust:
+        settings["trust"] = trust
     return settings
 
 
@@ -104,18 +112,18 @@ class NativeSigner:
 
 
 class Engine:
-    """Per-process engine state: one signing context and one verifying context per trust profile."""
+    """Per-process engine state: signing contexts and one verifying context holding every trust profile's
+    anchors, each tagged with its profile (the report attributes trust from the tag the engine quotes)."""
 
     def __init__(self, config: EngineConfig):
         self.config = config
-        combined = "".join(p.anchors_pem for p in config.trust) or None
+        # Any non-None value asks for every profile's anchors (see trust.engine_trust_settings).
+        anchors = "".join(p.anchors_pem for p in config.trust) if config.trust else None
         # Edits embed the parent's validation results, which must reflect our trust; a fresh file has no
         # parent, and trust anchors cost its verify-after-sign ~0.5 ms for nothing.
-        self._edit_context = _context(config, combined)
-        self._fresh_context = _context(config, None) if combined else self._edit_context
-        self._verify_contexts: list[tuple[str | None, Any]] = [
-            (p.name, _context(config, p.anchors_pem)) for p in config.trust
-        ] or [(None, _context(config, None))]
+        self._edit_context = _context(config, anchors)
+        self._fresh_context = _context(config, None) if anchors is not None else self._edit_context
+        self._verify_context = self._edit_context if anchors is not None else _context(config, None)
 
     # --- signing -----------------------------------------------------------------------------------
 
@@ -148,23 +156,8 @@ class Engine:
     # --- reading -----------------------------------------------------------------------------------
 
     def read(self, mime: str, stream: IO[bytes], manifest_data: bytes | None = None) -> RawReading:
-        """Read and validate with each trust profile in turn; the first that trusts the signer wins."""
-        first: RawReading | None = None
-        for name, context in self._verify_contexts:
-            reading = self._read_once(mime, stream, manifest_data, context)
-            if reading.kind != "manifest":
-                return reading
-            if reading.state == "Trusted":
-                return RawReading(
-                    kind="manifest",
-                    state="Trusted",
-                    store=reading.store,
-                    crjson=reading.crjson,
-                    trust_profile=name,
-                )
-            first = first or reading
-        assert first is not None
-        return first
+        """Read and validate once against every trust profile."""
+        return self._read_once(mime, stream, manifest_data, self._verify_context)
 
     @staticmethod
     def _read_once(mime: str, stream: IO[bytes], manifest_data: bytes | None, context: Any) -> RawReading:

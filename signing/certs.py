@@ -6,6 +6,7 @@ import hashlib
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from signing.errors import CertificateProfileError
@@ -52,3 +53,9 @@ def is_development(cert: x509.Certificate) -> bool:
         organization(cert) == DEV_ORGANIZATION
         or name_attribute(cert.issuer, NameOID.ORGANIZATION_NAME) == DEV_ORGANIZATION
     )
+
+
+def public_key_sha256(public_key: PublicKeyTypes) -> str:
+    """SHA-256 of the SubjectPublicKeyInfo: ties a key to every certificate issued for it."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()

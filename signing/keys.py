@@ -89,6 +89,20 @@ def algorithm_for(key: PrivateKey, requested: str | None = None) -> str:
     raise KeyringError("Unsupported private key type.", hint="Use an EC (P-256/384/521), Ed25519 or RSA key.")
 
 
+def algorithm_for_public_key(public: object) -> str:
+    """The default signing algorithm for a certificate's public key (RSA: PSS with SHA-256)."""
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        alg = _EC_ALGS.get(public.curve.name)
+        if alg is None:
+            raise KeyringError(f"Elliptic curve {public.curve.name} is not usable for C2PA signing.")
+        return alg[0]
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        return "ed25519"
+    if isinstance(public, rsa.RSAPublicKey):
+        return "ps256"
+    raise KeyringError("Unsupported public key type.")
+
+
 class PemKeySigner:
     """A private key in a PKCS#8 PEM file, with its certificate chain in another PEM file."""
 

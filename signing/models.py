@@ -58,6 +58,8 @@ class SignedAsset:
     signed_at: datetime
     parent_manifest_id: str | None
     generation: GenerationInfo
+    timestamped: bool = False
+    timestamp_skipped_reason: str | None = None  # breaker_open | tsa_failed, under the best-effort policy
 
 
 class Outcome(enum.StrEnum):
@@ -118,6 +120,7 @@ class SignerInfo:
 class TimestampInfo:
     status: TimestampStatus
     time: str | None = None
+    trust_profile: str | None = None  # which trust profile's anchors made the timestamp trusted
 
 
 @dataclass(frozen=True)

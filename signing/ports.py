@@ -26,6 +26,7 @@ class LedgerEntry:
     parent_manifest_id: str | None
     key_id: str
     certificate_sha256: str
+    timestamped: bool = False
 
 
 class Ledger(Protocol):

@@ -17,6 +17,7 @@ from signing.models import (
     Integrity,
     Outcome,
     RemoteManifest,
+    RevocationStatus,
     SignerInfo,
     StatusCode,
     TimestampInfo,
@@ -24,7 +25,7 @@ from signing.models import (
     VerificationReport,
 )
 from signing.reading import RawReading
-from signing.trust import TrustProfile
+from signing.trust import TrustProfile, parse_trust_list_uri
 from signing.vocabulary import AI_SOURCE_TYPES, SOURCE_TYPE_WORDS
 
 # Failures about the credential or its timestamp, not about the content or the manifest's structure.
@@ -71,9 +72,10 @@ def _manifest_report(
     active_id = _str(store.get("active_manifest"))
     manifests = _dict(store.get("manifests"))
     manifest = _dict(manifests.get(active_id)) if active_id else {}
-    codes = _codes(_dict(_dict(store.get("validation_results")).get("activeManifest")))
-    profile = next((p for p in profiles if p.name == reading.trust_profile), None)
-    signer = _signer(manifest, _cr_manifest(reading.crjson, active_id), reading.state == "Trusted", profile)
+    results = _dict(store.get("validation_results"))
+    codes = _codes(_dict(results.get("activeManifest")))
+    trusted, profile = _signer_trust(reading, results, codes, profiles)
+    signer = _signer(manifest, _cr_manifest(reading.crjson, active_id), trusted, profile)
     failures = [c.code for c in codes.failure]
     integrity = Integrity.INTACT
     if any(code in _ALTERATION_CODES or not code.startswith(_CREDENTIAL_PREFIXES) for code in failures):
@@ -81,6 +83,9 @@ def _manifest_report(
     outcome = {"Trusted": Outcome.TRUSTED, "Valid": Outcome.VALID_UNTRUSTED}.get(
         reading.state or "", Outcome.INVALID
     )
+    if outcome is Outcome.TRUSTED and not trusted:
+        # The engine trusted the signer through a timestamp authority's anchors: not a signer trust list.
+        outcome = Outcome.VALID_UNTRUSTED
     ai = _ai(manifest, signer)
     report = VerificationReport(
         outcome=outcome,
@@ -92,6 +97,7 @@ def _manifest_report(
         claim_generator=_generator(manifest),
         signer=signer,
         timestamp=_timestamp(manifest, codes),
+        revocation=_revocation(codes),
         ai=ai,
         ingredients=tuple(_ingredient(i) for i in _list(manifest.get("ingredients")) if isinstance(i, dict)),
         codes=codes,
@@ -162,14 +168,70 @@ def _signer(
     )
 
 
+def _signer_trust(
+    reading: RawReading, results: dict[str, Any], codes: Codes, profiles: tuple[TrustProfile, ...]
+) -> tuple[bool, TrustProfile | None]:
+    """Whether a signer trust list trusted the signer, and which profile's.
+
+    The engine names the anchor set that trusted the signer (`trustListUri`, and in the explanation of
+    `signingCredential.trusted`). It keeps one anchor store for signers and timestamps, so a signer that
+    chains to a timestamp authority's anchors comes back `Trusted`: Hallmark does not count that.
+    Readings without a Hallmark trust-list URI (older settings, hand-made readings) keep the engine's word
+    and the profile of the context that trusted them.
+    """
+    if reading.state != "Trusted":
+        return False, None
+    named = parse_trust_list_uri(_str(results.get("trustListUri")) or "")
+    if named is None:
+        named = next(
+            (
+                parsed
+                for c in codes.success
+                if c.code == "signingCredential.trusted"
+                and (parsed := parse_trust_list_uri(c.explanation)) is not None
+            ),
+            None,
+        )
+    if named is not None and named.signer_profile is None:
+        return False, None
+    name = named.signer_profile if named is not None else reading.trust_profile
+    return True, next((p for p in profiles if p.name == name), None)
+
+
 def _timestamp(manifest: dict[str, Any], codes: Codes) -> TimestampInfo:
     time = _str(_dict(manifest.get("signature_info")).get("time"))
     seen = [c.code for c in (*codes.success, *codes.informational, *codes.failure)]
     if "timeStamp.trusted" in seen:
-        return TimestampInfo(TimestampStatus.TRUSTED, time)
+        # The engine names the trust list in its explanation ("..., trust list: <uri>").
+        named = next(
+            (
+                parsed
+                for c in (*codes.success, *codes.informational)
+                if c.code == "timeStamp.trusted" and (parsed := parse_trust_list_uri(c.explanation))
+            ),
+            None,
+        )
+        # A TSA profile when one lists the anchor; else the signer profile whose anchors the engine used.
+        profile = (named.tsa_profile or named.signer_profile) if named else None
+        return TimestampInfo(TimestampStatus.TRUSTED, time, trust_profile=profile)
     if any(code.startswith("timeStamp.") for code in seen) or time:
         return TimestampInfo(TimestampStatus.UNTRUSTED, time)
     return TimestampInfo(TimestampStatus.NONE)
+
+
+# Revocation as the engine checked it (OCSP, only when responders are allow-listed). `ocsp.skipped`
+# (fetching off), `ocsp.inaccessible` (responder not allowed or unreachable), `ocsp.unknown` and no OCSP
+# code at all all mean the status is not known.
+_REVOKED = "signingCredential.ocsp.revoked"
+_NOT_REVOKED = "signingCredential.ocsp.notRevoked"
+
+
+def _revocation(codes: Codes) -> RevocationStatus:
+    if any(c.code == _REVOKED for c in (*codes.failure, *codes.informational, *codes.success)):
+        return RevocationStatus.REVOKED
+    if any(c.code == _NOT_REVOKED for c in codes.success):
+        return RevocationStatus.GOOD
+    return RevocationStatus.NOT_CHECKED
 
 
 def _actions(manifest: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,7 +19,17 @@ from signing.manifest import (
 from signing.media import may_embed_manifest, sniff
 from signing.models import GenerationInfo, OutputMode, SignedAsset
 from signing.ports import Clock, Ledger, LedgerEntry
+from signing.timestamp import TimestampGuard, TimestampOutcome
 from signing.vocabulary import COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+
+
+@dataclass(frozen=True)
+class Timestamping:
+    """RFC 3161 timestamps for this key: a signer pointed at the TSA (through the deadline relay) and the
+    guard that applies the circuit breaker and the require / best-effort policy."""
+
+    signer: NativeSigner
+    guard: TimestampGuard
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class SignContext:
     ledger: Ledger
     clock: Clock
     generator: ClaimGenerator
+    timestamps: Timestamping | None = None
 
 
 def sign_asset(
@@ -68,9 +79,21 @@ def sign_asset(
         has_parent=parent is not None,
         default_title=f"AI-generated {media.kind}.{media.extension}",
     )
-    manifest_bytes = ctx.engine.sign(
-        definition, ctx.signer, media.mime, source, dest, parent=parent, sidecar=mode is OutputMode.SIDECAR
-    )
+    sidecar = mode is OutputMode.SIDECAR
+
+    def engine_sign(signer: NativeSigner) -> bytes:
+        dest.seek(0)
+        dest.truncate()  # a failed timestamped attempt may have left bytes behind
+        return ctx.engine.sign(definition, signer, media.mime, source, dest, parent=parent, sidecar=sidecar)
+
+    stamping = ctx.timestamps
+    if stamping is None:
+        manifest_bytes = engine_sign(ctx.signer)
+        timestamp = TimestampOutcome(timestamped=ctx.signer.tsa_url is not None)
+    else:
+        manifest_bytes, timestamp = stamping.guard.sign(
+            lambda: engine_sign(stamping.signer), lambda: engine_sign(ctx.signer)
+        )
     if mode is OutputMode.SIDECAR:
         # Some handlers (MP3, FLAC, PDF; any input with a manifest) rewrite the asset even when not embedding
         # and bind the hash to the rewritten bytes: the sidecar would not match the caller's file. Refuse.
@@ -104,6 +127,7 @@ def sign_asset(
             parent_manifest_id=parent_id,
             key_id=key.key_id,
             certificate_sha256=cert_sha,
+            timestamped=timestamp.timestamped,
         )
     )
     return SignedAsset(
@@ -118,4 +142,6 @@ def sign_asset(
         signed_at=when,
         parent_manifest_id=parent_id,
         generation=info,
+        timestamped=timestamp.timestamped,
+        timestamp_skipped_reason=timestamp.reason,
     )

@@ -10,7 +10,7 @@ import typer
 
 from app.cli.common import settings
 
-audit_app = typer.Typer(help="The audit ledger of every signature.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit ledger: every signature and every key event.", no_args_is_help=True)
 
 
 # --- audit ---------------------------------------------------------------------------------------------
@@ -36,4 +36,27 @@ def audit_list(
         typer.echo(
             f"{e.created_at:%Y-%m-%dT%H:%M:%SZ}  {e.manifest_id}  {e.media_type:<16} "
             f"{e.provider}/{e.model_name}@{e.model_version}  key={e.key_id}  api_key={e.api_key_id or '-'}"
+        )
+
+
+@audit_app.command("keys")
+def audit_keys(
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="Newest first.")] = 50,
+    key_id: Annotated[str | None, typer.Option(help="Only this key.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List key events (added, chain imported, activated, retired, revoked), newest first."""
+    from app.cli.common import jsonable
+    from app.runtime import open_database
+    from app.store.ledger import SqlKeyEventLog
+
+    rows = SqlKeyEventLog(open_database(settings())).list(limit=limit, key_id=key_id)
+    if as_json:
+        typer.echo(json.dumps(jsonable(rows), indent=2))
+        return
+    for r in rows:
+        reason = f"  reason={r['reason']}" if r["reason"] else ""
+        typer.echo(
+            f"{r['at']:%Y-%m-%dT%H:%M:%SZ}  {r['event']:<15} {r['key_id']}  "
+            f"{r['from_state'] or '-'} -> {r['to_state'] or '-'}{reason}"
         )

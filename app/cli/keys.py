@@ -1,19 +1,38 @@
-"""keys: the signing credential."""
+"""keys: the keyring of signing keys (generate, import, activate, retire, revoke, list, doctor)."""
 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import fail, settings
+from app.cli.common import fail, jsonable, settings
 from signing import HallmarkError
 
-keys_app = typer.Typer(help="Signing keys and certificates.", no_args_is_help=True)
+keys_app = typer.Typer(help="Signing keys: the keyring and its rotation.", no_args_is_help=True)
+
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Show the change without making it.")]
 
 
-# --- keys ----------------------------------------------------------------------------------------------
+def _show_change(outcome: Any) -> None:
+    prefix = "would " if outcome.dry_run else ""
+    for e in outcome.events:
+        move = f"{e.from_state or '-'} -> {e.to_state}" if e.to_state else ""
+        reason = f" ({e.reason})" if e.reason else ""
+        typer.echo(f"{prefix}{e.event}: {e.key_id} {move}{reason}")
+    if not outcome.dry_run:
+        typer.echo(f"keyring version {outcome.ring.version}; running workers switch within seconds.")
+
+
+def _confirm(question: str, yes: bool, dry_run: bool) -> None:
+    if yes or dry_run:
+        return
+    if not typer.confirm(question, default=False):
+        typer.echo("Nothing changed.", err=True)
+        raise typer.Exit(1)
 
 
 @keys_app.command("init")
@@ -23,13 +42,13 @@ def keys_init(
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing signing key.")] = False,
 ) -> None:
-    """Create signing keys. Only development keys for now: production keys come from your CA."""
+    """Create the development PKI, its trust profile and the keyring's first key."""
     from app.bootstrap import init_dev_keys
 
     if not dev:
         typer.echo(
-            "error: only --dev is supported; configure CA-issued keys with HALLMARK_SIGNING_CHAIN and "
-            "HALLMARK_SIGNING_KEY (see README, 'Real keys').",
+            "error: only --dev is supported; for a CA-issued key use `hallmark keys generate --alg es256`, "
+            "send the CSR to your CA, then `hallmark keys import ID --chain FILE` (see README).",
             err=True,
         )
         raise typer.Exit(2)
@@ -44,27 +63,187 @@ def keys_init(
         typer.echo(f"A signing key exists at {cfg.resolved_signing_key}; use --force to replace it.")
 
 
-@keys_app.command("list")
-def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Show the configured signing key and certificate (never key material)."""
-    from app.runtime import credential_files
-    from signing import PemKeySigner, sha256_fingerprint
+@keys_app.command("generate")
+def keys_generate(
+    alg: Annotated[str, typer.Option(help="es256, es384, ed25519 or ps256.")] = "es256",
+    dev: Annotated[bool, typer.Option("--dev", help="Also issue a chain from the development CA.")] = False,
+    key_id: Annotated[str | None, typer.Option("--id", help="Key id; default <alg>-<date>-<random>.")] = None,
+    organization: Annotated[str | None, typer.Option(help="Subject O; default the provider.")] = None,
+    common_name: Annotated[str | None, typer.Option(help="Subject CN.")] = None,
+    country: Annotated[str, typer.Option(help="Subject C (two letters).")] = "US",
+    pkcs11: Annotated[bool, typer.Option("--pkcs11", help="Make the key inside the PKCS#11 token.")] = False,
+) -> None:
+    """Make a new key (pending) and a CSR for your CA; with --dev also a development chain."""
+    from app.keyadmin import generate
 
     cfg = settings()
     try:
-        key = PemKeySigner.from_files(credential_files(cfg))
+        entry, csr, chain = generate(
+            cfg,
+            alg=alg,
+            dev=dev,
+            key_id=key_id,
+            organization=organization,
+            common_name=common_name,
+            country=country,
+            pkcs11=pkcs11,
+        )
     except HallmarkError as exc:
         fail(exc)
-    cert = key.certificate
-    row = {
-        "key_id": key.key_id,
-        "algorithm": key.algorithm,
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "not_before": cert.not_valid_before_utc.isoformat(),
-        "not_after": cert.not_valid_after_utc.isoformat(),
-        "certificate_sha256": sha256_fingerprint(cert),
-        "chain": str(cfg.resolved_signing_chain),
-        "state": "active",
-    }
-    typer.echo(json.dumps(row, indent=2) if as_json else "\n".join(f"{k:19} {v}" for k, v in row.items()))
+    typer.echo(f"Generated key {entry.id} ({entry.algorithm}), state pending.")
+    typer.echo(f"CSR: {csr}")
+    if chain:
+        typer.echo(f"Development chain: {chain}. Activate it with: hallmark keys activate {entry.id}")
+    else:
+        typer.echo(f"Send the CSR to your CA, then: hallmark keys import {entry.id} --chain CHAIN.pem")
+    typer.echo(entry.id)
+
+
+@keys_app.command("import")
+def keys_import(
+    key_id: Annotated[str, typer.Argument(help="The pending key the chain was issued for.")],
+    chain: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="PEM chain, leaf first.")],
+    dry_run: DryRun = False,
+) -> None:
+    """Attach a CA-issued chain to a pending key, after checking it matches and the engine accepts it."""
+    from app.keyadmin import import_chain
+
+    try:
+        _show_change(import_chain(settings(), key_id, chain, dry_run=dry_run))
+    except HallmarkError as exc:
+        fail(exc)
+
+
+@keys_app.command("activate")
+def keys_activate(
+    key_id: Annotated[str, typer.Argument()], yes: Yes = False, dry_run: DryRun = False
+) -> None:
+    """Make a pending key the one that signs; the previously active key retires."""
+    from app.keyadmin import activate
+
+    _confirm(f"Activate key {key_id}? The active key will retire.", yes, dry_run)
+    try:
+        _show_change(activate(settings(), key_id, dry_run=dry_run))
+    except HallmarkError as exc:
+        fail(exc)
+
+
+@keys_app.command("retire")
+def keys_retire(key_id: Annotated[str, typer.Argument()], yes: Yes = False, dry_run: DryRun = False) -> None:
+    """Stop signing with a key (what it signed stays valid). Retiring the active key stops signing."""
+    from app.keyadmin import retire
+
+    _confirm(f"Retire key {key_id}?", yes, dry_run)
+    try:
+        _show_change(retire(settings(), key_id, dry_run=dry_run))
+    except HallmarkError as exc:
+        fail(exc)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument()],
+    reason: Annotated[str, typer.Option(help="Why: key compromise, superseded, ...")],
+    yes: Yes = False,
+    dry_run: DryRun = False,
+) -> None:
+    """Mark a key revoked for good (after a compromise also ask your CA to revoke its certificate)."""
+    from app.keyadmin import revoke
+
+    _confirm(f"Revoke key {key_id} for good?", yes, dry_run)
+    try:
+        _show_change(revoke(settings(), key_id, reason, dry_run=dry_run))
+    except HallmarkError as exc:
+        fail(exc)
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The keyring: every key, its state and certificate (never key material)."""
+    from app.keyadmin import ensure_keyring
+    from app.keysource import keyring_file
+
+    cfg = settings()
+    try:
+        if keyring_file(cfg).exists() or cfg.resolved_signing_key.exists():
+            ensure_keyring(cfg)  # adopts a pre-keyring key file as the first entry
+        ring = keyring_file(cfg).load()
+    except HallmarkError as exc:
+        fail(exc)
+    if not ring.entries:
+        typer.echo("error: there are no signing keys yet.", err=True)
+        typer.echo(
+            "hint: run `hallmark keys init --dev` (development) or `hallmark keys generate`.", err=True
+        )
+        raise typer.Exit(1)
+    rows = [
+        {
+            "key_id": e.id,
+            "state": e.state.value,
+            "algorithm": e.algorithm,
+            "storage": e.storage,
+            "subject": e.subject,
+            "issuer": e.issuer,
+            "not_after": e.not_after,
+            "certificate_sha256": e.certificate_sha256,
+            "development": e.development,
+            "created_at": e.created_at,
+            "activated_at": e.activated_at,
+            "retired_at": e.retired_at,
+            "revoked_at": e.revoked_at,
+            "revocation_reason": e.revocation_reason,
+        }
+        for e in ring.entries
+    ]
+    if as_json:
+        typer.echo(json.dumps(jsonable(rows), indent=2))
+        return
+    typer.echo(f"keyring {keyring_file(cfg).path} (version {ring.version})")
+    for r in rows:
+        typer.echo(
+            f"key_id={r['key_id']}  state={r['state']}  algorithm={r['algorithm']}  storage={r['storage']}"
+        )
+        typer.echo(f"    subject={r['subject'] or '(no chain yet)'}  not_after={r['not_after'] or '-'}")
+        typer.echo(f"    certificate_sha256={r['certificate_sha256'] or '-'}")
+
+
+@keys_app.command("doctor")
+def keys_doctor(
+    key_id: Annotated[
+        str | None, typer.Argument(help="A key in the keyring; default the active key.")
+    ] = None,
+    chain: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="A PEM chain to check.")
+    ] = None,
+    key: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Its PKCS#8 key file.")
+    ] = None,
+    expiring_within: Annotated[
+        int, typer.Option(help="Warn when the certificate expires within N days.")
+    ] = 30,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Check a credential: does the engine accept it, could a CA on the C2PA trust list issue it?
+
+    Names every broken property with its fix, then signs and verifies a test image. Exit 0 when the engine
+    accepts the credential, 1 when it does not."""
+    from dataclasses import asdict
+    from datetime import UTC, datetime
+
+    from app.keyadmin import doctor_for_entry, doctor_for_files
+    from signing import render_doctor_report
+
+    cfg = settings()
+    if (chain is None) != (key is None):
+        typer.echo("error: give both --chain and --key, or neither.", err=True)
+        raise typer.Exit(2)
+    try:
+        now = datetime.now(UTC)
+        if chain is not None and key is not None:
+            report = doctor_for_files(cfg, chain, key, now=now, expiring_within_days=expiring_within)
+        else:
+            report = doctor_for_entry(cfg, key_id, now=now, expiring_within_days=expiring_within)
+    except HallmarkError as exc:
+        fail(exc)
+    typer.echo(json.dumps(jsonable(asdict(report)), indent=2) if as_json else render_doctor_report(report))
+    raise typer.Exit(0 if report.engine_accepts else 1)

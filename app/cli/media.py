@@ -112,13 +112,14 @@ def sign(
             training_mining=training_mining,
             title=title,
         )
-        assert rt.sign_ctx is not None
+        ctx = rt.sign_ctx
+        assert ctx is not None  # build_runtime raised otherwise
         mode = OutputMode.SIDECAR if sidecar else OutputMode.EMBEDDED
         target = out or file.with_name(f"{file.stem}.signed{'.c2pa' if sidecar else file.suffix}")
         tmp = target.with_name(target.name + ".partial")
         try:
             with file.open("rb") as src, tmp.open("w+b") as dest:
-                signed = sign_asset(rt.sign_ctx, src, dest, info, mode=mode)
+                signed = sign_asset(ctx, src, dest, info, mode=mode)
             tmp.replace(target)
         finally:
             tmp.unlink(missing_ok=True)  # a failed sign leaves nothing half-written behind
@@ -177,12 +178,12 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Verify a file offline. Exit 0 intact credentials, 2 none or invalid, 3 unsupported, 1 other error."""
-    from app.runtime import load_trust
-    from signing import Engine, EngineConfig
+    from app.runtime import engine_config, load_trust
+    from signing import Engine
 
     cfg = settings()
     try:
-        engine = Engine(EngineConfig(trust=load_trust(cfg)))
+        engine = Engine(engine_config(cfg, load_trust(cfg)))
         with file.open("rb") as fh:
             report = inspect_asset(engine, fh, manifest.read_bytes() if manifest else None)
     except UnsupportedMediaError as exc:

@@ -13,8 +13,6 @@ from app.schemas import HealthOut, ReadyOut
 
 router = APIRouter(tags=["operations"])
 
-EXPIRY_WARNING = timedelta(days=30)
-
 
 @router.get("/healthz", response_model=HealthOut, summary="The process is up")
 def healthz() -> HealthOut:
@@ -28,28 +26,28 @@ def healthz() -> HealthOut:
     responses={503: {"model": ReadyOut, "description": "Not able to sign"}},
 )
 def readyz(request: Request) -> ReadyOut | JSONResponse:
-    rt = getattr(request.app.state, "runtime", None)
-    if rt is None:
-        return JSONResponse(ReadyOut(status="not_ready", problem="starting").model_dump(), status_code=503)
+    if getattr(request.app.state, "runtime", None) is None:
+        return _not_ready(ReadyOut(status="not_ready", problem="starting"))
     rt = runtime(request)
-    if rt.sign_ctx is None or rt.cert_not_after is None:
-        body = ReadyOut(status="not_ready", problem=rt.signer_problem or "no signing key")
-        return JSONResponse(body.model_dump(), status_code=503)
+    ctx = rt.sign_ctx
+    if ctx is None:
+        return _not_ready(ReadyOut(status="not_ready", problem=rt.signer_problem or "no signing key"))
+    key = ctx.signer.key
+    not_after = key.certificate.not_valid_after_utc
+    body = ReadyOut(status="ready", key_id=key.key_id, certificate_not_after=not_after.isoformat())
     now = datetime.now(UTC)
-    key_id = rt.sign_ctx.signer.key.key_id
-    not_after = rt.cert_not_after.isoformat()
-    if now >= rt.cert_not_after:
-        body = ReadyOut(
-            status="not_ready",
-            key_id=key_id,
-            certificate_not_after=not_after,
-            problem="the signing certificate has expired",
-        )
-        return JSONResponse(body.model_dump(), status_code=503)
-    warnings = []
-    if rt.cert_not_after - now < EXPIRY_WARNING:
-        warnings.append(f"the signing certificate expires on {rt.cert_not_after:%Y-%m-%d}")
-    return ReadyOut(status="ready", key_id=key_id, certificate_not_after=not_after, warnings=warnings)
+    if now >= not_after:
+        expired = {"status": "not_ready", "problem": "the signing certificate has expired"}
+        return _not_ready(body.model_copy(update=expired))
+    if not_after - now < timedelta(days=rt.settings.cert_expiry_warning_days):
+        body.warnings.append(f"the signing certificate expires on {not_after:%Y-%m-%d}")
+    if rt.signer_problem:
+        body.warnings.append(rt.signer_problem)
+    return body
+
+
+def _not_ready(body: ReadyOut) -> JSONResponse:
+    return JSONResponse(body.model_dump(), status_code=503)
 
 
 @router.get("/metrics", summary="Prometheus metrics of this worker", response_class=Response)

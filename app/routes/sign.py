@@ -23,6 +23,11 @@ SIGNED_HEADERS = {
     "Hallmark-Input-SHA256": {"description": "SHA-256 of the uploaded file.", "schema": {"type": "string"}},
     "Hallmark-Output-SHA256": {"description": "SHA-256 of the returned bytes.", "schema": {"type": "string"}},
     "Hallmark-Signing-Key-Id": {"description": "The signing key used.", "schema": {"type": "string"}},
+    "Hallmark-Timestamped": {
+        "description": "Whether an RFC 3161 timestamp covers the signature (false when none is "
+        "configured, or the best-effort policy skipped an unavailable authority).",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
 }
 
 
@@ -66,7 +71,8 @@ def sign(
     ] = "embedded",
 ) -> Response:
     rt = runtime(request)
-    if rt.sign_ctx is None:
+    ctx = rt.sign_ctx  # taken once: a key rotation during this request does not change its key
+    if ctx is None:
         raise ConfigError("Signing is unavailable: " + (rt.signer_problem or "no signing key is loaded."))
     info = validate_generation(
         model_name=model_name,
@@ -82,9 +88,7 @@ def sign(
     dest = SpooledTemporaryFile(max_size=rt.settings.spool_memory_bytes)  # noqa: SIM115 - closed by the response
     try:
         with budget(request).reserve(2 * (file.size or 0)):
-            signed = sign_asset(
-                rt.sign_ctx, file.file, dest, info, mode=mode, api_key_id=key.id if key else None
-            )
+            signed = sign_asset(ctx, file.file, dest, info, mode=mode, api_key_id=key.id if key else None)
     except BaseException:
         dest.close()
         raise
@@ -96,6 +100,7 @@ def sign(
         "Hallmark-Input-SHA256": signed.input_sha256,
         "Hallmark-Output-SHA256": signed.output_sha256,
         "Hallmark-Signing-Key-Id": signed.key_id,
+        "Hallmark-Timestamped": "true" if signed.timestamped else "false",
         "Content-Length": str(signed.output_size),
         "Content-Disposition": f'attachment; filename="signed.{extension}"',
     }

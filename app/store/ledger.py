@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.store.tables import signatures
-from signing import LedgerEntry, LedgerError
+from app.store.tables import key_events, signatures
+from signing import KeyEvent, LedgerEntry, LedgerError
 
 
 class SqlLedger:
@@ -46,3 +46,41 @@ def _entry(row: Any) -> LedgerEntry:
     if isinstance(created, datetime) and created.tzinfo is None:
         values["created_at"] = created.replace(tzinfo=UTC)  # SQLite drops the zone; we only store UTC
     return LedgerEntry(**values)
+
+
+class SqlKeyEventLog:
+    """Key events in the same database as the signature ledger, for one audit trail."""
+
+    def __init__(self, engine: sa.Engine):
+        self._engine = engine
+
+    def record(self, events: list[KeyEvent], certificates: dict[str, str | None]) -> None:
+        if not events:
+            return
+        rows = [
+            {
+                "at": e.at, "key_id": e.key_id, "event": e.event, "from_state": e.from_state,
+                "to_state": e.to_state, "reason": e.reason, "certificate_sha256": certificates.get(e.key_id),
+            }
+            for e in events
+        ]  # fmt: skip
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(key_events.insert(), rows)
+        except SQLAlchemyError as exc:
+            raise LedgerError(
+                "The key change was made but could not be recorded in the audit ledger.",
+                details={"database_error": type(exc).__name__},
+            ) from None
+
+    def list(self, *, limit: int = 50, key_id: str | None = None) -> list[dict[str, Any]]:
+        query = key_events.select().order_by(key_events.c.seq.desc()).limit(limit)
+        if key_id:
+            query = query.where(key_events.c.key_id == key_id)
+        with self._engine.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            row.pop("seq", None)
+            if isinstance(row["at"], datetime) and row["at"].tzinfo is None:
+                row["at"] = row["at"].replace(tzinfo=UTC)
+        return rows

@@ -36,6 +36,21 @@ signatures = sa.Table(
     sa.Column("parent_manifest_id", sa.String(200), nullable=True),
     sa.Column("key_id", sa.String(100), nullable=False),
     sa.Column("certificate_sha256", sa.String(64), nullable=False),
+    sa.Column("timestamped", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index("ix_signatures_created_at", "created_at"),
     sa.Index("ix_signatures_output_sha256", "output_sha256"),
+)
+
+key_events = sa.Table(
+    "key_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("key_id", sa.String(100), nullable=False),
+    sa.Column("event", sa.String(40), nullable=False),
+    sa.Column("from_state", sa.String(20), nullable=True),
+    sa.Column("to_state", sa.String(20), nullable=True),
+    sa.Column("reason", sa.String(500), nullable=True),
+    sa.Column("certificate_sha256", sa.String(64), nullable=True),
+    sa.Index("ix_key_events_key_id", "key_id"),
 )

@@ -161,7 +161,8 @@ def test_keys_list_shows_the_certificate_never_the_key(data_dir: Path) -> None:
     for field in ("key_id", "subject", "not_after", "certificate_sha256"):
         assert field in text.stdout, f"{field} missing:\n{text.stdout}"
 
-    row = json.loads(ok(hallmark(data_dir, "keys", "list", "--json")).stdout)
+    [row] = json.loads(ok(hallmark(data_dir, "keys", "list", "--json")).stdout)
+    assert row["state"] == "active"
     leaf = x509.load_pem_x509_certificates((data_dir / "keys" / "signing-chain.pem").read_bytes())[0]
     assert row["key_id"] == "default"
     assert row["subject"] == leaf.subject.rfc4514_string()

@@ -1,0 +1,268 @@
+"""The keyring: every signing key Hallmark knows, its state, and the rules for moving between states.
+
+States: pending -> active -> retired -> revoked (and pending -> revoked). Exactly one key is active at a
+time; activating a key retires the one before it. The file is JSON with a schema number and a version that
+grows with every write; running workers watch it and switch keys without a restart. Writes are atomic
+(temporary file, fsync, rename) and serialised by a lock file, so two operators cannot lose each other's
+change. No key material is ever stored here: only where the key lives.
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from signing.errors import KeyNotFoundError, KeyringError
+
+SCHEMA = 1
+FILE_NAME = "keyring.json"
+
+
+class KeyState(enum.StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    RETIRED = "retired"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    id: str
+    algorithm: str
+    state: KeyState
+    storage: str  # "pem" (a PKCS#8 file) or "pkcs11" (an object in a token)
+    created_at: str
+    public_key_sha256: str
+    key_path: str | None = None  # pem: relative to the keyring's folder
+    key_encrypted: bool = False
+    pkcs11_token: str | None = None
+    pkcs11_label: str | None = None
+    chain_path: str | None = None  # relative; None until a CA-issued chain is imported
+    certificate_sha256: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    not_after: str | None = None
+    development: bool = False
+    activated_at: str | None = None
+    retired_at: str | None = None
+    revoked_at: str | None = None
+    revocation_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class KeyEvent:
+    """One change of the keyring, for the audit ledger."""
+
+    key_id: str
+    event: str  # added | chain-imported | activated | retired | revoked
+    from_state: str | None
+    to_state: str | None
+    at: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Keyring:
+    version: int = 0
+    entries: tuple[KeyEntry, ...] = field(default_factory=tuple)
+
+    def get(self, key_id: str) -> KeyEntry:
+        for entry in self.entries:
+            if entry.id == key_id:
+                return entry
+        known = ", ".join(e.id for e in self.entries) or "none"
+        raise KeyNotFoundError(f"No key '{key_id}' in the keyring.", hint=f"Known keys: {known}.")
+
+    def active(self) -> KeyEntry | None:
+        return next((e for e in self.entries if e.state is KeyState.ACTIVE), None)
+
+    def _with(self, updated: KeyEntry) -> Keyring:
+        return replace(self, entries=tuple(updated if e.id == updated.id else e for e in self.entries))
+
+
+Change = tuple[Keyring, list[KeyEvent]]
+
+
+def _stamp(at: datetime) -> str:
+    return at.isoformat(timespec="seconds")
+
+
+# --- transitions (pure) ---------------------------------------------------------------------------------
+
+
+def add(ring: Keyring, entry: KeyEntry, at: datetime) -> Change:
+    if any(e.id == entry.id for e in ring.entries):
+        raise KeyringError(f"A key with id '{entry.id}' exists already.")
+    if entry.state not in (KeyState.PENDING, KeyState.ACTIVE):
+        raise KeyringError("A new key starts as pending (or active, for the very first key).")
+    if entry.state is KeyState.ACTIVE and ring.active() is not None:
+        raise KeyringError("Another key is active; add the new key as pending and activate it.")
+    event = KeyEvent(entry.id, "added", None, entry.state.value, at)
+    return replace(ring, entries=(*ring.entries, entry)), [event]
+
+
+def import_chain(
+    ring: Keyring, key_id: str, *, chain_path: str, certificate_sha256: str, subject: str, issuer: str,
+    not_after: str, development: bool, at: datetime,
+) -> Change:  # fmt: skip
+    entry = ring.get(key_id)
+    if entry.state is not KeyState.PENDING:
+        raise KeyringError(
+            f"Key '{key_id}' is {entry.state.value}: a chain can only be imported for a pending key.",
+            hint="Generate a new key for a new certificate.",
+        )
+    updated = replace(
+        entry, chain_path=chain_path, certificate_sha256=certificate_sha256, subject=subject, issuer=issuer,
+        not_after=not_after, development=development,
+    )  # fmt: skip
+    return ring._with(updated), [KeyEvent(key_id, "chain-imported", "pending", "pending", at)]
+
+
+def activate(ring: Keyring, key_id: str, at: datetime) -> Change:
+    entry = ring.get(key_id)
+    if entry.state is not KeyState.PENDING:
+        raise KeyringError(
+            f"Key '{key_id}' is {entry.state.value}; only a pending key can be activated.",
+            hint="States move forward only: pending -> active -> retired -> revoked.",
+        )
+    if entry.chain_path is None:
+        raise KeyringError(
+            f"Key '{key_id}' has no certificate chain yet.",
+            hint=f"Import the CA-issued chain first: hallmark keys import {key_id} --chain FILE",
+        )
+    events: list[KeyEvent] = []
+    current = ring.active()
+    if current is not None:
+        ring = ring._with(replace(current, state=KeyState.RETIRED, retired_at=_stamp(at)))
+        events.append(KeyEvent(current.id, "retired", "active", "retired", at, f"replaced by {key_id}"))
+    ring = ring._with(replace(entry, state=KeyState.ACTIVE, activated_at=_stamp(at)))
+    events.append(KeyEvent(key_id, "activated", "pending", "active", at))
+    return ring, events
+
+
+def retire(ring: Keyring, key_id: str, at: datetime) -> Change:
+    entry = ring.get(key_id)
+    if entry.state not in (KeyState.ACTIVE, KeyState.PENDING):
+        raise KeyringError(
+            f"Key '{key_id}' is {entry.state.value}; only an active or pending key can retire."
+        )
+    updated = replace(entry, state=KeyState.RETIRED, retired_at=_stamp(at))
+    return ring._with(updated), [KeyEvent(key_id, "retired", entry.state.value, "retired", at)]
+
+
+def revoke(ring: Keyring, key_id: str, reason: str, at: datetime) -> Change:
+    entry = ring.get(key_id)
+    if entry.state is KeyState.REVOKED:
+        raise KeyringError(f"Key '{key_id}' is revoked already.")
+    if not reason.strip():
+        raise KeyringError("A revocation needs a reason (for example: key compromise, superseded).")
+    updated = replace(entry, state=KeyState.REVOKED, revoked_at=_stamp(at), revocation_reason=reason.strip())
+    return ring._with(updated), [
+        KeyEvent(key_id, "revoked", entry.state.value, "revoked", at, reason.strip())
+    ]
+
+
+# --- the file -------------------------------------------------------------------------------------------
+
+
+def _encode(ring: Keyring) -> bytes:
+    doc = {"schema": SCHEMA, "version": ring.version, "keys": [asdict(e) for e in ring.entries]}
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _decode(data: bytes, source: Path) -> Keyring:
+    try:
+        doc = json.loads(data)
+        if doc.get("schema") != SCHEMA:
+            raise KeyringError(
+                f"{source} has keyring schema {doc.get('schema')!r}; this version reads schema {SCHEMA}."
+            )
+        entries = tuple(KeyEntry(**{**e, "state": KeyState(e["state"])}) for e in doc["keys"])
+        return Keyring(version=int(doc["version"]), entries=entries)
+    except KeyringError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KeyringError(f"{source} is not a valid keyring file ({type(exc).__name__}).") from None
+
+
+@dataclass(frozen=True)
+class KeyringFile:
+    folder: Path
+
+    @property
+    def path(self) -> Path:
+        return self.folder / FILE_NAME
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def load(self) -> Keyring:
+        if not self.exists():
+            return Keyring()
+        return _decode(self.path.read_bytes(), self.path)
+
+    def stamp(self) -> tuple[int, int, int] | None:
+        """A cheap fingerprint of the file (inode, size, mtime): a watcher reloads when it changes."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with (self.folder / (FILE_NAME + ".lock")).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def update(self, change: Callable[[Keyring], Change], *, dry_run: bool = False) -> Change:
+        """Apply `change` to the current keyring under the lock and write it atomically (unless dry_run)."""
+        with self._locked():
+            ring, events = change(self.load())
+            ring = replace(ring, version=ring.version + 1)
+            _check_invariants(ring)
+            if not dry_run:
+                self._write(ring)
+            return ring, events
+
+    def _write(self, ring: Keyring) -> None:
+        tmp = self.path.with_name(FILE_NAME + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(_encode(ring))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _check_invariants(ring: Keyring) -> None:
+    active = [e.id for e in ring.entries if e.state is KeyState.ACTIVE]
+    if len(active) > 1:
+        raise KeyringError(f"More than one active key ({', '.join(active)}): refusing to write the keyring.")
+    ids = [e.id for e in ring.entries]
+    if len(ids) != len(set(ids)):
+        raise KeyringError("Duplicate key ids: refusing to write the keyring.")
+
+
+def describe(entry: KeyEntry) -> dict[str, Any]:
+    """A listing row: never key material (there is none in the keyring), only where it lives."""
+    row = asdict(entry)
+    row["state"] = entry.state.value
+    return row

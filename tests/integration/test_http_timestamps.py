@@ -1,0 +1,95 @@
+"""Timestamps through the HTTP service: a real local TSA, the deadline relay, the breaker, both policies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import make_data_dir
+from tests.pki import TestPki as Pki
+from tests.tsa import LocalTsa
+
+
+def sign(client: TestClient, token: str, jpeg: bytes) -> tuple[int, dict[str, str], bytes]:
+    response = client.post(
+        "/v1/sign",
+        headers={"Authorization": f"Bearer {token}"},
+        files={"file": ("a.jpg", jpeg)},
+        data={"model_name": "m", "model_version": "1"},
+    )
+    return response.status_code, dict(response.headers), response.content
+
+
+@pytest.fixture
+def jpeg(interop_dir: Path) -> bytes:
+    return (interop_dir / "no_manifest.jpg").read_bytes()
+
+
+def service(tmp_path: Path, pki: Pki, tsa: LocalTsa, **overrides: object) -> Iterator[tuple[TestClient, str]]:
+    data_dir = make_data_dir(tmp_path / "var", pki)
+    (data_dir / "trust" / "test-tsa.pem").write_bytes(tsa.root_pem)  # the TSA's anchor, as its own profile
+    settings = Settings(data_dir=data_dir, tsa_url=tsa.url, tsa_deadline_seconds=1.0, **overrides)  # type: ignore[arg-type]
+    with TestClient(create_app(settings)) as client:
+        _, token = client.app.state.runtime.api_keys.create("t", {"sign"})  # type: ignore[attr-defined]
+        yield client, token
+
+
+def test_signatures_carry_a_trusted_timestamp(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    with LocalTsa() as tsa:
+        for client, token in service(tmp_path, pki, tsa):
+            status, headers, body = sign(client, token, jpeg)
+            assert status == 200
+            assert headers["hallmark-timestamped"] == "true"
+            assert tsa.requests == 1
+            report = client.post("/v1/verify", files={"file": ("x", body)}).json()
+            assert report["outcome"] == "trusted"
+            assert report["timestamp"]["status"] == "trusted"
+            assert report["timestamp"]["time"]
+            [row] = client.app.state.runtime.ledger.list()  # type: ignore[attr-defined]
+            assert row.timestamped is True
+
+
+def test_require_policy_fails_fast_with_retry_after(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    with LocalTsa("blackhole") as tsa:
+        for client, token in service(tmp_path, pki, tsa, tsa_breaker_failures=2, tsa_breaker_open_seconds=30):
+            started = time.monotonic()
+            status, headers, body = sign(client, token, jpeg)
+            assert time.monotonic() - started < 3.0, "a black-hole TSA must cost at most the deadline"
+            assert status == 503
+            assert headers["content-type"] == "application/problem+json"
+            assert int(headers["retry-after"]) >= 1
+            assert b"timestamp" in body.lower()
+            sign(client, token, jpeg)  # second failure opens the breaker
+            seen = tsa.requests
+            started = time.monotonic()
+            status, headers, _ = sign(client, token, jpeg)
+            assert status == 503
+            assert time.monotonic() - started < 0.5, "an open breaker answers at once"
+            assert tsa.requests == seen, "an open breaker does not contact the TSA"
+            assert 1 <= int(headers["retry-after"]) <= 30
+            assert client.app.state.runtime.ledger.count() == 0  # type: ignore[attr-defined]
+
+
+def test_best_effort_signs_without_a_timestamp_and_records_it(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    with LocalTsa("error") as tsa:
+        for client, token in service(tmp_path, pki, tsa, tsa_policy="best_effort"):
+            status, headers, body = sign(client, token, jpeg)
+            assert status == 200
+            assert headers["hallmark-timestamped"] == "false"
+            report = client.post("/v1/verify", files={"file": ("x", body)}).json()
+            assert report["outcome"] == "trusted"
+            assert report["timestamp"]["status"] == "none"
+            [row] = client.app.state.runtime.ledger.list()  # type: ignore[attr-defined]
+            assert row.timestamped is False
+
+
+def test_a_dead_tsa_blocks_neither_start_nor_readiness(tmp_path: Path, pki: Pki) -> None:
+    with LocalTsa("blackhole") as tsa:
+        for client, _ in service(tmp_path, pki, tsa):
+            assert client.get("/readyz").status_code == 200
