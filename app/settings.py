@@ -49,7 +49,8 @@ class Settings(BaseSettings):
     pkcs11_pin_file: Path | None = Field(None, description="File holding the token's user PIN (mode 0600).")
     pkcs11_pin_env: str | None = Field(None, description="Name of an environment variable holding the PIN.")
     trust_dir: Path | None = Field(
-        None, description="Each *.pem file is one trust profile. Default: <data_dir>/trust"
+        None,
+        description="Trust profiles (hallmark trust ...; also plain *.pem files). Default: <data_dir>/trust",
     )
     keyring_poll_seconds: float = Field(
         1.0, gt=0, description="How often a worker checks the keyring for a newly activated key."

@@ -150,7 +150,9 @@ def _human(report: VerificationReport) -> str:
         s = report.signer
         trust = f"trusted by '{s.trust_profile}'" if s.trusted else "not trusted"
         lines.append(f"signer:      {s.organization or '-'} / {s.common_name or '-'} ({trust})")
-    lines.append(f"timestamp:   {report.timestamp.status.value}")
+    stamp = report.timestamp
+    by = f" by '{stamp.trust_profile}'" if stamp.trust_profile else ""
+    lines.append(f"timestamp:   {stamp.status.value}{by}" + (f" at {stamp.time}" if stamp.time else ""))
     lines.append(f"revocation:  {report.revocation.value}")
     ai = report.ai
     if ai is not None and ai.digital_source_type is not None:
