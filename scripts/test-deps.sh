@@ -1,28 +1,25 @@
 #!/usr/bin/env bash
-# Installs the system tools the test suite uses, if missing. Idempotent; needs root (or sudo) for apt.
+# Installs the system tools the test suite uses, if missing, in one apt pass. Idempotent; needs root (or
+# sudo) only when something is missing.
+#   ffmpeg          makes and decodes the audio/video round-trip samples
+#   openssl         the local RFC 3161 timestamp authority (`openssl ts -reply`) and OCSP helpers
+#   softhsm2        a real PKCS#11 token for the hardware-key tests (a throw-away token per test)
+#   nodejs, npm     run the official C2PA conformance rubric (json-formula) over our outputs
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
 need=()
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+{ command -v softhsm2-util >/dev/null 2>&1 && [ -e /usr/lib/softhsm/libsofthsm2.so ]; } || need+=(softhsm2 libsofthsm2)
+{ command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || need+=(nodejs npm)
+
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   export DEBIAN_FRONTEND=noninteractive
+  echo "test-deps: installing ${need[*]}"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# Node.js runs the official C2PA conformance rubric (json-formula expressions) over our outputs.
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-fi
-if [ -f tests/conformance/setup.sh ]; then
-  bash tests/conformance/setup.sh
-fi
-# SoftHSM2: a real PKCS#11 token for the hardware-key tests (a throw-away token is made per test run).
-if [ ! -e /usr/lib/softhsm/libsofthsm2.so ] || ! command -v softhsm2-util >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends softhsm2 libsofthsm2 >/dev/null
-fi
+
+bash tests/conformance/setup.sh
