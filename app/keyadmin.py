@@ -140,6 +140,7 @@ def generate(
     common_name: str | None = None,
     country: str = "US",
     pkcs11: bool = False,
+    encrypt: bool = False,
 ) -> tuple[KeyEntry, Path, Path | None]:
     """A new key with a CSR for a CA: a PKCS#8 file (0600), or with `pkcs11` a key made inside the token
     (it never leaves it). With `dev`, also a chain from the development CA. The entry starts pending.
@@ -175,7 +176,14 @@ def generate(
     else:
         private = new_key(alg)
         public = private.public_key()
-        write_private(folder / "key.pem", key_pem(private))
+        secret = settings.passphrase() if encrypt else None
+        if encrypt and secret is None:
+            raise KeyringError(
+                "--encrypt needs HALLMARK_SIGNING_KEY_PASSPHRASE_FILE (the passphrase to use)."
+            )
+        write_private(
+            folder / "key.pem", key_pem(private, secret.get_secret_value().encode() if secret else None)
+        )
         csr = build_csr(private, country=country, organization=org, common_name=cn, algorithm=alg)
     csr_path = folder / "request.csr.pem"
     write_public(csr_path, csr)
@@ -193,6 +201,7 @@ def generate(
         created_at=stamp.isoformat(timespec="seconds"),
         public_key_sha256=public_key_sha256(public),
         key_path=None if pkcs11 else _relative(settings, folder / "key.pem"),
+        key_encrypted=encrypt and not pkcs11,
         pkcs11_token=token if pkcs11 else None,
         pkcs11_label=kid if pkcs11 else None,
         chain_path=_relative(settings, chain_path) if chain_path else None,

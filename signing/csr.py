@@ -8,11 +8,9 @@ policy, AIA/OCSP, assurance level, CPL record id and key identifiers are added b
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -25,20 +23,12 @@ from signing.doctor import (
     key_type_problem,
     key_usage_bits,
 )
+from signing.doctor.x509util import HASH_FOR, find_extension, missing_subject_parts
 from signing.errors import KeyringError
 from signing.keys import PrivateKey
 
-_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
-    "es256": hashes.SHA256,
-    "es384": hashes.SHA384,
-    "es512": hashes.SHA512,
-    "ps256": hashes.SHA256,
-    "ps384": hashes.SHA384,
-    "ps512": hashes.SHA512,
-}
 _CURVE_FOR = {"es256": "secp256r1", "es384": "secp384r1", "es512": "secp521r1"}
 _SHA2 = ("sha256", "sha384", "sha512")
-_E = TypeVar("_E", bound=x509.ExtensionType)
 
 
 def build_csr(
@@ -88,9 +78,9 @@ def build_csr(
         csr = builder.sign(private_key, None)
     elif isinstance(private_key, rsa.RSAPrivateKey):
         # Proof of possession only: PKCS#1 v1.5 is what every CA accepts on a request.
-        csr = builder.sign(private_key, _HASHES[algorithm](), rsa_padding=padding.PKCS1v15())
+        csr = builder.sign(private_key, HASH_FOR[algorithm](), rsa_padding=padding.PKCS1v15())
     else:
-        csr = builder.sign(private_key, _HASHES[algorithm]())
+        csr = builder.sign(private_key, HASH_FOR[algorithm]())
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
@@ -182,15 +172,7 @@ def _csr_signature(csr: x509.CertificateSigningRequest) -> Finding:
 
 
 def _csr_subject(csr: x509.CertificateSigningRequest) -> Finding:
-    missing = [
-        label
-        for label, oid in (
-            ("C", NameOID.COUNTRY_NAME),
-            ("O", NameOID.ORGANIZATION_NAME),
-            ("CN", NameOID.COMMON_NAME),
-        )
-        if not csr.subject.get_attributes_for_oid(oid)
-    ]
+    missing = missing_subject_parts(csr.subject)
     if missing:
         return Finding(
             "subject",
@@ -220,7 +202,7 @@ def _csr_extensions(csr: x509.CertificateSigningRequest) -> list[Finding]:
             )
         ]
     out: list[Finding] = []
-    ku = _ext(extensions, x509.KeyUsage)
+    ku = find_extension(extensions, x509.KeyUsage)
     if ku is None:
         out.append(
             Finding(
@@ -254,7 +236,7 @@ def _csr_extensions(csr: x509.CertificateSigningRequest) -> list[Finding]:
             if problems
             else Finding("key-usage", "ok", "Key usage digitalSignature + nonRepudiation, critical.", "")
         )
-    eku = _ext(extensions, x509.ExtendedKeyUsage)
+    eku = find_extension(extensions, x509.ExtendedKeyUsage)
     usages = list(eku.value) if eku is not None else []
     has_claim = C2PA_CLAIM_SIGNING_EKU in usages
     has_companion = ExtendedKeyUsageOID.EMAIL_PROTECTION in usages or DOCUMENT_SIGNING_EKU in usages
@@ -273,7 +255,7 @@ def _csr_extensions(csr: x509.CertificateSigningRequest) -> list[Finding]:
         )
     else:
         out.append(Finding("eku", "ok", f"Extended key usage {eku_names(usages)}.", ""))
-    bc = _ext(extensions, x509.BasicConstraints)
+    bc = find_extension(extensions, x509.BasicConstraints)
     if bc is not None and bc.value.ca:
         out.append(
             Finding(
@@ -284,10 +266,3 @@ def _csr_extensions(csr: x509.CertificateSigningRequest) -> list[Finding]:
             )
         )
     return out
-
-
-def _ext(extensions: x509.Extensions, kind: type[_E]) -> x509.Extension[_E] | None:
-    try:
-        return extensions.get_extension_for_class(kind)
-    except x509.ExtensionNotFound:
-        return None

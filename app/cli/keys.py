@@ -72,6 +72,10 @@ def keys_generate(
     common_name: Annotated[str | None, typer.Option(help="Subject CN.")] = None,
     country: Annotated[str, typer.Option(help="Subject C (two letters).")] = "US",
     pkcs11: Annotated[bool, typer.Option("--pkcs11", help="Make the key inside the PKCS#11 token.")] = False,
+    encrypt: Annotated[
+        bool,
+        typer.Option("--encrypt", help="Encrypt the key file with HALLMARK_SIGNING_KEY_PASSPHRASE_FILE."),
+    ] = False,
 ) -> None:
     """Make a new key (pending) and a CSR for your CA; with --dev also a development chain."""
     from app.keyadmin import generate
@@ -87,6 +91,7 @@ def keys_generate(
             common_name=common_name,
             country=country,
             pkcs11=pkcs11,
+            encrypt=encrypt,
         )
     except HallmarkError as exc:
         fail(exc)

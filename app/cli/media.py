@@ -64,7 +64,7 @@ def serve(
             )
     # Workers re-read settings from the environment: pass on what the command line decided.
     os.environ["HALLMARK_DATA_DIR"] = str(cfg.data_dir)
-    typer.echo(f"Serving on http://{host}:{port}  (verify page: POST /v1/verify, docs: /docs)")
+    typer.echo(f"Serving on http://{host}:{port}  (API docs at /docs; POST /v1/sign, POST /v1/verify)")
     uvicorn.run(
         "app.main:create_app",
         factory=True,

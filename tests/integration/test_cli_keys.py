@@ -189,3 +189,33 @@ def other_csr() -> x509.CertificateSigningRequest:
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "someone else")])
     return x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
+
+
+def test_generate_encrypted_key_signs_with_the_passphrase(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var"
+    ok(run(data_dir, "keys", "init", "--dev"))
+    secret = tmp_path / "passphrase"
+    secret.write_text("correct horse battery staple\n")
+    env_run = lambda *a: subprocess.run(  # noqa: E731 - a tiny local runner with one extra variable
+        [HALLMARK, *a],
+        env={
+            "HALLMARK_DATA_DIR": str(data_dir),
+            "PATH": "/usr/bin:/bin",
+            "HALLMARK_SIGNING_KEY_PASSPHRASE_FILE": str(secret),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    generated = env_run("keys", "generate", "--dev", "--encrypt")
+    assert generated.returncode == 0, generated.stderr
+    key_id = generated.stdout.strip().splitlines()[-1]
+    key_file = data_dir / "keys" / key_id / "key.pem"
+    assert b"ENCRYPTED PRIVATE KEY" in key_file.read_bytes()
+    assert env_run("keys", "activate", key_id, "--yes").returncode == 0
+    # Without the passphrase the key cannot be used, and the error says so without leaking anything.
+    refused = run(data_dir, "keys", "doctor", key_id)
+    assert refused.returncode == 1
+    assert "correct horse" not in refused.stdout + refused.stderr
+    assert env_run("keys", "doctor", key_id).returncode == 0
