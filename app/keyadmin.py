@@ -151,7 +151,7 @@ def generate(
         raise KeyringError("Development certificates cannot be issued with HALLMARK_ENV=production.")
     ensure_keyring(settings)
     stamp = now()
-    kid = key_id or f"{alg}-{stamp:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    kid = transitions.check_key_id(key_id or f"{alg}-{stamp:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}")
     folder = settings.resolved_keys_dir / kid
     if folder.exists():
         raise KeyringError(f"A key folder for '{kid}' exists already: {folder}.")

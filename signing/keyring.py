@@ -13,6 +13,7 @@ import enum
 import fcntl
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -24,6 +25,17 @@ from signing.errors import KeyNotFoundError, KeyringError
 
 SCHEMA = 1
 FILE_NAME = "keyring.json"
+# Key ids name folders and appear in headers and the ledger: letters, digits, '.', '_', '-' only.
+_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def check_key_id(key_id: str) -> str:
+    if not _KEY_ID.fullmatch(key_id) or ".." in key_id:
+        raise KeyringError(
+            f"'{key_id}' is not a usable key id.",
+            hint="Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
+        )
+    return key_id
 
 
 class KeyState(enum.StrEnum):
@@ -99,6 +111,7 @@ def _stamp(at: datetime) -> str:
 
 
 def add(ring: Keyring, entry: KeyEntry, at: datetime) -> Change:
+    check_key_id(entry.id)
     if any(e.id == entry.id for e in ring.entries):
         raise KeyringError(f"A key with id '{entry.id}' exists already.")
     if entry.state not in (KeyState.PENDING, KeyState.ACTIVE):

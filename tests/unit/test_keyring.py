@@ -186,3 +186,15 @@ def test_concurrent_writers_lose_no_change(tmp_path: Path) -> None:
     ring = file.load()
     assert sorted(e.id for e in ring.entries) == sorted(f"k{i}" for i in range(16))
     assert ring.version == 16
+
+
+@pytest.mark.parametrize("bad", ["../etc", "a/b", "", ".hidden", "x" * 65, "a..b", "key id", "ключ"])
+def test_key_ids_that_could_escape_the_keys_folder_are_refused(bad: str) -> None:
+    with pytest.raises(KeyringError, match="not a usable key id"):
+        rules.add(rules.Keyring(), entry(bad), AT)
+
+
+@pytest.mark.parametrize("good", ["default", "es256-20261128-193044-cf1d", "prod.2027_a"])
+def test_ordinary_key_ids_are_accepted(good: str) -> None:
+    ring, _ = rules.add(rules.Keyring(), entry(good), AT)
+    assert ring.get(good).id == good
