@@ -11,7 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from app.auth import bearer_scheme, current_key
 from app.metrics import SIGNED
 from app.routes.common import PROBLEM_RESPONSES, budget, file_response, runtime
-from signing import ConfigError, OutputMode, sign_asset, validate_generation
+from signing import ConfigError, OutputMode, check_validity, sign_asset, validate_generation
 
 router = APIRouter(tags=["signing"])
 
@@ -74,6 +74,7 @@ def sign(
     ctx = rt.sign_ctx  # taken once: a key rotation during this request does not change its key
     if ctx is None:
         raise ConfigError("Signing is unavailable: " + (rt.signer_problem or "no signing key is loaded."))
+    check_validity(ctx.signer.key.certificate)  # expired since start-up: 503, never a broken signature
     info = validate_generation(
         model_name=model_name,
         model_version=model_version,
