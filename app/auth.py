@@ -26,7 +26,7 @@ class ApiKeyGate:
         self.rules = rules
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        needed = self.rules.get(scope.get("path", "")) if scope["type"] == "http" else None
+        needed = self.rules.get(route_path(scope)) if scope["type"] == "http" else None
         if needed is None or scope.get("method") == "OPTIONS":
             await self.app(scope, receive, send)
             return
@@ -57,6 +57,16 @@ class ApiKeyGate:
             return
         scope.setdefault("state", {})["api_key"] = key
         await self.app(scope, receive, send)
+
+
+def route_path(scope: Scope) -> str:
+    """The path the router matches: without the root path a proxy or a mounting app put in front of it.
+    Matching the raw path would let `--root-path /api` requests walk past the gate."""
+    path: str = scope.get("path", "")
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        return path[len(root) :] or "/"
+    return path
 
 
 def _bearer(scope: Scope) -> str | None:

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.metrics import PROBLEMS
 from signing import (
+    AssetError,
     AssetTooLargeError,
     CapacityError,
     ConfigError,
@@ -39,6 +40,7 @@ STATUS: tuple[tuple[type[HallmarkError], int], ...] = (
     (MalformedAssetError, 422),
     (SidecarUnavailableError, 422),
     (InvalidMetadataError, 422),
+    (AssetError, 422),  # any other problem with the uploaded file is still the request's
     (TimestampAuthorityError, 503),
     (LedgerError, 503),
     (CapacityError, 503),
@@ -46,7 +48,9 @@ STATUS: tuple[tuple[type[HallmarkError], int], ...] = (
     (KeyringError, 503),
     (SigningError, 500),
     (ConfigError, 503),
-    (HallmarkError, 400),
+    # An error no specific class claims is a fault of the service (e.g. the engine refused its
+    # configuration), not of the request: clients must not be told to change what they sent.
+    (HallmarkError, 500),
 )
 RETRY_AFTER = {503: "5"}
 

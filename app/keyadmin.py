@@ -241,6 +241,11 @@ def test_sign(settings: Settings, entry: KeyEntry) -> str:
 def import_chain(settings: Settings, key_id: str, chain_file: Path, *, dry_run: bool = False) -> Outcome:
     ensure_keyring(settings)
     entry = keyring_file(settings).load().get(key_id)
+    if entry.state is not KeyState.PENDING:  # before anything is written: never replace a used key's chain
+        raise KeyringError(
+            f"Key '{key_id}' is {entry.state.value}: a chain can only be imported for a pending key.",
+            hint="Generate a new key for a new certificate.",
+        )
     chain_pem = chain_file.read_bytes()
     try:
         leaf, facts = _chain_facts(chain_pem)
@@ -256,8 +261,6 @@ def import_chain(settings: Settings, key_id: str, chain_file: Path, *, dry_run: 
     target = settings.resolved_keys_dir / key_id / "chain.pem"
     candidate = replace(entry, chain_path=_relative(settings, chain_file))
     test_sign(settings, candidate)  # the engine must accept it before it enters the keyring
-    if not dry_run:
-        write_public(target, chain_pem)
 
     def change(ring: Keyring) -> transitions.Change:
         return transitions.import_chain(
@@ -272,12 +275,20 @@ def import_chain(settings: Settings, key_id: str, chain_file: Path, *, dry_run: 
             at=now(),
         )
 
-    return _apply(settings, change, dry_run)
+    outcome = _apply(settings, change, dry_run)  # refuses (nothing written) if the key stopped being pending
+    if not dry_run:
+        write_public(target, chain_pem)
+    return outcome
 
 
 def activate(settings: Settings, key_id: str, *, dry_run: bool = False) -> Outcome:
     ensure_keyring(settings)
     entry = keyring_file(settings).load().get(key_id)
+    if settings.is_production and entry.development:
+        raise KeyringError(
+            f"Key '{key_id}' has a development certificate; production refuses it.",
+            hint="Import a chain issued by your CA for a new key, then activate that key.",
+        )
     if entry.chain_path is not None:
         test_sign(settings, entry)  # never activate a key that cannot sign
     return _apply(settings, lambda ring: transitions.activate(ring, key_id, now()), dry_run)

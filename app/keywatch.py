@@ -18,6 +18,7 @@ from signing import (
     ClaimGenerator,
     Engine,
     HallmarkError,
+    KeyState,
     Ledger,
     NativeSigner,
     SignContext,
@@ -80,13 +81,21 @@ class SignerWatch:
             stamp = self._keyring.stamp()
             if stamp == self._stamp:
                 return
-            self._stamp = stamp
             try:
                 ctx = self._build()
-            except HallmarkError as exc:
-                self.problem = f"the newly active key cannot sign: {exc.message}"
-                log.error("key reload failed, still signing with the previous key: %s", exc.diagnostics())
+            except (HallmarkError, OSError) as exc:
+                # Not remembered as seen: the next poll tries again (a transient failure heals itself).
+                message = exc.message if isinstance(exc, HallmarkError) else type(exc).__name__
+                if self._loaded_key_still_active():
+                    self.problem = f"the newly active key cannot sign yet: {message}"
+                    log.error("key reload failed, still signing with the active key: %s", message)
+                else:
+                    # The key we hold was retired or revoked (or nothing is active): stop signing with it.
+                    self._ctx = None
+                    self.problem = f"no usable active key: {message}"
+                    log.error("signing stopped: %s", message)
                 return
+            self._stamp = stamp
             previous = self._ctx.signer.key.key_id if self._ctx else None
             self._ctx = ctx
             self.problem = None
@@ -94,11 +103,21 @@ class SignerWatch:
         finally:
             self._lock.release()
 
+    def _loaded_key_still_active(self) -> bool:
+        if self._ctx is None:
+            return False
+        if not self._keyring.exists():
+            return True  # the pre-keyring single key has no states
+        try:
+            entry = self._keyring.load().get(self._ctx.signer.key.key_id)
+        except (HallmarkError, OSError):
+            return True  # an unreadable keyring is a transient problem, not a revocation
+        return entry.state is KeyState.ACTIVE
+
     def _build(self) -> SignContext:
         key = active_key_signer(self._settings)
-        signer = NativeSigner(
-            key
-        )  # self-tested without the TSA: an outage must not block a start or rotation
+        # Self-tested without the TSA: an outage must not block a start or a rotation.
+        signer = NativeSigner(key)
         self_test(self._engine, signer, self._generator)
         stamps = None
         if self._timestamping is not None:

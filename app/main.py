@@ -99,5 +99,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         rules["/v1/verify"] = "any"
     # Outermost first to run: the size check, then authentication, both before the body is read.
     app.add_middleware(ApiKeyGate, store=key_store, rules=rules)
-    app.add_middleware(BodySizeLimit, limit=settings.max_upload_bytes)
+    # Signing holds ~3x the upload (spool, engine input, output), verifying ~2x.
+    factors = {"/v1/sign": 3, "/v1/verify": 2}
+    app.add_middleware(
+        BodySizeLimit, limit=settings.max_upload_bytes, budget=app.state.budget, factors=factors
+    )
     return app

@@ -57,7 +57,15 @@ class Runtime:
 
     @property
     def signer_problem(self) -> str | None:
+        """For the operator (logs, CLI): may name files and paths."""
         return self.signer_watch.problem
+
+    @property
+    def public_signer_problem(self) -> str | None:
+        """For public endpoints: says that, not where (the detail is in the server log)."""
+        if self.signer_watch.problem is None:
+            return None
+        return "the signing key cannot be used (details in the server log; run `hallmark keys doctor`)"
 
 
 def open_database(settings: Settings) -> sa.Engine:
@@ -75,11 +83,15 @@ def load_trust(settings: Settings) -> tuple[TrustProfile, ...]:
                 f"Production refuses development trust profiles: {', '.join(dev)}.",
                 hint=f"Remove them from {settings.resolved_trust_dir} or set HALLMARK_ENV=development.",
             )
-        if not trust:
+        # A TSA-only profile trusts timestamps, never a signer: it does not count.
+        if not any(p.anchor_count > 0 for p in trust):
+            tsa_only = [p.name for p in trust if p.tsa_anchor_count > 0]
+            also = f" ({', '.join(tsa_only)} only trust timestamp authorities)" if tsa_only else ""
             raise ConfigError(
-                "Production needs at least one trust profile (no signer could ever be reported trusted).",
+                "Production needs at least one trust profile with signer anchors (no signer could ever be "
+                f"reported trusted){also}.",
                 hint="Put the trust anchors PEM of your CA or the C2PA trust list in "
-                f"{settings.resolved_trust_dir}.",
+                f"{settings.resolved_trust_dir} (hallmark trust update c2pa --sha256 ...).",
             )
     return trust
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from signing import pin_from
+from signing import ConfigError, pin_from
 
 MiB = 1024 * 1024
 # An OCSP responder the engine may contact: host or IP, optional port, optional scheme, optional single
@@ -142,9 +143,41 @@ class Settings(BaseSettings):
         return self.env == "production"
 
     def passphrase(self) -> SecretStr | None:
-        if self.signing_key_passphrase_file is None:
+        """The signing key's passphrase, from a file only its owner can read; never logged.
+
+        Held to the same rules as the PIN file (`pin_from`): it exists, is owner-only (0600), is UTF-8 and is
+        not empty. Errors name the file, never its content.
+        """
+        file = self.signing_key_passphrase_file
+        if file is None:
             return None
-        return SecretStr(self.signing_key_passphrase_file.read_text().strip())
+        try:
+            fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not hang the caller
+        except FileNotFoundError:
+            raise ConfigError(
+                f"The passphrase file {file} does not exist.",
+                hint="Check HALLMARK_SIGNING_KEY_PASSPHRASE_FILE.",
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"The passphrase file {file} cannot be opened ({exc.strerror}).") from None
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())  # the file that is read, not whatever the path names a moment later
+            if not stat.S_ISREG(info.st_mode):
+                raise ConfigError(f"The passphrase file {file} is not a regular file.")
+            mode = stat.S_IMODE(info.st_mode)
+            if os.name == "posix" and mode & 0o077:
+                raise ConfigError(
+                    f"The passphrase file {file} is readable by other users (mode {mode:o}).",
+                    hint=f"chmod 600 {file}",
+                )
+            try:
+                text = fh.read().decode("utf-8")
+            except (OSError, UnicodeDecodeError):
+                raise ConfigError(f"The passphrase file {file} could not be read as UTF-8 text.") from None
+        secret = text.strip()
+        if not secret:
+            raise ConfigError(f"The passphrase file {file} is empty.", hint="Put the key's passphrase there.")
+        return SecretStr(secret)
 
     def pkcs11_pin(self) -> str:
         """The token PIN, from the configured file or environment variable; never logged."""

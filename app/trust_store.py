@@ -285,6 +285,11 @@ class TrustStore:
             )
 
     def remove(self, name: str) -> None:
+        # Before any path is built from it: `../keys/x` must not reach outside the trust directory. A name the
+        # directory listing yields (one path component, no leading dot) stays removable even when it predates
+        # the naming rule, e.g. a hand-copied `MyCA.pem`.
+        if name not in self.names():
+            check_name(name)
         with self._locked():
             if not self.exists(name):
                 raise ConfigError(
@@ -416,7 +421,7 @@ def _entry(name: str, file: str, bundle: Bundle | None) -> dict[str, Any] | None
 
 
 def check_name(name: str) -> None:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ConfigError(
             f"{name!r} is not a trust profile name.",
             hint="Use 1-64 characters: lower-case letters, digits, '.', '_' and '-', starting with a letter "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+import threading
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -98,7 +98,17 @@ class NativeSigner:
             raise SigningError(f"Signing algorithm {key.algorithm!r} is not supported by the engine.")
         self.key = key
         self.tsa_url = tsa_url
-        sign: Callable[[bytes], bytes] = key.sign
+        # The engine swallows an exception raised in the callback ("COSE signature invalid"): keep it,
+        # per thread (the callback runs on the signing thread), so the real cause can be reported.
+        self._failure = threading.local()
+
+        def sign(data: bytes) -> bytes:
+            try:
+                return key.sign(data)
+            except Exception as exc:
+                self._failure.exc = exc
+                raise
+
         try:
             self._signer = c2pa.Signer.from_callback(sign, alg, key.chain_pem.decode("ascii"), tsa_url)
         except c2pa.C2paError as exc:
@@ -109,6 +119,11 @@ class NativeSigner:
     @property
     def handle(self) -> Any:
         return self._signer
+
+    def take_failure(self) -> Exception | None:
+        exc: Exception | None = getattr(self._failure, "exc", None)
+        self._failure.exc = None
+        return exc
 
 
 class Engine:
@@ -151,7 +166,7 @@ class Engine:
             data: bytes = builder.sign(signer.handle, mime, source, dest)
             return data
         except c2pa.C2paError as exc:
-            raise _sign_error(exc, signer) from None
+            raise _sign_error(exc, signer, has_parent=parent is not None) from None
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -189,10 +204,21 @@ class Engine:
             stream.seek(0)
 
 
-def _sign_error(exc: BaseException, signer: NativeSigner) -> HallmarkError:
+# What the engine says when its RFC 3161 request failed. Behind the deadline relay every TSA failure is
+# an HTTP error status from the relay (or the relay being unreachable): matched narrowly, so a malformed
+# upload whose parse error quotes a URL cannot open the breaker for everyone.
+_TSA_FAILURES = ("service responded with an http error", "http resolver", "error sending request")
+
+
+def _sign_error(exc: BaseException, signer: NativeSigner, *, has_parent: bool) -> HallmarkError:
     message = _short(exc)
     lowered = message.lower()
-    if signer.tsa_url and ("timestamp" in lowered or "tsa" in lowered or "http" in lowered):
+    cause = signer.take_failure()
+    if isinstance(cause, HallmarkError):
+        return cause  # e.g. a token that went away: the key's own error (503), not a bad signature
+    if cause is not None:
+        return SigningError("The signing key failed to sign.", details={"cause": type(cause).__name__})
+    if signer.tsa_url and any(s in lowered for s in _TSA_FAILURES):
         return TimestampAuthorityError(
             "The timestamp authority did not answer in time.", details={"engine": message}
         )
@@ -206,6 +232,13 @@ def _sign_error(exc: BaseException, signer: NativeSigner) -> HallmarkError:
         return SigningError(
             "The engine refused the signing credential.",
             hint="Run `hallmark keys list` and check the certificate profile (EKU, key usage, validity).",
+            details={"engine": message},
+        )
+    if has_parent and isinstance(exc, c2pa.C2paError.Verify):
+        return MalformedAssetError(
+            "The file's existing content credentials do not validate, so they cannot be kept as its parent "
+            "ingredient (Hallmark never strips incoming credentials).",
+            hint="Verify the file to see what failed; sign the original asset instead.",
             details={"engine": message},
         )
     if isinstance(

@@ -177,6 +177,8 @@ def revoke(ring: Keyring, key_id: str, reason: str, at: datetime) -> Change:
         raise KeyringError(f"Key '{key_id}' is revoked already.")
     if not reason.strip():
         raise KeyringError("A revocation needs a reason (for example: key compromise, superseded).")
+    if len(reason) > 500:
+        raise KeyringError("A revocation reason is at most 500 characters.")
     updated = replace(entry, state=KeyState.REVOKED, revoked_at=_stamp(at), revocation_reason=reason.strip())
     return ring._with(updated), [
         KeyEvent(key_id, "revoked", entry.state.value, "revoked", at, reason.strip())

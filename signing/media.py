@@ -58,9 +58,8 @@ _AUDIO_BRANDS = {b"M4A ", b"M4B ", b"M4P "}
 _QUICKTIME_BRANDS = {b"qt  "}
 # The root element must be <svg>: only an XML declaration, processing instructions, comments and a doctype
 # (without an internal subset) may come before it. HTML with inline SVG is not SVG.
-_SVG_PROLOG = re.compile(
-    rb"^\s*(?:<\?[^>]*\?>\s*|<!--.*?-->\s*|<!DOCTYPE[^>\[]*>\s*)*<svg[\s>/]", re.S | re.I
-)
+_SVG_ROOT = re.compile(rb"<svg[\s>/]", re.I)
+_DOCTYPE = re.compile(rb"<!DOCTYPE[^>\[]*>", re.I)
 ID3_HEADER = 10
 
 
@@ -101,7 +100,28 @@ def _is_mp3(head: bytes) -> bool:
 
 
 def _is_svg(head: bytes) -> bool:
-    return bool(_SVG_PROLOG.match(head.removeprefix(b"\xef\xbb\xbf")))
+    """Skip the prolog (XML declaration, processing instructions, comments, a doctype) in one linear pass,
+    then require the root element <svg>. A regex with nested repetition here backtracked exponentially on
+    a few hundred bytes of comments, freezing a worker on an unauthenticated upload."""
+    text = head.removeprefix(b"\xef\xbb\xbf")
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos] in b" \t\r\n":
+            pos += 1
+        if text.startswith(b"<?", pos):
+            end = text.find(b"?>", pos + 2)
+            if end < 0:
+                return False
+            pos = end + 2
+        elif text.startswith(b"<!--", pos):
+            end = text.find(b"-->", pos + 4)
+            if end < 0:
+                return False
+            pos = end + 3
+        elif (doctype := _DOCTYPE.match(text, pos)) is not None:
+            pos = doctype.end()
+        else:
+            return _SVG_ROOT.match(text, pos) is not None
 
 
 def id3_end(head: bytes) -> int | None:
@@ -178,9 +198,12 @@ def may_embed_manifest(media: MediaType, stream: IO[bytes]) -> bool:
         stream.seek(0)
 
 
+_MAX_SEGMENTS = 4096  # past this many segments or chunks, stop guessing and let the engine read the file
+
+
 def _jpeg_has_app11(stream: IO[bytes]) -> bool:
     stream.seek(2)
-    while True:
+    for _ in range(_MAX_SEGMENTS):
         marker = stream.read(2)
         if len(marker) < 2 or marker[0] != 0xFF:
             return True  # not a clean segment walk: let the engine decide
@@ -195,25 +218,20 @@ def _jpeg_has_app11(stream: IO[bytes]) -> bool:
         if len(length) < 2:
             return True
         stream.seek(int.from_bytes(length, "big") - 2, 1)
+    return True
 
 
 def _png_has_cabx(stream: IO[bytes]) -> bool:
+    """Walk every chunk header (a seek each): a caBX chunk may sit before or after the image data."""
     stream.seek(8)
-    while True:
+    for _ in range(_MAX_SEGMENTS):
         header = stream.read(8)
         if len(header) < 8:
-            return True
+            return True  # truncated: let the engine decide
         kind = header[4:8]
         if kind == b"caBX":
             return True
-        if kind in (b"IDAT", b"IEND"):
-            # The manifest chunk may also follow the image data; look at the tail cheaply.
-            return _tail_has(stream, b"caBX")
+        if kind == b"IEND":
+            return False
         stream.seek(int.from_bytes(header[0:4], "big") + 4, 1)
-
-
-def _tail_has(stream: IO[bytes], needle: bytes, window: int = 1 << 16) -> bool:
-    stream.seek(0, 2)
-    size = stream.tell()
-    stream.seek(max(0, size - window))
-    return needle in stream.read(window)
+    return True

@@ -6,6 +6,7 @@ says "authentic" or "human-made": credentials tell who signed what and what they
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import replace
 from typing import Any
 
@@ -26,7 +27,7 @@ from signing.models import (
 )
 from signing.reading import RawReading
 from signing.trust import TrustProfile, parse_trust_list_uri
-from signing.vocabulary import AI_SOURCE_TYPES, SOURCE_TYPE_WORDS
+from signing.vocabulary import AI_SOURCE_TYPES, IPTC_DST_BASE, SOURCE_TYPE_WORDS, expand_source_type
 
 # Failures about the credential or its timestamp, not about the content or the manifest's structure.
 _CREDENTIAL_PREFIXES = ("signingCredential.", "timeStamp.", "cawg.")
@@ -48,7 +49,8 @@ def build_report(
         return VerificationReport(
             Outcome.NONE,
             "No embedded content credentials; the file points to credentials stored at "
-            f"{url}, which Hallmark does not fetch. That says nothing about how the content was made.",
+            f"{quoted(url, 120)}, which Hallmark does not fetch. That says nothing about how the content was "
+            "made.",
             media_type,
             Integrity.ABSENT,
             remote_manifest=RemoteManifest(url=reading.remote_url or "", fetched=False),
@@ -57,7 +59,7 @@ def build_report(
         return VerificationReport(
             Outcome.INVALID,
             "The file carries content credentials that could not be validated "
-            f"({reading.error}). Treat its provenance as unknown.",
+            f"(engine: {quoted(reading.error or 'unknown error', 120)}). Treat its provenance as unknown.",
             media_type,
             Integrity.UNREADABLE,
             engine_error=reading.error,
@@ -194,6 +196,9 @@ def _signer_trust(
         )
     if named is not None and named.signer_profile is None:
         return False, None
+    if named is None and any(p.tsa_anchors_pem for p in profiles):
+        # Fail closed: without the engine naming the list, a TSA anchor could be what vouched for it.
+        return False, None
     name = named.signer_profile if named is not None else reading.trust_profile
     return True, next((p for p in profiles if p.name == name), None)
 
@@ -201,7 +206,8 @@ def _signer_trust(
 def _timestamp(manifest: dict[str, Any], codes: Codes) -> TimestampInfo:
     time = _str(_dict(manifest.get("signature_info")).get("time"))
     seen = [c.code for c in (*codes.success, *codes.informational, *codes.failure)]
-    if "timeStamp.trusted" in seen:
+    failed = any(c.code.startswith("timeStamp.") for c in codes.failure)
+    if "timeStamp.trusted" in seen and not failed:
         # The engine names the trust list in its explanation ("..., trust list: <uri>").
         named = next(
             (
@@ -293,16 +299,38 @@ def _ingredient(item: dict[str, Any]) -> Ingredient:
     )
 
 
+def quoted(value: str, limit: int = 80) -> str:
+    """A value the file supplied, shown as a quotation: never read as Hallmark's own words."""
+    clean = "".join(ch for ch in value if unicodedata.category(ch)[0] != "C").strip()
+    if len(clean) > limit:
+        clean = clean[: limit - 1] + "\u2026"
+    return '"' + clean.replace('"', "'") + '"'
+
+
+def _source_type_words(uri: str) -> str:
+    """Only codes of the IPTC vocabulary are named; any other string is the file's text, not ours."""
+    known = expand_source_type(uri) if uri.startswith(IPTC_DST_BASE) else None
+    if known is not None:
+        return f"has the IPTC digital source type {known.removeprefix(IPTC_DST_BASE)}"
+    return "has a digital source type this service does not recognise"
+
+
 def _with_summary(report: VerificationReport, failures: list[str]) -> VerificationReport:
     signer = report.signer
-    who = (
-        (signer.organization or signer.common_name or "an unnamed signer") if signer else "an unknown signer"
-    )
+    name = (signer.organization or signer.common_name) if signer else None
+    who = f"{quoted(name)} (as named in its certificate)" if name else "an unnamed signer"
     ai = report.ai
     declares = ""
     if ai and ai.digital_source_type:
-        words = ai.description or f"has digital source type {ai.digital_source_type.rsplit('/', 1)[-1]}"
-        model = " ".join(x for x in (ai.model_name, ai.model_version) if x)
+        words = ai.description or _source_type_words(ai.digital_source_type)
+        model = " ".join(
+            part
+            for part in (
+                f"model {quoted(ai.model_name)}" if ai.model_name else "",
+                f"version {quoted(ai.model_version, 40)}" if ai.model_version else "",
+            )
+            if part
+        )
         declares = f" They declare that the content {words}" + (f" ({model})." if model else ".")
     elif ai is not None:
         declares = " They make no declaration about AI involvement."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, replace
 from typing import IO
@@ -44,6 +45,15 @@ class SignContext:
     timestamps: Timestamping | None = None
 
 
+_LABEL = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+def _printable_label(value: object) -> str | None:
+    """The parent's manifest label comes from the client's file: it reaches a response header and the
+    ledger only if it is plain printable ASCII (no CR/LF, no non-latin-1 text)."""
+    return value if isinstance(value, str) and _LABEL.fullmatch(value) else None
+
+
 def sign_asset(
     ctx: SignContext,
     source: IO[bytes],
@@ -65,7 +75,7 @@ def sign_asset(
     existing = ctx.engine.read(media.mime, source) if may_embed_manifest(media, source) else None
     if existing is not None and existing.kind in ("manifest", "error"):
         # Incoming credentials are never stripped, even broken ones: the engine records their state.
-        parent_id = str(existing.store.get("active_manifest") or "") or None
+        parent_id = _printable_label(existing.store.get("active_manifest"))
         parent = parent_ingredient_definition(f"parent.{media.extension}")
     if parent is not None and info.source_type_defaulted:
         info = replace(info, digital_source_type=COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA)

@@ -31,7 +31,7 @@ def readyz(request: Request) -> ReadyOut | JSONResponse:
     rt = runtime(request)
     ctx = rt.sign_ctx
     if ctx is None:
-        return _not_ready(ReadyOut(status="not_ready", problem=rt.signer_problem or "no signing key"))
+        return _not_ready(ReadyOut(status="not_ready", problem=rt.public_signer_problem or "no signing key"))
     key = ctx.signer.key
     not_after = key.certificate.not_valid_after_utc
     body = ReadyOut(status="ready", key_id=key.key_id, certificate_not_after=not_after.isoformat())
@@ -41,8 +41,8 @@ def readyz(request: Request) -> ReadyOut | JSONResponse:
         return _not_ready(body.model_copy(update=expired))
     if not_after - now < timedelta(days=rt.settings.cert_expiry_warning_days):
         body.warnings.append(f"the signing certificate expires on {not_after:%Y-%m-%d}")
-    if rt.signer_problem:
-        body.warnings.append(rt.signer_problem)
+    if rt.public_signer_problem:
+        body.warnings.append(rt.public_signer_problem)
     return body
 
 

@@ -73,7 +73,9 @@ def sign(
     rt = runtime(request)
     ctx = rt.sign_ctx  # taken once: a key rotation during this request does not change its key
     if ctx is None:
-        raise ConfigError("Signing is unavailable: " + (rt.signer_problem or "no signing key is loaded."))
+        raise ConfigError(
+            "Signing is unavailable: " + (rt.public_signer_problem or "no signing key is loaded.")
+        )
     check_validity(ctx.signer.key.certificate)  # expired since start-up: 503, never a broken signature
     info = validate_generation(
         model_name=model_name,
@@ -88,7 +90,7 @@ def sign(
     key = current_key(request)
     dest = SpooledTemporaryFile(max_size=rt.settings.spool_memory_bytes)  # noqa: SIM115 - closed by the response
     try:
-        with budget(request).reserve(2 * (file.size or 0)):
+        with budget(request).reserve_unless_held(request.state, 3 * (file.size or 0)):
             signed = sign_asset(ctx, file.file, dest, info, mode=mode, api_key_id=key.id if key else None)
     except BaseException:
         dest.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fcntl
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,11 +19,17 @@ from alembic.script import ScriptDirectory
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+# The database holds the ledger and API key names and hashes: owner-only, like the keys.
+DB_FILE_MODE = 0o600
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
 def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        file = _sqlite_file(url)
+        if file is not None:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(file)
         engine = sa.create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
 
         @sa.event.listens_for(engine, "connect")
@@ -32,9 +40,48 @@ def make_engine(url: str) -> sa.Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=15000")
             cur.close()
+            if file is not None:
+                _restrict_side_files(file)
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite URL; None for in-memory and `file:` URI databases."""
+    database = sa.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _private_file(file: Path) -> None:
+    """Create the database file owner-only before SQLite does (it would use 0644); SQLite then gives its
+    -wal and -shm files the database file's mode. An existing file readable by others is tightened."""
+    try:
+        fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DB_FILE_MODE)
+    except FileExistsError:
+        _restrict(file)
+        return
+    try:
+        os.fchmod(fd, DB_FILE_MODE)  # whatever the umask
+    finally:
+        os.close(fd)
+
+
+def _restrict_side_files(file: Path) -> None:
+    """SQLite's side files, made by an older version or before the database was tightened."""
+    for suffix in SQLITE_SIDE_FILES:
+        _restrict(file.with_name(file.name + suffix))
+
+
+def _restrict(path: Path) -> None:
+    try:
+        info = path.stat()
+        if stat.S_ISREG(info.st_mode) and stat.S_IMODE(info.st_mode) & 0o077 and info.st_uid == os.getuid():
+            os.chmod(path, stat.S_IMODE(info.st_mode) & 0o700)
+    except FileNotFoundError:
+        pass  # not made yet, or removed by a checkpoint meanwhile
 
 
 def alembic_config(url: str) -> Config:

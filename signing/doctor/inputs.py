@@ -161,7 +161,8 @@ def _load(fn: Callable[[], PrivateKeyTypes], out: list[Finding]) -> PrivateKeyTy
                 else "The private key is encrypted and no passphrase was given.",
                 "Drop the passphrase setting."
                 if given
-                else "Set the key's passphrase (HALLMARK_KEY_PASSPHRASE).",
+                else "Put the key's passphrase in a file only you can read (chmod 600) and set "
+                "HALLMARK_SIGNING_KEY_PASSPHRASE_FILE to its path.",
             )
         )
         return None

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -196,6 +198,7 @@ def test_generate_encrypted_key_signs_with_the_passphrase(tmp_path: Path) -> Non
     ok(run(data_dir, "keys", "init", "--dev"))
     secret = tmp_path / "passphrase"
     secret.write_text("correct horse battery staple\n")
+    secret.chmod(0o600)
     env_run = lambda *a: subprocess.run(  # noqa: E731 - a tiny local runner with one extra variable
         [HALLMARK, *a],
         env={
@@ -219,3 +222,64 @@ def test_generate_encrypted_key_signs_with_the_passphrase(tmp_path: Path) -> Non
     assert refused.returncode == 1
     assert "correct horse" not in refused.stdout + refused.stderr
     assert env_run("keys", "doctor", key_id).returncode == 0
+
+
+def _watch(data_dir: Path) -> Any:
+    from app.keywatch import SignerWatch
+    from app.runtime import GENERATOR, load_trust, open_database
+    from app.settings import Settings
+    from app.store.ledger import SqlLedger
+    from signing import Engine, EngineConfig
+
+    cfg = Settings(data_dir=data_dir, keyring_poll_seconds=0.001)
+    watch = SignerWatch(
+        cfg, Engine(EngineConfig(trust=load_trust(cfg))), SqlLedger(open_database(cfg)), GENERATOR
+    )
+    watch.start()
+    return watch
+
+
+def test_revoking_the_active_key_stops_signing_at_once(data_dir: Path) -> None:
+    watch = _watch(data_dir)
+    assert watch.current() is not None
+    ok(run(data_dir, "keys", "revoke", "default", "--reason", "key compromise", "--yes"))
+    time.sleep(0.01)
+    assert watch.current() is None, "a revoked key must not keep signing"
+    assert "no usable active key" in (watch.problem or "")
+
+
+def test_a_key_that_fails_to_load_is_retried_until_it_works(data_dir: Path) -> None:
+    watch = _watch(data_dir)
+    new_id = ok(run(data_dir, "keys", "generate", "--dev")).stdout.strip().splitlines()[-1]
+    ok(run(data_dir, "keys", "activate", new_id, "--yes"))
+    key_file = data_dir / "keys" / new_id / "key.pem"
+    key_file.chmod(0o644)  # the operator's mistake: the worker refuses a readable key
+    time.sleep(0.01)  # past the poll interval
+    assert watch.current() is None, "the old key is retired: no signing until the new one loads"
+    key_file.chmod(0o600)
+    time.sleep(0.01)
+    current = watch.current()
+    assert current is not None
+    assert current.signer.key.key_id == new_id
+    assert watch.problem is None
+
+
+def test_import_never_replaces_the_chain_of_a_key_in_use(data_dir: Path) -> None:
+    chain = data_dir / "keys" / "signing-chain.pem"
+    before = chain.read_bytes()
+    other = issue_from_csr(data_dir, other_csr())
+    refused = run(data_dir, "keys", "import", "default", "--chain", str(other))
+    assert refused.returncode == 1
+    assert "only be imported for a pending key" in refused.stderr
+    assert chain.read_bytes() == before
+
+
+def test_production_refuses_to_activate_a_development_key(data_dir: Path) -> None:
+    from app.keyadmin import activate
+    from app.settings import Settings
+    from signing import KeyringError
+
+    new_id = ok(run(data_dir, "keys", "generate", "--dev")).stdout.strip().splitlines()[-1]
+    with pytest.raises(KeyringError, match="production refuses"):
+        activate(Settings(data_dir=data_dir, env="production"), new_id)
+    assert keys(data_dir)[new_id]["state"] == "pending"

@@ -311,3 +311,33 @@ def test_manifest_presence_shortcut_agrees_with_the_engine(
     _, signed = sign(sign_ctx, original, generation)
     assert may_embed_manifest(media, io.BytesIO(signed)) is True
     assert may_embed_manifest(media, io.BytesIO(original[:40])) is True  # truncated: let the engine decide
+
+
+def test_a_key_failure_inside_the_engine_callback_keeps_its_own_error(
+    sign_ctx: signing.SignContext, generation: signing.GenerationInfo, interop_dir: Any
+) -> None:
+    """The engine swallows callback exceptions ('COSE signature invalid'); the key's own error comes back."""
+
+    class UnpluggedToken:
+        def __init__(self, inner: signing.KeySigner) -> None:
+            self.inner = inner
+            self.key_id, self.algorithm = inner.key_id, inner.algorithm
+            self.chain_pem, self.certificate = inner.chain_pem, inner.certificate
+
+        def sign(self, data: bytes) -> bytes:
+            raise signing.KeyringError("The token was removed.")
+
+    broken = signing.NativeSigner(UnpluggedToken(sign_ctx.signer.key))  # type: ignore[arg-type]
+    ctx = signing.SignContext(sign_ctx.engine, broken, sign_ctx.ledger, sign_ctx.clock, sign_ctx.generator)
+    with pytest.raises(signing.KeyringError, match="token was removed"):
+        signing.sign_asset(
+            ctx, io.BytesIO((interop_dir / "no_manifest.jpg").read_bytes()), io.BytesIO(), generation
+        )
+
+
+def test_a_hostile_parent_label_never_reaches_headers_or_the_ledger() -> None:
+    from signing.sign import _printable_label
+
+    assert _printable_label("urn:c2pa:8b7e0e6c-0f0a-4c3e-9d61-2f5a1c7e9b10") is not None
+    for hostile in ("urn:c2pa:x\r\nSet-Cookie: a=b", "urn:c2pa:\u00fc", "", "x" * 201, None, 42):
+        assert _printable_label(hostile) is None

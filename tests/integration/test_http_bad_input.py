@@ -258,3 +258,28 @@ def test_body_under_the_size_limit_is_signed(small_client: TestClient, interop_d
     headers = {"Authorization": f"Bearer {token}"}
     response = small_client.post("/v1/sign", headers=headers, data=FORM, files={"file": ("a.png", small)})
     assert response.status_code == 200, response.text
+
+
+def test_concurrent_uploads_beyond_the_byte_budget_are_refused_before_reading(
+    settings: Any, interop_dir: Path
+) -> None:
+    """The budget is taken from Content-Length before the body is read: over it, 503 at once; a request
+    alone in the worker always runs."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    app = create_app(settings.model_copy(update={"max_inflight_bytes": 300_000}))
+    jpeg = (interop_dir / "no_manifest.jpg").read_bytes()  # ~98 KB: verify holds ~2x
+    with TestClient(app) as client:
+        assert client.post("/v1/verify", files={"file": ("a.jpg", jpeg)}).status_code == 200
+        with app.state.budget.reserve(200_000):  # another request is in flight
+            response = client.post("/v1/verify", files={"file": ("a.jpg", jpeg)})
+            assert response.status_code == 503
+            assert response.headers["content-type"] == "application/problem+json"
+            assert "retry-after" in response.headers
+            small = (interop_dir / "libpng-test.png").read_bytes()  # ~4 KB still fits
+            assert client.post("/v1/verify", files={"file": ("a.png", small)}).status_code == 200
+        huge_alone = settings.model_copy(update={"max_inflight_bytes": 1_000})
+    with TestClient(create_app(huge_alone)) as client:
+        assert client.post("/v1/verify", files={"file": ("a.jpg", jpeg)}).status_code == 200

@@ -318,3 +318,34 @@ def test_sign_without_a_usable_sign_key_is_refused_before_signing(
     if status == 401:
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert ledger_count(client) == 0
+
+
+def test_api_key_is_required_behind_a_root_path(settings: Any, interop_dir: Path) -> None:
+    """Behind a proxy prefix (uvicorn --root-path /api) the gate must still guard /v1/sign."""
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+
+    with TestClient(create_app(settings), root_path="/api") as client:
+        response = client.post(
+            "/api/v1/sign",
+            files={"file": ("a.jpg", (interop_dir / "no_manifest.jpg").read_bytes())},
+            data={"model_name": "m", "model_version": "1"},
+        )
+        assert response.status_code == 401
+        assert client.app.state.runtime.ledger.count() == 0  # type: ignore[attr-defined]
+
+
+def test_input_with_credentials_that_fail_validation_is_a_client_error(
+    client: Any, auth: dict[str, str], interop_dir: Path
+) -> None:
+    """Broken incoming credentials cannot be kept as the parent ingredient: 422 naming why, never a 500."""
+    response = client.post(
+        "/v1/sign",
+        headers=auth,
+        files={"file": ("x.jpg", (interop_dir / "adobe-20220124-E-clm-CAICAI.jpg").read_bytes())},
+        data={"model_name": "m", "model_version": "1"},
+    )
+    assert response.status_code == 422, response.text
+    assert "existing content credentials" in response.json()["detail"]
+    assert client.app.state.runtime.ledger.count() == 0

@@ -162,3 +162,35 @@ def test_sniff_unsupported_lists_formats_and_rewinds() -> None:
     ):
         assert ext in hint
     assert "ZIP" not in hint
+
+
+def test_svg_sniffing_is_linear_on_hostile_comment_runs() -> None:
+    """A few hundred bytes of comments once made the prolog regex backtrack for minutes."""
+    import time
+
+    from signing.media import SNIFF_BYTES
+
+    for hostile in (b"<!---->" * 600 + b"x", b"<!--" + b"-->" * 1300, b"<?x?>" * 800 + b"<html>"):
+        started = time.perf_counter()
+        assert identify(hostile[:SNIFF_BYTES]) is None
+        assert time.perf_counter() - started < 0.05
+    assert identify(b"<!---->" * 500 + b"<svg xmlns='http://www.w3.org/2000/svg'/>") is not None
+
+
+def test_png_manifest_chunk_after_the_image_data_is_found_anywhere() -> None:
+    """A caBX chunk after IDAT and far from the end must still count: never strip incoming credentials."""
+    import zlib
+
+    from signing.media import PNG, may_embed_manifest
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    head = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+    idat = chunk(b"IDAT", zlib.compress(b"\x00\x00"))
+    filler = chunk(b"tEXt", b"k\x00" + b"v" * 200_000)
+    end = chunk(b"IEND", b"")
+    with_manifest = head + idat + chunk(b"caBX", b"jumb") + filler + end
+    without = head + idat + filler + end
+    assert may_embed_manifest(PNG, io.BytesIO(with_manifest)) is True
+    assert may_embed_manifest(PNG, io.BytesIO(without)) is False

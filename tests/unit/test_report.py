@@ -93,7 +93,8 @@ def report_of(reading: RawReading, profiles: tuple[TrustProfile, ...] = (PROD,))
     report = build_report(reading, "image/png", profiles)
     assert report.media_type == "image/png"
     assert report.summary
-    assert not FORBIDDEN.search(report.summary), report.summary
+    # Text the file supplied appears only inside quotation marks; Hallmark's own words never say it.
+    assert not FORBIDDEN.search("".join(report.summary.split('"')[::2])), report.summary
     if report.outcome is Outcome.NONE:
         assert "says nothing about how the content was made" in report.summary
         assert "AI" not in report.summary
@@ -286,7 +287,7 @@ def test_ai_declaration(actions: list[dict[str, Any]], dst: str, declared: bool)
     assert report.ai.declared is declared
     assert report.ai.digital_source_type == dst
     assert report.ai.actions == tuple(a["action"] for a in actions)
-    assert "test-diffusion 2.1" in report.summary
+    assert 'model "test-diffusion" version "2.1"' in report.summary
 
 
 def test_ai_words_in_summary() -> None:
@@ -304,7 +305,7 @@ def test_unknown_source_type_named_by_code() -> None:
     report = report_of(manifest(actions=[action("c2pa.created", IPTC + "virtualRecording")]))
     assert report.ai is not None
     assert report.ai.declared is False
-    assert "digital source type virtualRecording" in report.summary
+    assert "IPTC digital source type virtualRecording" in report.summary
 
 
 def test_model_from_string_agent() -> None:
@@ -467,3 +468,25 @@ def test_malformed_crjson_does_not_raise(crjson: dict[str, Any]) -> None:
 )
 def test_malformed_crjson_shapes_do_not_raise(crjson: dict[str, Any]) -> None:
     report_of(RawReading(kind="manifest", state="Valid", store=store(), crjson=crjson))
+
+
+def test_text_from_the_file_is_quoted_never_adopted() -> None:
+    """A hostile signer name or model string is shown as a quotation, never as Hallmark's own words."""
+    hostile = store(
+        actions=[
+            action(
+                "c2pa.created",
+                "a real, authentic, human-made photograph",
+                {"name": "Verified authentic human-made camera", "version": "1"},
+            )
+        ],
+        signature_info={"alg": "Es256", "issuer": "This photo is authentic and human-made"},
+    )
+    report = report_of(RawReading(kind="manifest", state="Valid", store=hostile))
+    summary = report.summary
+    assert '"This photo is authentic and human-made" (as named in its certificate)' in summary
+    assert "digital source type this service does not recognise" in summary
+    assert "a real, authentic" not in summary
+    outside_quotes = "".join(summary.split('"')[::2]).lower()
+    assert "authentic" not in outside_quotes
+    assert "human-made" not in outside_quotes
