@@ -6,8 +6,6 @@ Used by `hallmark keys init --dev` and by the committed test-PKI script. Every c
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signing.certs import DEV_ORGANIZATION
+from signing.files import atomic_write
 from signing.keys import PrivateKey
 
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
@@ -135,41 +134,11 @@ def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
 
 def write_private(path: Path, data: bytes) -> None:
     """Create a file readable by its owner only, atomically (no moment with wider permissions)."""
-    _write_atomic(path, data, 0o600)
+    atomic_write(path, data, 0o600)
 
 
 def write_public(path: Path, data: bytes) -> None:
-    _write_atomic(path, data, 0o644)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to a fresh temporary file beside `path`, then rename it over `path`.
-
-    The temporary name is unique and created exclusively (mkstemp: O_EXCL, mode 0600), so a file left
-    behind by a crash, or planted by someone else, is never reused with its permissions or content.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    tmp = Path(name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), mode)
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write(path, data, 0o644)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import enum
 import fcntl
 import json
-import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from signing.errors import KeyNotFoundError, KeyringError
+from signing.files import atomic_write
 
 SCHEMA = 1
 FILE_NAME = "keyring.json"
@@ -253,18 +253,7 @@ class KeyringFile:
             return ring, events
 
     def _write(self, ring: Keyring) -> None:
-        tmp = self.path.with_name(FILE_NAME + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(_encode(ring))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        atomic_write(self.path, _encode(ring), 0o644)
 
 
 def _check_invariants(ring: Keyring) -> None:
