@@ -308,7 +308,7 @@ def revoke(settings: Settings, key_id: str, reason: str, *, dry_run: bool = Fals
 
 
 def _allowed_ekus(settings: Settings) -> list[str]:
-    return sorted({eku for p in load_trust(settings) for eku in getattr(p, "allowed_ekus", ())})
+    return sorted({eku for p in load_trust(settings) for eku in p.allowed_ekus})
 
 
 def doctor_for_entry(
