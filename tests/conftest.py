@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,21 +10,17 @@ from fastapi.testclient import TestClient
 
 import signing
 from app.settings import Settings
+from tests.fixtures import INTEROP
 from tests.pki import TestPki, make_test_pki
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def shared_dir() -> Path:
-    return Path(os.environ.get("HALLMARK_SHARED_DIR", REPO.parent / "shared"))
-
-
 @pytest.fixture(scope="session")
 def interop_dir() -> Path:
-    path = shared_dir() / "interop"
-    if not (path / "EXPECTED.tsv").is_file():
-        pytest.fail(f"interop corpus not found at {path} (set HALLMARK_SHARED_DIR)")
-    return path
+    if not (INTEROP / "EXPECTED.tsv").is_file():
+        pytest.fail(f"interop corpus missing at {INTEROP}: it is part of the repository")
+    return INTEROP
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ import pytest
 
 import signing
 from signing.manifest import build_manifest_definition, new_manifest_id
+from tests.fixtures import CONFORMANCE
 
 CONFORMANCE_DIR = Path(__file__).resolve().parent.parent / "conformance"
 EVALUATOR = CONFORMANCE_DIR / "evaluate.mjs"
@@ -115,10 +116,10 @@ def node() -> str:
 
 
 @pytest.fixture(scope="session")
-def rubric_path(interop_dir: Path) -> Path:
-    path = interop_dir.parent / "conformance" / RUBRIC_NAME
+def rubric_path() -> Path:
+    path = CONFORMANCE / RUBRIC_NAME
     if not path.is_file():
-        pytest.fail(f"conformance rubric not found at {path} (set HALLMARK_SHARED_DIR)", pytrace=False)
+        pytest.fail(f"conformance rubric missing at {path}: it is part of the repository", pytrace=False)
     return path
 
 

@@ -12,16 +12,13 @@ from fastapi.testclient import TestClient
 
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import shared_dir
+from tests.fixtures import INTEROP
 
 FORBIDDEN_WORDS = ("authentic", "human-made", "human made")
 
 
 def read_expected() -> list[dict[str, str]]:
-    path = shared_dir() / "interop" / "EXPECTED.tsv"
-    if not path.is_file():
-        return [{"file": "<EXPECTED.tsv not found>", "c2pa_state": "", "failure_codes": "", "note": ""}]
-    with path.open(newline="", encoding="utf-8") as f:
+    with (INTEROP / "EXPECTED.tsv").open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 

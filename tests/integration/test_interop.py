@@ -21,7 +21,7 @@ import c2pa
 import pytest
 
 import signing
-from tests.conftest import shared_dir
+from tests.fixtures import INTEROP
 
 T = TypeVar("T")
 
@@ -54,10 +54,8 @@ def read_expected(path: Path) -> list[Row]:
 
 
 def _names_at_collection() -> list[str]:
-    # Parametrization needs the names before fixtures exist; the files themselves come from `interop_dir`.
-    # A missing corpus yields one placeholder case, which then fails in the `interop_dir` fixture.
-    path = shared_dir() / "interop" / "EXPECTED.tsv"
-    return [row.file for row in read_expected(path)] if path.is_file() else ["<EXPECTED.tsv not found>"]
+    # Parametrization needs the names before fixtures exist: read the vendored corpus directly.
+    return [row.file for row in read_expected(INTEROP / "EXPECTED.tsv")]
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,8 @@ from app.settings import Settings
 from app.trust_store import C2PA_CLAIM_SIGNING_EKU, Bundle, TrustStore
 from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem, write_private, write_public
 from signing.selftest import tiny_png
-from tests.conftest import MemoryLedger, shared_dir
+from tests.conftest import MemoryLedger
+from tests.fixtures import TRUST_LISTS
 from tests.pki import TestPki as Pki  # aliased: pytest would try to collect Test*
 from tests.tsa import LocalTsa
 
@@ -35,10 +36,9 @@ C2PA_TSA_LIST_SHA256 = "c688d3555f4a2f1f8d663472bbd37888ff234abdd234c25934c0f929
 
 @pytest.fixture(scope="module")
 def lists() -> Path:
-    path = shared_dir() / "trust"
-    if not (path / "C2PA-TRUST-LIST.pem").is_file():
-        pytest.fail(f"C2PA trust list copies not found in {path} (set HALLMARK_SHARED_DIR)")
-    return path
+    if not (TRUST_LISTS / "C2PA-TRUST-LIST.pem").is_file():
+        pytest.fail(f"C2PA trust list copies missing in {TRUST_LISTS}: they are part of the repository")
+    return TRUST_LISTS
 
 
 def run(data_dir: Path, *args: str) -> tuple[int, str]:
