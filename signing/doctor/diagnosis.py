@@ -15,11 +15,11 @@ from signing.doctor.engine_checks import _engine_checks
 from signing.doctor.findings import Check, DoctorReport, Finding
 from signing.doctor.inputs import _order, _read_chain, _read_key
 from signing.doctor.key_checks import _key_checks
-from signing.doctor.oids import DEFAULT_ENGINE_EKUS
 from signing.doctor.profile_checks import _profile_checks
 from signing.doctor.x509util import _aware, _issued_by
 from signing.errors import HallmarkError
 from signing.keys import KeySigner
+from signing.oids import DEFAULT_ENGINE_EKUS
 
 
 def diagnose(

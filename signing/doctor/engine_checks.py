@@ -10,13 +10,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
 from signing.doctor.findings import Check, Finding, _rule
-from signing.doctor.oids import (
-    _EKU_NAMES,
-    _SIGNATURE_ALGORITHMS,
-    _WEAK_SIGNATURE_ALGORITHMS,
-    C2PA_CLAIM_SIGNING_EKU,
-    DOCUMENT_SIGNING_EKU,
-)
 from signing.doctor.x509util import (
     _days,
     _describe,
@@ -27,6 +20,13 @@ from signing.doctor.x509util import (
     eku_names,
     key_type_problem,
     key_usage_bits,
+)
+from signing.oids import (
+    C2PA_CLAIM_SIGNING_EKU,
+    DOCUMENT_SIGNING_EKU,
+    EKU_NAMES,
+    SIGNATURE_ALGORITHMS,
+    WEAK_SIGNATURE_ALGORITHMS,
 )
 
 # Extensions the engine accepts when marked critical, measured on c2pa-rs 0.91.3; any other critical one
@@ -248,7 +248,7 @@ def _engine_aki(leaf: x509.Certificate) -> Finding:
 def _engine_eku(leaf: x509.Certificate, allowed: set[str]) -> Finding:
     eku = _ext(leaf, x509.ExtendedKeyUsage)
     want = (
-        " or ".join(_EKU_NAMES.get(x509.ObjectIdentifier(o), o) + f" ({o})" for o in sorted(allowed))
+        " or ".join(EKU_NAMES.get(x509.ObjectIdentifier(o), o) + f" ({o})" for o in sorted(allowed))
         or "(nothing configured)"
     )
     fix = (
@@ -338,11 +338,11 @@ def _engine_key_strength(leaf: x509.Certificate) -> Finding:
 
 def _signature_algorithm(cert: x509.Certificate, *, profile: bool) -> Finding:
     oid = cert.signature_algorithm_oid
-    if oid in _SIGNATURE_ALGORITHMS:
+    if oid in SIGNATURE_ALGORITHMS:
         return Finding(
-            "signature-algorithm", "ok", f"The CA signed the certificate with {_SIGNATURE_ALGORITHMS[oid]}."
+            "signature-algorithm", "ok", f"The CA signed the certificate with {SIGNATURE_ALGORITHMS[oid]}."
         )
-    name = _WEAK_SIGNATURE_ALGORITHMS.get(oid, oid.dotted_string)
+    name = WEAK_SIGNATURE_ALGORITHMS.get(oid, oid.dotted_string)
     rule = (
         _rule("Signature Algorithm: RSA (PSS or SHA2 variants), ECDSA (SHA2 variants), or Ed25519")
         if profile

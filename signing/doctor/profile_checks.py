@@ -11,15 +11,6 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 
 from signing.doctor.engine_checks import _signature_algorithm
 from signing.doctor.findings import Check, Finding, _rule
-from signing.doctor.oids import (
-    C2PA_AL1,
-    C2PA_AL2,
-    C2PA_ASSURANCE_LEVEL,
-    C2PA_CLAIM_SIGNING_EKU,
-    C2PA_CPL_RECORD,
-    C2PA_POLICY,
-    DOCUMENT_SIGNING_EKU,
-)
 from signing.doctor.x509util import (
     _assurance_level_value,
     _days,
@@ -32,6 +23,15 @@ from signing.doctor.x509util import (
     key_type_problem,
     key_usage_bits,
     missing_subject_parts,
+)
+from signing.oids import (
+    C2PA_AL1,
+    C2PA_AL2,
+    C2PA_ASSURANCE_LEVEL,
+    C2PA_CLAIM_SIGNING_EKU,
+    C2PA_CPL_RECORD,
+    C2PA_POLICY,
+    DOCUMENT_SIGNING_EKU,
 )
 
 _AL_LIMITS = {C2PA_AL1: (366, "Assurance Level 1"), C2PA_AL2: (90, "Assurance Level 2")}

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from signing.doctor.oids import _EKU_NAMES
+from signing.oids import EKU_NAMES
 
 _CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
@@ -32,7 +32,7 @@ _E = TypeVar("_E", bound=x509.ExtensionType)
 
 
 def eku_names(usages: Iterable[x509.ObjectIdentifier]) -> str:
-    return ", ".join(_EKU_NAMES.get(oid, oid.dotted_string) for oid in usages) or "none"
+    return ", ".join(EKU_NAMES.get(oid, oid.dotted_string) for oid in usages) or "none"
 
 
 def key_usage_bits(ku: x509.KeyUsage) -> set[str]:

@@ -20,10 +20,11 @@ from typer.testing import CliRunner
 
 import signing
 from app.cli import app as cli
+from app.files import write_private, write_public
 from app.runtime import load_trust
 from app.settings import Settings
 from app.trust_store import C2PA_CLAIM_SIGNING_EKU, Bundle, TrustStore
-from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem, write_private, write_public
+from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem
 from signing.selftest import tiny_png
 from tests.conftest import MemoryLedger, shared_dir
 from tests.pki import TestPki as Pki  # aliased: pytest would try to collect Test*
