@@ -57,7 +57,11 @@ from signing.ports import Breaker, Clock, Ledger, LedgerEntry, SystemClock
 from signing.selftest import self_test
 from signing.sign import SignContext, Timestamping, sign_asset
 from signing.timestamp import BreakerRules, BreakerState, TimestampGuard, TimestampOutcome, TimestampPolicy
-from signing.trust import TrustProfile, load_trust_dir, profile_from_pem
+from signing.trust import ANCHORS_FILE as TRUST_ANCHORS_FILE
+from signing.trust import PROFILE_FILE as TRUST_PROFILE_FILE
+from signing.trust import PROFILE_SCHEMA as TRUST_PROFILE_SCHEMA
+from signing.trust import TSA_ANCHORS_FILE as TRUST_TSA_ANCHORS_FILE
+from signing.trust import TrustProfile, load_trust_dir, profile_from_pem, valid_eku
 from signing.verify import inspect_asset, require_trusted
 from signing.vocabulary import DIGITAL_SOURCE_TYPES, TRAINED_ALGORITHMIC_MEDIA
 
@@ -71,6 +75,10 @@ __all__ = [
     "ENGINE_VERSION",
     "SUPPORTED_MEDIA",
     "TRAINED_ALGORITHMIC_MEDIA",
+    "TRUST_ANCHORS_FILE",
+    "TRUST_PROFILE_FILE",
+    "TRUST_PROFILE_SCHEMA",
+    "TRUST_TSA_ANCHORS_FILE",
     "AiDeclaration",
     "AssetError",
     "AssetTooLargeError",
@@ -156,5 +164,6 @@ __all__ = [
     "sha256_stream",
     "sign_asset",
     "sniff",
+    "valid_eku",
     "validate_generation",
 ]

@@ -15,7 +15,7 @@ from app.files import write_private, write_public
 from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from app.store.db import make_engine, migrate
-from app.trust_store import TrustStore
+from app.trust import TrustStore
 from signing import (
     AssetTooLargeError,
     ConfigError,
