@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from app.files import write_private, write_public
-from signing import issue_dev_pki
-
-
-@dataclass(frozen=True)
-class DevPki:
-    root: Path  # the trust anchor (certificate only)
-    intermediate: Path
-    intermediate_key: Path
-    chain: Path  # leaf + intermediate, leaf first
-    key: Path  # the leaf's private key, PKCS#8, 0600
+from signing import DevPki, issue_dev_pki
 
 
 def create_dev_pki(
@@ -25,10 +15,10 @@ def create_dev_pki(
     *,
     provider: str = "Hallmark development signer",
     alg: str = "es256",
-) -> DevPki:
+) -> DevPki[Path]:
     """Write a fresh development PKI (private keys owner-only, every file atomically)."""
     material = issue_dev_pki(provider=provider, alg=alg)
-    out = DevPki(
+    out: DevPki[Path] = DevPki(
         root=ca_dir / "root-ca.pem",
         intermediate=ca_dir / "intermediate-ca.pem",
         intermediate_key=ca_dir / "intermediate-ca.key.pem",

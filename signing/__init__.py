@@ -4,7 +4,7 @@ from signing import keyring as keyring_rules
 from signing._c2pa import BINDING_VERSION, ENGINE_VERSION, Engine, EngineConfig, NativeSigner
 from signing.certs import DEV_ORGANIZATION, is_development, load_chain, public_key_sha256, sha256_fingerprint
 from signing.csr import build_csr
-from signing.devpki import DevPkiMaterial, dev_name, issue_dev_pki, issue_leaf, key_pem, new_key
+from signing.devpki import DevPki, dev_name, issue_dev_pki, issue_leaf, key_pem, new_key
 from signing.devpki import pem as certificate_pem
 from signing.doctor import DoctorReport, Finding, diagnose
 from signing.doctor import render as render_doctor_report
@@ -29,7 +29,14 @@ from signing.errors import (
 )
 from signing.hashing import sha256_stream
 from signing.keyring import KeyEntry, KeyEvent, Keyring, KeyState
-from signing.keys import CredentialFiles, KeySigner, PemKeySigner, algorithm_for_public_key, check_validity
+from signing.keys import (
+    CertifiedSigner,
+    CredentialFiles,
+    KeySigner,
+    PemKeySigner,
+    algorithm_for_public_key,
+    check_validity,
+)
 from signing.manifest import ClaimGenerator, validate_generation
 from signing.media import SUPPORTED as SUPPORTED_MEDIA
 from signing.media import sniff
@@ -87,12 +94,13 @@ __all__ = [
     "BreakerState",
     "CapacityError",
     "CertificateProfileError",
+    "CertifiedSigner",
     "ClaimGenerator",
     "Clock",
     "Codes",
     "ConfigError",
     "CredentialFiles",
-    "DevPkiMaterial",
+    "DevPki",
     "DoctorReport",
     "EmptyAssetError",
     "Engine",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -18,6 +19,7 @@ from signing.certs import DEV_ORGANIZATION
 from signing.keys import PrivateKey
 
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+T = TypeVar("T")
 PRIVATE_KEY_TYPES = (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey)
 
 
@@ -129,17 +131,18 @@ def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
 
 
 @dataclass(frozen=True)
-class DevPkiMaterial:
-    """A fresh development PKI as PEM: what `app.dev_pki.create_dev_pki` writes to the keys directory."""
+class DevPki(Generic[T]):
+    """A development PKI: its PEM material (`DevPki[bytes]`, from `issue_dev_pki`) or the files it was
+    written to (`DevPki[Path]`, from `app.dev_pki.create_dev_pki`)."""
 
-    root: bytes  # the trust anchor (certificate only)
-    intermediate: bytes
-    intermediate_key: bytes
-    chain: bytes  # leaf + intermediate, leaf first
-    key: bytes  # the leaf's private key, PKCS#8
+    root: T  # the trust anchor (certificate only)
+    intermediate: T
+    intermediate_key: T
+    chain: T  # leaf + intermediate, leaf first
+    key: T  # the leaf's private key, PKCS#8 (0600 on disk)
 
 
-def issue_dev_pki(*, provider: str = "Hallmark development signer", alg: str = "es256") -> DevPkiMaterial:
+def issue_dev_pki(*, provider: str = "Hallmark development signer", alg: str = "es256") -> DevPki[bytes]:
     """A fresh development PKI. The root's private key is discarded: nothing can issue new roots."""
     root_key = new_key("es256")
     root = issue_ca(dev_name("Hallmark Development Root CA"), root_key, days=3650, path_length=1)
@@ -154,7 +157,7 @@ def issue_dev_pki(*, provider: str = "Hallmark development signer", alg: str = "
     )
     leaf_key = new_key(alg)
     leaf = issue_leaf(dev_name(provider), leaf_key, issuer=inter, issuer_key=inter_key)
-    return DevPkiMaterial(
+    return DevPki(
         root=pem(root),
         intermediate=pem(inter),
         intermediate_key=key_pem(inter_key),

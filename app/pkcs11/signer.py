@@ -6,7 +6,6 @@ import os
 import secrets
 from typing import Any
 
-from cryptography import x509
 from pkcs11 import ObjectClass
 from pkcs11 import exceptions as p11
 from pkcs11.types import SignMixin
@@ -17,13 +16,12 @@ from app.pkcs11.schemes import raw_sign, scheme_for, verifies
 from app.pkcs11.tokens import RECONNECTABLE, acquire, release, require_mechanism, token_errors
 from signing import (
     CertificateProfileError,
+    CertifiedSigner,
     KeyringError,
-    load_chain,
-    sha256_fingerprint,
 )
 
 
-class Pkcs11KeySigner:
+class Pkcs11KeySigner(CertifiedSigner):
     """A private key in a PKCS#11 token, with its certificate chain (leaf first) as PEM.
 
     Thread-safe: signatures are serialised on the module's lock (see the module docstring). Call `close()`
@@ -39,11 +37,8 @@ class Pkcs11KeySigner:
         key_id: str = "default",
         algorithm: str | None = None,
     ):
-        chain = load_chain(chain_pem, source="the certificate chain")
+        super().__init__(key_id, chain_pem)
         self._config = config
-        self._chain_pem = chain_pem
-        self._certificate = chain[0]
-        self._key_id = key_id
         self._pid = os.getpid()
         self._closed = False
         self._shared = acquire(config)
@@ -75,24 +70,8 @@ class Pkcs11KeySigner:
     # --- the KeySigner port ---------------------------------------------------------------------------
 
     @property
-    def key_id(self) -> str:
-        return self._key_id
-
-    @property
     def algorithm(self) -> str:
         return self._scheme.algorithm
-
-    @property
-    def chain_pem(self) -> bytes:
-        return self._chain_pem
-
-    @property
-    def certificate(self) -> x509.Certificate:
-        return self._certificate
-
-    @property
-    def certificate_sha256(self) -> str:
-        return sha256_fingerprint(self._certificate)
 
     @property
     def token_label(self) -> str:

@@ -63,6 +63,15 @@ def profile_checks_for(leaf: x509.Certificate, issuer: x509.Certificate | None) 
     ]
 
 
+def _broken(slug: str, rule: str, problems: list[str]) -> Finding:
+    """An error finding: the profile's rule, what this certificate gets wrong, and who can fix it."""
+    return Finding(slug, "error", cp_rule(f"{rule}; {'; '.join(problems)}."), _CA_ISSUES_IT)
+
+
+def _verdict(slug: str, rule: str, problems: list[str], ok: str) -> Finding:
+    return _broken(slug, rule, problems) if problems else Finding(slug, "ok", ok)
+
+
 def _p_version(leaf: x509.Certificate) -> Finding:
     if leaf.version is x509.Version.v3:
         return Finding("version", "ok", "X.509 version 3.")
@@ -138,31 +147,30 @@ def _p_key_type(leaf: x509.Certificate) -> Finding:
     return Finding("key-type", "ok", f"Public key {describe_key(leaf.public_key())}.")
 
 
-def _criticality(ext: x509.Extension[x509.ExtensionType], critical: bool) -> str | None:
+def _criticality(ext: x509.Extension[x509.ExtensionType], critical: bool) -> list[str]:
+    """The problems with the extension's criticality: none, or one."""
     if ext.critical == critical:
-        return None
-    return "it is marked critical" if ext.critical else "it is not marked critical"
+        return []
+    return ["it is marked critical" if ext.critical else "it is not marked critical"]
 
 
 def _p_ski(leaf: x509.Certificate) -> Finding:
     rule = "Subject Key Identifier: MUST, non-critical, SHA-1 of the public key (RFC 5280 method 1)"
     ski = ext_of(leaf, x509.SubjectKeyIdentifier)
     if ski is None:
-        return Finding("ski", "error", cp_rule(f"{rule}; it is missing."), _CA_ISSUES_IT)
-    problems = [p for p in [_criticality(ski, False)] if p]
+        return _broken("ski", rule, ["it is missing"])
+    problems = _criticality(ski, False)
     if ski.value.digest != x509.SubjectKeyIdentifier.from_public_key(leaf.public_key()).digest:
         problems.append("its value is not the method-1 hash of the public key")
-    if problems:
-        return Finding("ski", "error", cp_rule(f"{rule}; {'; '.join(problems)}."), _CA_ISSUES_IT)
-    return Finding("ski", "ok", "Subject Key Identifier present (method 1).")
+    return _verdict("ski", rule, problems, "Subject Key Identifier present (method 1).")
 
 
 def _p_aki(leaf: x509.Certificate, issuer: x509.Certificate | None) -> Finding:
     rule = "Authority Key Identifier: MUST, non-critical, keyIdentifier matching the issuing CA's SKI"
     aki = ext_of(leaf, x509.AuthorityKeyIdentifier)
     if aki is None:
-        return Finding("aki", "error", cp_rule(f"{rule}; it is missing."), _CA_ISSUES_IT)
-    problems = [p for p in [_criticality(aki, False)] if p]
+        return _broken("aki", rule, ["it is missing"])
+    problems = _criticality(aki, False)
     if aki.value.key_identifier is None:
         problems.append("it has no keyIdentifier (only issuer/serial)")
     elif issuer is not None:
@@ -175,7 +183,7 @@ def _p_aki(leaf: x509.Certificate, issuer: x509.Certificate | None) -> Finding:
         if aki.value.key_identifier != expected:
             problems.append(f"its keyIdentifier does not match the SKI of the issuer ({name_of(issuer)})")
     if problems:
-        return Finding("aki", "error", cp_rule(f"{rule}; {'; '.join(problems)}."), _CA_ISSUES_IT)
+        return _broken("aki", rule, problems)
     return Finding(
         "aki",
         "ok",
@@ -189,31 +197,27 @@ def _p_key_usage(leaf: x509.Certificate) -> Finding:
     rule = "Key Usage: MUST, critical, digitalSignature and nonRepudiation (contentCommitment)"
     ku = ext_of(leaf, x509.KeyUsage)
     if ku is None:
-        return Finding("key-usage", "error", cp_rule(f"{rule}; it is missing."), _CA_ISSUES_IT)
+        return _broken("key-usage", rule, ["it is missing"])
     bits = key_usage_bits(ku.value)
-    problems = [p for p in [_criticality(ku, True)] if p]
+    problems = _criticality(ku, True)
     missing = [b for b in ("digitalSignature", "nonRepudiation") if b not in bits]
     if missing:
         problems.append(f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set")
     extra = sorted(bits - {"digitalSignature", "nonRepudiation"})
     if extra:
         problems.append(f"it also allows {', '.join(extra)}")
-    if problems:
-        return Finding("key-usage", "error", cp_rule(f"{rule}; {'; '.join(problems)}."), _CA_ISSUES_IT)
-    return Finding("key-usage", "ok", "Key usage digitalSignature + nonRepudiation, critical.")
+    return _verdict("key-usage", rule, problems, "Key usage digitalSignature + nonRepudiation, critical.")
 
 
 def _p_basic_constraints(leaf: x509.Certificate) -> Finding:
     rule = "Basic Constraints: MUST, critical, cA=FALSE"
     bc = ext_of(leaf, x509.BasicConstraints)
     if bc is None:
-        return Finding("ca-flag", "error", cp_rule(f"{rule}; it is missing."), _CA_ISSUES_IT)
-    problems = [p for p in [_criticality(bc, True)] if p]
+        return _broken("ca-flag", rule, ["it is missing"])
+    problems = _criticality(bc, True)
     if bc.value.ca:
         problems.append("cA is TRUE")
-    if problems:
-        return Finding("ca-flag", "error", cp_rule(f"{rule}; {'; '.join(problems)}."), _CA_ISSUES_IT)
-    return Finding("ca-flag", "ok", "Basic constraints cA=FALSE, critical.")
+    return _verdict("ca-flag", rule, problems, "Basic constraints cA=FALSE, critical.")
 
 
 def _p_eku(leaf: x509.Certificate) -> Finding:
@@ -223,9 +227,9 @@ def _p_eku(leaf: x509.Certificate) -> Finding:
     )
     eku = ext_of(leaf, x509.ExtendedKeyUsage)
     if eku is None:
-        return Finding("eku", "error", cp_rule(f"{rule}; it is missing."), _CA_ISSUES_IT)
+        return _broken("eku", rule, ["it is missing"])
     usages = list(eku.value)
-    problems = [p for p in [_criticality(eku, False)] if p]
+    problems = _criticality(eku, False)
     if C2PA_CLAIM_SIGNING_EKU not in usages:
         problems.append("c2pa-kp-claimSigning is missing")
     if ExtendedKeyUsageOID.EMAIL_PROTECTION not in usages and DOCUMENT_SIGNING_EKU not in usages:
@@ -246,14 +250,12 @@ def _p_policy(leaf: x509.Certificate) -> Finding:
     )
     policies = ext_of(leaf, x509.CertificatePolicies)
     if policies is None:
-        return Finding("policy", "error", cp_rule(f"{rule}; the extension is missing."), _CA_ISSUES_IT)
-    problems = [p for p in [_criticality(policies, False)] if p]
+        return _broken("policy", rule, ["the extension is missing"])
+    problems = _criticality(policies, False)
     ids = [p.policy_identifier for p in policies.value]
     if C2PA_POLICY not in ids:
         problems.append(f"it lists {', '.join(o.dotted_string for o in ids) or 'no policy'}")
-    if problems:
-        return Finding("policy", "error", cp_rule(f"{rule}; {'; '.join(problems)}."), _CA_ISSUES_IT)
-    return Finding("policy", "ok", "Certificate policy 1.3.6.1.4.1.62558.1.1 (C2PA) present.")
+    return _verdict("policy", rule, problems, "Certificate policy 1.3.6.1.4.1.62558.1.1 (C2PA) present.")
 
 
 def _uri(name: x509.GeneralName) -> str | None:
@@ -267,8 +269,8 @@ def _p_aia(leaf: x509.Certificate) -> list[Finding]:
     )
     aia = ext_of(leaf, x509.AuthorityInformationAccess)
     if aia is None:
-        return [Finding("aia-ocsp", "error", cp_rule(f"{rule}; the extension is missing."), _CA_ISSUES_IT)]
-    problems = [p for p in [_criticality(aia, False)] if p]
+        return [_broken("aia-ocsp", rule, ["the extension is missing"])]
+    problems = _criticality(aia, False)
     ocsp = [
         _uri(d.access_location) for d in aia.value if d.access_method == AuthorityInformationAccessOID.OCSP
     ]
@@ -282,7 +284,7 @@ def _p_aia(leaf: x509.Certificate) -> list[Finding]:
     elif not any(u and u.lower().startswith("http://") for u in ocsp):
         problems.append(f"the OCSP location is not an http:// URI ({', '.join(str(u) for u in ocsp)})")
     out = [
-        Finding("aia-ocsp", "error", cp_rule(f"{rule}; {'; '.join(problems)}."), _CA_ISSUES_IT)
+        _broken("aia-ocsp", rule, problems)
         if problems
         else Finding("aia-ocsp", "ok", f"OCSP responder {next(u for u in ocsp if u)}.")
     ]
@@ -317,13 +319,11 @@ def _p_crl_dp(leaf: x509.Certificate) -> Finding | None:
     if cdp is None:
         return None  # optional
     rule = "CRL Distribution Points (optional): non-critical, with an HTTP URI"
-    problems = [p for p in [_criticality(cdp, False)] if p]
+    problems = _criticality(cdp, False)
     uris = [_uri(n) for dp in cdp.value for n in (dp.full_name or [])]
     if not any(u and u.lower().startswith("http://") for u in uris):
         problems.append("it has no http:// URI")
-    if problems:
-        return Finding("crl-dp", "error", cp_rule(f"{rule}; {'; '.join(problems)}."), _CA_ISSUES_IT)
-    return Finding("crl-dp", "ok", "CRL distribution point over HTTP.")
+    return _verdict("crl-dp", rule, problems, "CRL distribution point over HTTP.")
 
 
 def _p_assurance_level(leaf: x509.Certificate) -> Finding:
@@ -332,10 +332,8 @@ def _p_assurance_level(leaf: x509.Certificate) -> Finding:
     )
     ext = raw_ext_of(leaf, C2PA_ASSURANCE_LEVEL)
     if ext is None:
-        return Finding(
-            "assurance-level", "error", cp_rule(f"{rule}; the extension is missing."), _CA_ISSUES_IT
-        )
-    problems = [p for p in [_criticality(ext, False)] if p]
+        return _broken("assurance-level", rule, ["the extension is missing"])
+    problems = _criticality(ext, False)
     value = (
         assurance_level_value(ext.value.value) if isinstance(ext.value, x509.UnrecognizedExtension) else None
     )
@@ -344,7 +342,7 @@ def _p_assurance_level(leaf: x509.Certificate) -> Finding:
     elif value not in _AL_LIMITS:
         problems.append(f"its value {value} is not a C2PA assurance level")
     if problems:
-        return Finding("assurance-level", "error", cp_rule(f"{rule}; {'; '.join(problems)}."), _CA_ISSUES_IT)
+        return _broken("assurance-level", rule, problems)
     assert value is not None
     return Finding("assurance-level", "ok", f"Assurance level {value} ({_AL_LIMITS[value][1]}).")
 
@@ -363,7 +361,7 @@ def _p_cpl_record(leaf: x509.Certificate) -> Finding:
             "Get your product listed on the Conforming Products List; the CA copies its record id into the "
             "certificate. " + _CA_ISSUES_IT,
         )
-    problems = [p for p in [_criticality(ext, False)] if p]
+    problems = _criticality(ext, False)
     text: str | None = None
     if isinstance(ext.value, x509.UnrecognizedExtension):
         try:
@@ -381,6 +379,4 @@ def _p_cpl_record(leaf: x509.Certificate) -> Finding:
             canonical = False
         if not canonical:
             problems.append(f"{text!r} is not a 36-character UUID")
-    if problems:
-        return Finding("cpl-record", "error", cp_rule(f"{rule}; {'; '.join(problems)}."), _CA_ISSUES_IT)
-    return Finding("cpl-record", "ok", f"CPL record id {text}.")
+    return _verdict("cpl-record", rule, problems, f"CPL record id {text}.")
