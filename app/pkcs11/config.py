@@ -8,9 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from signing import (
-    KeyringError,
-)
+from signing import KeyringError
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,6 @@ _CRYPTO_HASH: dict[str, Callable[[], hashes.HashAlgorithm]] = {
 }
 
 
-# --- signature schemes -----------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Scheme:
     """How one C2PA algorithm maps onto a token mechanism."""

@@ -28,9 +28,7 @@ from pkcs11 import exceptions as p11
 
 from app.pkcs11.config import Pkcs11Config
 from app.pkcs11.schemes import MECHANISM_NAMES
-from signing import (
-    KeyringError,
-)
+from signing import KeyringError
 
 # A session or login that went away (token re-plugged, network HSM restarted): reconnect once and retry.
 RECONNECTABLE = (
