@@ -6,12 +6,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.dev_pki import create_dev_pki
 from app.keyadmin import LEGACY_ID_DEFAULT, ensure_keyring
 from app.keysource import keyring_file
 from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from app.store.db import make_engine, migrate
-from signing import ConfigError, KeyringError, KeyState, create_dev_pki
+from signing import ConfigError, KeyringError, KeyState
 
 DEV_TRUST_PROFILE = "hallmark-dev"
 

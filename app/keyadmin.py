@@ -15,7 +15,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
+from app.files import write_private, write_public
 from app.keysource import keyring_file, pkcs11_config, signer_for_entry
+from app.pkcs11 import generate_pkcs11_key, pkcs11_csr
 from app.runtime import GENERATOR, engine_config, load_trust, open_database
 from app.settings import Settings
 from app.store.ledger import SqlKeyEventLog
@@ -37,17 +39,13 @@ from signing import (
     check_validity,
     dev_name,
     diagnose,
-    generate_pkcs11_key,
     is_development,
     issue_leaf,
     key_pem,
     new_key,
-    pkcs11_csr,
     public_key_sha256,
     self_test,
     sha256_fingerprint,
-    write_private,
-    write_public,
 )
 from signing import keyring_rules as transitions
 

@@ -3,6 +3,8 @@ single key named by HALLMARK_SIGNING_CHAIN / HALLMARK_SIGNING_KEY (the layout be
 
 from __future__ import annotations
 
+from app.keyring_file import KeyringFile
+from app.pkcs11 import Pkcs11Config, Pkcs11KeySigner
 from app.settings import Settings
 from signing import (
     ConfigError,
@@ -10,11 +12,8 @@ from signing import (
     KeyEntry,
     KeyNotFoundError,
     KeyringError,
-    KeyringFile,
     KeySigner,
     PemKeySigner,
-    Pkcs11Config,
-    Pkcs11KeySigner,
     check_validity,
     is_development,
 )

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from app.keysource import active_key_signer, keyring_file
 from app.settings import Settings
+from app.tsa import TsaRelay
 from signing import (
     ClaimGenerator,
     Engine,
@@ -25,7 +26,6 @@ from signing import (
     SystemClock,
     TimestampGuard,
     Timestamping,
-    TsaRelay,
     self_test,
 )
 

@@ -13,8 +13,8 @@ from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from app.store.db import make_engine, migrate
 from app.store.ledger import SqlLedger
+from app.tsa import CircuitBreaker, TsaRelay
 from signing import (
-    CircuitBreaker,
     ClaimGenerator,
     ConfigError,
     Engine,
@@ -24,7 +24,6 @@ from signing import (
     TimestampGuard,
     TimestampPolicy,
     TrustProfile,
-    TsaRelay,
     load_trust_dir,
 )
 

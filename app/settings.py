@@ -15,7 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from signing import ConfigError, pin_from
+from app.pkcs11 import pin_from
+from signing import ConfigError
 
 MiB = 1024 * 1024
 # An OCSP responder the engine may contact: host or IP, optional port, optional scheme, optional single

@@ -2,18 +2,9 @@
 
 from signing import keyring as keyring_rules
 from signing._c2pa import BINDING_VERSION, ENGINE_VERSION, Engine, EngineConfig, NativeSigner
-from signing.certs import DEV_ORGANIZATION, is_development, public_key_sha256, sha256_fingerprint
+from signing.certs import DEV_ORGANIZATION, is_development, load_chain, public_key_sha256, sha256_fingerprint
 from signing.csr import build_csr
-from signing.devpki import (
-    DevPki,
-    create_dev_pki,
-    dev_name,
-    issue_leaf,
-    key_pem,
-    new_key,
-    write_private,
-    write_public,
-)
+from signing.devpki import DevPki, dev_name, issue_dev_pki, issue_leaf, key_pem, new_key
 from signing.devpki import pem as certificate_pem
 from signing.doctor import DoctorReport, Finding, diagnose
 from signing.doctor import render as render_doctor_report
@@ -37,8 +28,15 @@ from signing.errors import (
     VerificationError,
 )
 from signing.hashing import sha256_stream
-from signing.keyring import KeyEntry, KeyEvent, Keyring, KeyringFile, KeyState
-from signing.keys import CredentialFiles, KeySigner, PemKeySigner, algorithm_for_public_key, check_validity
+from signing.keyring import KeyEntry, KeyEvent, Keyring, KeyState
+from signing.keys import (
+    CertifiedSigner,
+    CredentialFiles,
+    KeySigner,
+    PemKeySigner,
+    algorithm_for_public_key,
+    check_validity,
+)
 from signing.manifest import ClaimGenerator, validate_generation
 from signing.media import SUPPORTED as SUPPORTED_MEDIA
 from signing.media import sniff
@@ -61,28 +59,42 @@ from signing.models import (
     TrainingMining,
     VerificationReport,
 )
-from signing.pkcs11 import Pkcs11Config, Pkcs11KeySigner, generate_pkcs11_key, pin_from, pkcs11_csr
-from signing.ports import Clock, Ledger, LedgerEntry, SystemClock
+from signing.oids import C2PA_CLAIM_SIGNING_EKU, DOCUMENT_SIGNING_EKU, EMAIL_PROTECTION_EKU
+from signing.ports import Breaker, Clock, Ledger, LedgerEntry, SystemClock
 from signing.selftest import self_test
 from signing.sign import SignContext, Timestamping, sign_asset
-from signing.timestamp import CircuitBreaker, TimestampGuard, TimestampOutcome, TimestampPolicy, TsaRelay
-from signing.trust import TrustProfile, load_trust_dir, profile_from_pem
+from signing.timestamp import BreakerRules, BreakerState, TimestampGuard, TimestampOutcome, TimestampPolicy
+from signing.trust import ANCHORS_FILE as TRUST_ANCHORS_FILE
+from signing.trust import PROFILE_FILE as TRUST_PROFILE_FILE
+from signing.trust import PROFILE_SCHEMA as TRUST_PROFILE_SCHEMA
+from signing.trust import TSA_ANCHORS_FILE as TRUST_TSA_ANCHORS_FILE
+from signing.trust import TrustProfile, load_trust_dir, profile_from_pem, valid_eku
 from signing.verify import inspect_asset, require_trusted
 from signing.vocabulary import DIGITAL_SOURCE_TYPES, TRAINED_ALGORITHMIC_MEDIA
 
 __all__ = [
     "BINDING_VERSION",
+    "C2PA_CLAIM_SIGNING_EKU",
     "DEV_ORGANIZATION",
     "DIGITAL_SOURCE_TYPES",
+    "DOCUMENT_SIGNING_EKU",
+    "EMAIL_PROTECTION_EKU",
     "ENGINE_VERSION",
     "SUPPORTED_MEDIA",
     "TRAINED_ALGORITHMIC_MEDIA",
+    "TRUST_ANCHORS_FILE",
+    "TRUST_PROFILE_FILE",
+    "TRUST_PROFILE_SCHEMA",
+    "TRUST_TSA_ANCHORS_FILE",
     "AiDeclaration",
     "AssetError",
     "AssetTooLargeError",
+    "Breaker",
+    "BreakerRules",
+    "BreakerState",
     "CapacityError",
     "CertificateProfileError",
-    "CircuitBreaker",
+    "CertifiedSigner",
     "ClaimGenerator",
     "Clock",
     "Codes",
@@ -106,7 +118,6 @@ __all__ = [
     "KeyState",
     "Keyring",
     "KeyringError",
-    "KeyringFile",
     "Ledger",
     "LedgerEntry",
     "LedgerError",
@@ -116,8 +127,6 @@ __all__ = [
     "Outcome",
     "OutputMode",
     "PemKeySigner",
-    "Pkcs11Config",
-    "Pkcs11KeySigner",
     "RemoteManifest",
     "RevocationStatus",
     "SidecarUnavailableError",
@@ -136,7 +145,6 @@ __all__ = [
     "Timestamping",
     "TrainingMining",
     "TrustProfile",
-    "TsaRelay",
     "UnsupportedMediaError",
     "VerificationError",
     "VerificationReport",
@@ -144,19 +152,17 @@ __all__ = [
     "build_csr",
     "certificate_pem",
     "check_validity",
-    "create_dev_pki",
     "dev_name",
     "diagnose",
-    "generate_pkcs11_key",
     "inspect_asset",
     "is_development",
+    "issue_dev_pki",
     "issue_leaf",
     "key_pem",
     "keyring_rules",
+    "load_chain",
     "load_trust_dir",
     "new_key",
-    "pin_from",
-    "pkcs11_csr",
     "profile_from_pem",
     "public_key_sha256",
     "render_doctor_report",
@@ -166,7 +172,6 @@ __all__ = [
     "sha256_stream",
     "sign_asset",
     "sniff",
+    "valid_eku",
     "validate_generation",
-    "write_private",
-    "write_public",
 ]

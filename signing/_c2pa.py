@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -99,14 +99,15 @@ class NativeSigner:
         self.key = key
         self.tsa_url = tsa_url
         # The engine swallows an exception raised in the callback ("COSE signature invalid"): keep it,
-        # per thread (the callback runs on the signing thread), so the real cause can be reported.
-        self._failure = threading.local()
+        # per thread (the callback runs on the signing thread, in its context), so the real cause can be
+        # reported.
+        self._failure: ContextVar[Exception | None] = ContextVar(f"signer-failure-{id(self)}", default=None)
 
         def sign(data: bytes) -> bytes:
             try:
                 return key.sign(data)
             except Exception as exc:
-                self._failure.exc = exc
+                self._failure.set(exc)
                 raise
 
         try:
@@ -121,8 +122,8 @@ class NativeSigner:
         return self._signer
 
     def take_failure(self) -> Exception | None:
-        exc: Exception | None = getattr(self._failure, "exc", None)
-        self._failure.exc = None
+        exc = self._failure.get()
+        self._failure.set(None)
         return exc
 
 

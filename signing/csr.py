@@ -12,11 +12,9 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 
 from signing.doctor import (
-    C2PA_CLAIM_SIGNING_EKU,
-    DOCUMENT_SIGNING_EKU,
     RULE_PREFIX,
     Finding,
     eku_names,
@@ -26,6 +24,7 @@ from signing.doctor import (
 from signing.doctor.x509util import HASH_FOR, find_extension, missing_subject_parts
 from signing.errors import KeyringError
 from signing.keys import PrivateKey
+from signing.oids import C2PA_CLAIM_SIGNING_EKU, DOCUMENT_SIGNING_EKU, EMAIL_PROTECTION_EKU
 
 _CURVE_FOR = {"es256": "secp256r1", "es384": "secp384r1", "es512": "secp521r1"}
 _SHA2 = ("sha256", "sha384", "sha512")
@@ -70,7 +69,7 @@ def build_csr(
             critical=True,
         )
         .add_extension(
-            x509.ExtendedKeyUsage([C2PA_CLAIM_SIGNING_EKU, ExtendedKeyUsageOID.EMAIL_PROTECTION]),
+            x509.ExtendedKeyUsage([C2PA_CLAIM_SIGNING_EKU, EMAIL_PROTECTION_EKU]),
             critical=False,
         )
     )
@@ -239,7 +238,7 @@ def _csr_extensions(csr: x509.CertificateSigningRequest) -> list[Finding]:
     eku = find_extension(extensions, x509.ExtendedKeyUsage)
     usages = list(eku.value) if eku is not None else []
     has_claim = C2PA_CLAIM_SIGNING_EKU in usages
-    has_companion = ExtendedKeyUsageOID.EMAIL_PROTECTION in usages or DOCUMENT_SIGNING_EKU in usages
+    has_companion = EMAIL_PROTECTION_EKU in usages or DOCUMENT_SIGNING_EKU in usages
     if eku is None or not has_claim or not has_companion or eku.critical:
         have = eku_names(usages) if usages else "none"
         out.append(

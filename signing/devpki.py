@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import Generic, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -16,13 +16,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signing.certs import DEV_ORGANIZATION
-from signing.files import atomic_write
 from signing.keys import PrivateKey
 
 PublicKey = ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey
+T = TypeVar("T")
 PRIVATE_KEY_TYPES = (ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey, rsa.RSAPrivateKey)
-
-C2PA_CLAIM_SIGNING_EKU = x509.ObjectIdentifier("1.3.6.1.4.1.62558.2.1")
 
 
 def new_key(alg: str = "es256") -> PrivateKey:
@@ -132,33 +130,20 @@ def key_pem(key: PrivateKey, passphrase: bytes | None = None) -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Create a file readable by its owner only, atomically (no moment with wider permissions)."""
-    atomic_write(path, data, 0o600)
-
-
-def write_public(path: Path, data: bytes) -> None:
-    atomic_write(path, data, 0o644)
-
-
 @dataclass(frozen=True)
-class DevPki:
-    root: Path  # the trust anchor (certificate only)
-    intermediate: Path
-    intermediate_key: Path
-    chain: Path  # leaf + intermediate, leaf first
-    key: Path  # the leaf's private key, PKCS#8, 0600
+class DevPki(Generic[T]):
+    """A development PKI: its PEM material (`DevPki[bytes]`, from `issue_dev_pki`) or the files it was
+    written to (`DevPki[Path]`, from `app.dev_pki.create_dev_pki`)."""
+
+    root: T  # the trust anchor (certificate only)
+    intermediate: T
+    intermediate_key: T
+    chain: T  # leaf + intermediate, leaf first
+    key: T  # the leaf's private key, PKCS#8 (0600 on disk)
 
 
-def create_dev_pki(
-    ca_dir: Path,
-    chain_path: Path,
-    key_path: Path,
-    *,
-    provider: str = "Hallmark development signer",
-    alg: str = "es256",
-) -> DevPki:
-    """Write a fresh development PKI. The root's private key is discarded: nothing can issue new roots."""
+def issue_dev_pki(*, provider: str = "Hallmark development signer", alg: str = "es256") -> DevPki[bytes]:
+    """A fresh development PKI. The root's private key is discarded: nothing can issue new roots."""
     root_key = new_key("es256")
     root = issue_ca(dev_name("Hallmark Development Root CA"), root_key, days=3650, path_length=1)
     inter_key = new_key("es256")
@@ -172,16 +157,10 @@ def create_dev_pki(
     )
     leaf_key = new_key(alg)
     leaf = issue_leaf(dev_name(provider), leaf_key, issuer=inter, issuer_key=inter_key)
-    out = DevPki(
-        root=ca_dir / "root-ca.pem",
-        intermediate=ca_dir / "intermediate-ca.pem",
-        intermediate_key=ca_dir / "intermediate-ca.key.pem",
-        chain=chain_path,
-        key=key_path,
+    return DevPki(
+        root=pem(root),
+        intermediate=pem(inter),
+        intermediate_key=key_pem(inter_key),
+        chain=pem(leaf) + pem(inter),
+        key=key_pem(leaf_key),
     )
-    write_public(out.root, pem(root))
-    write_public(out.intermediate, pem(inter))
-    write_private(out.intermediate_key, key_pem(inter_key))
-    write_private(out.key, key_pem(leaf_key))
-    write_public(out.chain, pem(leaf) + pem(inter))
-    return out

@@ -2,29 +2,24 @@
 
 States: pending -> active -> retired -> revoked (and pending -> revoked). Exactly one key is active at a
 time; activating a key retires the one before it. The file is JSON with a schema number and a version that
-grows with every write; running workers watch it and switch keys without a restart. Writes are atomic
-(temporary file, fsync, rename) and serialised by a lock file, so two operators cannot lose each other's
-change. No key material is ever stored here: only where the key lives.
+grows with every write; running workers watch it and switch keys without a restart. This module is the
+pure part (the entries, the transitions, the file's encoding); `app.keyring_file` reads and writes the file
+atomically under a lock. No key material is ever stored here: only where the key lives.
 """
 
 from __future__ import annotations
 
 import enum
-import fcntl
 import json
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from signing.errors import KeyNotFoundError, KeyringError
-from signing.files import atomic_write
 
 SCHEMA = 1
-FILE_NAME = "keyring.json"
 # Key ids name folders and appear in headers and the ledger: letters, digits, '.', '_', '-' only.
 _KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -185,15 +180,17 @@ def revoke(ring: Keyring, key_id: str, reason: str, at: datetime) -> Change:
     ]
 
 
-# --- the file -------------------------------------------------------------------------------------------
+# --- the file format ----------------------------------------------------------------------------------
 
 
-def _encode(ring: Keyring) -> bytes:
+def encode(ring: Keyring) -> bytes:
+    """The keyring file's bytes."""
     doc = {"schema": SCHEMA, "version": ring.version, "keys": [asdict(e) for e in ring.entries]}
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
-def _decode(data: bytes, source: Path) -> Keyring:
+def decode(data: bytes, source: str) -> Keyring:
+    """The keyring in a file's bytes; `source` names the file in errors."""
     try:
         doc = json.loads(data)
         if doc.get("schema") != SCHEMA:
@@ -208,52 +205,12 @@ def _decode(data: bytes, source: Path) -> Keyring:
         raise KeyringError(f"{source} is not a valid keyring file ({type(exc).__name__}).") from None
 
 
-@dataclass(frozen=True)
-class KeyringFile:
-    folder: Path
-
-    @property
-    def path(self) -> Path:
-        return self.folder / FILE_NAME
-
-    def exists(self) -> bool:
-        return self.path.is_file()
-
-    def load(self) -> Keyring:
-        if not self.exists():
-            return Keyring()
-        return _decode(self.path.read_bytes(), self.path)
-
-    def stamp(self) -> tuple[int, int, int] | None:
-        """A cheap fingerprint of the file (inode, size, mtime): a watcher reloads when it changes."""
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        with (self.folder / (FILE_NAME + ".lock")).open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def update(self, change: Callable[[Keyring], Change], *, dry_run: bool = False) -> Change:
-        """Apply `change` to the current keyring under the lock and write it atomically (unless dry_run)."""
-        with self._locked():
-            ring, events = change(self.load())
-            ring = replace(ring, version=ring.version + 1)
-            _check_invariants(ring)
-            if not dry_run:
-                self._write(ring)
-            return ring, events
-
-    def _write(self, ring: Keyring) -> None:
-        atomic_write(self.path, _encode(ring), 0o644)
+def apply(ring: Keyring, change: Callable[[Keyring], Change]) -> Change:
+    """Apply `change` to `ring`: the next version, checked against the invariants before anyone writes it."""
+    changed, events = change(ring)
+    changed = replace(changed, version=changed.version + 1)
+    _check_invariants(changed)
+    return changed, events
 
 
 def _check_invariants(ring: Keyring) -> None:

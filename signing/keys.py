@@ -103,15 +103,38 @@ def algorithm_for_public_key(public: object) -> str:
     raise KeyringError("Unsupported public key type.")
 
 
-class PemKeySigner:
+class CertifiedSigner:
+    """The part of a `KeySigner` every adapter shares: its key id and its certificate chain (leaf first)."""
+
+    def __init__(self, key_id: str, chain_pem: bytes):
+        self._key_id = key_id
+        self._chain_pem = chain_pem
+        self._certificate = load_chain(chain_pem, source="the certificate chain")[0]
+
+    @property
+    def key_id(self) -> str:
+        return self._key_id
+
+    @property
+    def chain_pem(self) -> bytes:
+        return self._chain_pem
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        return self._certificate
+
+    @property
+    def certificate_sha256(self) -> str:
+        return sha256_fingerprint(self._certificate)
+
+
+class PemKeySigner(CertifiedSigner):
     """A private key in a PKCS#8 PEM file, with its certificate chain in another PEM file."""
 
     def __init__(self, key: PrivateKey, chain_pem: bytes, key_id: str, algorithm: str):
+        super().__init__(key_id, chain_pem)
         self._key = key
-        self._chain_pem = chain_pem
-        self._key_id = key_id
         self._algorithm = algorithm
-        self._certificate = load_chain(chain_pem, source="the certificate chain")[0]
 
     def __repr__(self) -> str:
         return f"PemKeySigner(key_id={self._key_id!r}, algorithm={self._algorithm!r})"
@@ -132,24 +155,8 @@ class PemKeySigner:
         return cls(key, chain_pem, files.key_id, algorithm_for(key, algorithm))
 
     @property
-    def key_id(self) -> str:
-        return self._key_id
-
-    @property
     def algorithm(self) -> str:
         return self._algorithm
-
-    @property
-    def chain_pem(self) -> bytes:
-        return self._chain_pem
-
-    @property
-    def certificate(self) -> x509.Certificate:
-        return self._certificate
-
-    @property
-    def certificate_sha256(self) -> str:
-        return sha256_fingerprint(self._certificate)
 
     def sign(self, data: bytes) -> bytes:
         key = self._key

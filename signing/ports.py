@@ -42,3 +42,24 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class Breaker(Protocol):
+    """A circuit breaker in front of the timestamp authority (`app.tsa.CircuitBreaker`), shared by the
+    threads that sign."""
+
+    def allow(self) -> bool:
+        """May this call use the TSA now?"""
+        ...
+
+    def success(self) -> None: ...
+
+    def failure(self) -> None: ...
+
+    def release(self) -> None:
+        """The call ended without saying anything about the TSA."""
+        ...
+
+    def retry_after(self) -> float:
+        """Seconds until a call may use the TSA again."""
+        ...

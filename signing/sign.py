@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, replace
-from typing import IO
+from typing import IO, Any
 
 from signing._c2pa import Engine, NativeSigner
 from signing.certs import sha256_fingerprint
@@ -18,7 +18,7 @@ from signing.manifest import (
     parent_ingredient_definition,
 )
 from signing.media import may_embed_manifest, sniff
-from signing.models import GenerationInfo, OutputMode, SignedAsset
+from signing.models import GenerationInfo, MediaType, OutputMode, SignedAsset
 from signing.ports import Clock, Ledger, LedgerEntry
 from signing.timestamp import TimestampGuard, TimestampOutcome
 from signing.vocabulary import COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
@@ -48,10 +48,18 @@ class SignContext:
 _LABEL = re.compile(r"[\x21-\x7e]{1,200}")
 
 
-def _printable_label(value: object) -> str | None:
+def printable_label(value: object) -> str | None:
     """The parent's manifest label comes from the client's file: it reaches a response header and the
     ledger only if it is plain printable ASCII (no CR/LF, no non-latin-1 text)."""
     return value if isinstance(value, str) and _LABEL.fullmatch(value) else None
+
+
+@dataclass(frozen=True)
+class _Parent:
+    """Credentials the input already carries: they become the parent ingredient, never stripped."""
+
+    manifest_id: str | None  # printable, or None
+    ingredient: dict[str, object]
 
 
 def sign_asset(
@@ -68,15 +76,9 @@ def sign_asset(
     The ledger write happens before this returns: if it fails, `LedgerError` propagates and the caller
     must not release `dest`. Existing credentials in `source` become the parent ingredient.
     """
-    media = sniff(source)
+    media = check_input(source)
     input_sha256, _ = sha256_stream(source)
-    parent_id: str | None = None
-    parent: dict[str, object] | None = None
-    existing = ctx.engine.read(media.mime, source) if may_embed_manifest(media, source) else None
-    if existing is not None and existing.kind in ("manifest", "error"):
-        # Incoming credentials are never stripped, even broken ones: the engine records their state.
-        parent_id = _printable_label(existing.store.get("active_manifest"))
-        parent = parent_ingredient_definition(f"parent.{media.extension}")
+    parent = _read_parent(ctx.engine, media, source)
     if parent is not None and info.source_type_defaulted:
         info = replace(info, digital_source_type=COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA)
     when = ctx.clock.now()
@@ -89,69 +91,104 @@ def sign_asset(
         has_parent=parent is not None,
         default_title=f"AI-generated {media.kind}.{media.extension}",
     )
-    sidecar = mode is OutputMode.SIDECAR
-
-    def engine_sign(signer: NativeSigner) -> bytes:
-        dest.seek(0)
-        dest.truncate()  # a failed timestamped attempt may have left bytes behind
-        return ctx.engine.sign(definition, signer, media.mime, source, dest, parent=parent, sidecar=sidecar)
-
-    stamping = ctx.timestamps
-    if stamping is None:
-        manifest_bytes = engine_sign(ctx.signer)
-        timestamp = TimestampOutcome(timestamped=ctx.signer.tsa_url is not None)
-    else:
-        manifest_bytes, timestamp = stamping.guard.sign(
-            lambda: engine_sign(stamping.signer), lambda: engine_sign(ctx.signer)
-        )
+    manifest_bytes, timestamp = _engine_sign(ctx, definition, media, source, dest, parent, mode)
     if mode is OutputMode.SIDECAR:
-        # Some handlers (MP3, FLAC, PDF; any input with a manifest) rewrite the asset even when not embedding
-        # and bind the hash to the rewritten bytes: the sidecar would not match the caller's file. Refuse.
-        if sha256_stream(dest)[0] != input_sha256:
-            raise SidecarUnavailableError(
-                f"A detached manifest cannot be made for this {media.mime} file: the engine must rewrite its "
-                "bytes (always for MP3, FLAC and PDF; for any file that already carries credentials), so the "
-                "manifest would not match your file.",
-                hint="Use embedded output for this file.",
-            )
-        dest.seek(0)
-        dest.truncate()
-        dest.write(manifest_bytes)
+        _replace_with_sidecar(dest, manifest_bytes, media, input_sha256)
     output_sha256, output_size = sha256_stream(dest)
-    key = ctx.signer.key
-    cert_sha = sha256_fingerprint(key.certificate)
-    ctx.ledger.record(
-        LedgerEntry(
-            id=str(uuid.uuid4()),
-            created_at=when,
-            api_key_id=api_key_id,
-            provider=info.provider,
-            model_name=info.model_name,
-            model_version=info.model_version,
-            digital_source_type=info.digital_source_type,
-            media_type=media.mime,
-            output_mode=mode.value,
-            input_sha256=input_sha256,
-            output_sha256=output_sha256,
-            manifest_id=manifest_id,
-            parent_manifest_id=parent_id,
-            key_id=key.key_id,
-            certificate_sha256=cert_sha,
-            timestamped=timestamp.timestamped,
-        )
-    )
-    return SignedAsset(
+    signed = SignedAsset(
         manifest_id=manifest_id,
         media_type=media,
         output_mode=mode,
         input_sha256=input_sha256,
         output_sha256=output_sha256,
         output_size=output_size,
-        key_id=key.key_id,
-        certificate_sha256=cert_sha,
+        key_id=ctx.signer.key.key_id,
+        certificate_sha256=sha256_fingerprint(ctx.signer.key.certificate),
         signed_at=when,
-        parent_manifest_id=parent_id,
+        parent_manifest_id=parent.manifest_id if parent else None,
         generation=info,
         timestamped=timestamp.timestamped,
         timestamp_skipped_reason=timestamp.reason,
+    )
+    ctx.ledger.record(_ledger_entry(signed, api_key_id))
+    return signed
+
+
+def check_input(source: IO[bytes]) -> MediaType:
+    """Every check that refuses the input runs here, before any hashing or signing: the media type comes
+    from the magic bytes (never the client's claim)."""
+    return sniff(source)
+
+
+def _read_parent(engine: Engine, media: MediaType, source: IO[bytes]) -> _Parent | None:
+    existing = engine.read(media.mime, source) if may_embed_manifest(media, source) else None
+    if existing is None or existing.kind not in ("manifest", "error"):
+        return None
+    # Incoming credentials are never stripped, even broken ones: the engine records their state.
+    return _Parent(
+        manifest_id=printable_label(existing.store.get("active_manifest")),
+        ingredient=parent_ingredient_definition(f"parent.{media.extension}"),
+    )
+
+
+def _engine_sign(
+    ctx: SignContext,
+    definition: dict[str, Any],
+    media: MediaType,
+    source: IO[bytes],
+    dest: IO[bytes],
+    parent: _Parent | None,
+    mode: OutputMode,
+) -> tuple[bytes, TimestampOutcome]:
+    """The engine's manifest bytes, with a timestamp when the TSA (and its guard) allow one."""
+
+    def attempt(signer: NativeSigner) -> bytes:
+        dest.seek(0)
+        dest.truncate()  # a failed timestamped attempt may have left bytes behind
+        ingredient = parent.ingredient if parent else None
+        sidecar = mode is OutputMode.SIDECAR
+        return ctx.engine.sign(
+            definition, signer, media.mime, source, dest, parent=ingredient, sidecar=sidecar
+        )
+
+    stamping = ctx.timestamps
+    if stamping is None:
+        return attempt(ctx.signer), TimestampOutcome(timestamped=ctx.signer.tsa_url is not None)
+    return stamping.guard.sign(lambda: attempt(stamping.signer), lambda: attempt(ctx.signer))
+
+
+def _replace_with_sidecar(dest: IO[bytes], manifest: bytes, media: MediaType, input_sha256: str) -> None:
+    # Some handlers (MP3, FLAC, PDF; any input with a manifest) rewrite the asset even when not embedding
+    # and bind the hash to the rewritten bytes: the sidecar would not match the caller's file. Refuse.
+    if sha256_stream(dest)[0] != input_sha256:
+        raise SidecarUnavailableError(
+            f"A detached manifest cannot be made for this {media.mime} file: the engine must rewrite its "
+            "bytes (always for MP3, FLAC and PDF; for any file that already carries credentials), so the "
+            "manifest would not match your file.",
+            hint="Use embedded output for this file.",
+        )
+    dest.seek(0)
+    dest.truncate()
+    dest.write(manifest)
+
+
+def _ledger_entry(signed: SignedAsset, api_key_id: str | None) -> LedgerEntry:
+    info = signed.generation
+    return LedgerEntry(
+        id=str(uuid.uuid4()),
+        created_at=signed.signed_at,
+        api_key_id=api_key_id,
+        provider=info.provider,
+        model_name=info.model_name,
+        model_version=info.model_version,
+        digital_source_type=info.digital_source_type,
+        media_type=signed.media_type.mime,
+        output_mode=signed.output_mode.value,
+        input_sha256=signed.input_sha256,
+        output_sha256=signed.output_sha256,
+        manifest_id=signed.manifest_id,
+        parent_manifest_id=signed.parent_manifest_id,
+        key_id=signed.key_id,
+        certificate_sha256=signed.certificate_sha256,
+        timestamped=signed.timestamped,
     )

@@ -28,7 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from signing.devpki import issue_ca, key_pem, pem, write_private, write_public
+from app.files import write_private, write_public
+from signing.devpki import issue_ca, key_pem, pem
 
 MAX_REQUEST = 16 * 1024
 

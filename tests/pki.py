@@ -11,7 +11,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from signing.devpki import create_dev_pki, dev_name, issue_ca, new_key, pem, write_public
+from app.dev_pki import create_dev_pki
+from app.files import write_public
+from signing.devpki import dev_name, issue_ca, new_key, pem
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pkcs11
 import pytest
 
-from signing.pkcs11 import Pkcs11Config
+from app.pkcs11 import Pkcs11Config
 
 MODULE_CANDIDATES = (
     Path("/usr/lib/softhsm/libsofthsm2.so"),

@@ -29,7 +29,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from signing.devpki import issue_ca, issue_leaf, key_pem, pem, write_private, write_public
+from app.files import write_private, write_public
+from signing.devpki import issue_ca, issue_leaf, key_pem, pem
 
 Mode = Literal["ok", "blackhole", "error", "garbage"]
 MODES: tuple[Mode, ...] = ("ok", "blackhole", "error", "garbage")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +34,15 @@ def _confirm(question: str, yes: bool, dry_run: bool) -> None:
     if not typer.confirm(question, default=False):
         typer.echo("Nothing changed.", err=True)
         raise typer.Exit(1)
+
+
+def _change(question: str, change: Callable[[], Any], yes: bool, dry_run: bool) -> None:
+    """Confirm, apply one keyring change and show what it did (or would do)."""
+    _confirm(question, yes, dry_run)
+    try:
+        _show_change(change())
+    except HallmarkError as exc:
+        fail(exc)
 
 
 @keys_app.command("init")
@@ -126,11 +136,12 @@ def keys_activate(
     """Make a pending key the one that signs; the previously active key retires."""
     from app.keyadmin import activate
 
-    _confirm(f"Activate key {key_id}? The active key will retire.", yes, dry_run)
-    try:
-        _show_change(activate(settings(), key_id, dry_run=dry_run))
-    except HallmarkError as exc:
-        fail(exc)
+    _change(
+        f"Activate key {key_id}? The active key will retire.",
+        lambda: activate(settings(), key_id, dry_run=dry_run),
+        yes,
+        dry_run,
+    )
 
 
 @keys_app.command("retire")
@@ -138,11 +149,7 @@ def keys_retire(key_id: Annotated[str, typer.Argument()], yes: Yes = False, dry_
     """Stop signing with a key (what it signed stays valid). Retiring the active key stops signing."""
     from app.keyadmin import retire
 
-    _confirm(f"Retire key {key_id}?", yes, dry_run)
-    try:
-        _show_change(retire(settings(), key_id, dry_run=dry_run))
-    except HallmarkError as exc:
-        fail(exc)
+    _change(f"Retire key {key_id}?", lambda: retire(settings(), key_id, dry_run=dry_run), yes, dry_run)
 
 
 @keys_app.command("revoke")
@@ -155,11 +162,12 @@ def keys_revoke(
     """Mark a key revoked for good (after a compromise also ask your CA to revoke its certificate)."""
     from app.keyadmin import revoke
 
-    _confirm(f"Revoke key {key_id} for good?", yes, dry_run)
-    try:
-        _show_change(revoke(settings(), key_id, reason, dry_run=dry_run))
-    except HallmarkError as exc:
-        fail(exc)
+    _change(
+        f"Revoke key {key_id} for good?",
+        lambda: revoke(settings(), key_id, reason, dry_run=dry_run),
+        yes,
+        dry_run,
+    )
 
 
 @keys_app.command("list")

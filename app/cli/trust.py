@@ -12,7 +12,7 @@ from app.cli.common import fail, settings
 from signing import HallmarkError, TrustProfile
 
 if TYPE_CHECKING:
-    from app.trust_store import DefaultSource, Kind, TrustStore
+    from app.trust import DefaultSource, Kind, TrustStore
 
 trust_app = typer.Typer(
     help="Trust profiles: whose signatures and timestamps verify as trusted.", no_args_is_help=True
@@ -23,7 +23,7 @@ KIND_HELP = "Which anchors the bundle holds: signers (claim signers' CAs) or tsa
 
 
 def _store() -> TrustStore:
-    from app.trust_store import TrustStore
+    from app.trust import TrustStore
 
     return TrustStore(settings().resolved_trust_dir)
 
@@ -162,7 +162,7 @@ def trust_add(
     """Add a profile from local PEM bundles. `trust add NAME FILE` makes a signer-anchors profile.
 
     For the names c2pa and c2pa-tsa, the kind and allowed EKUs default to those of the C2PA lists."""
-    from app.trust_store import DEFAULT_SOURCES, Bundle, check_sha256, fetch_bundle
+    from app.trust import DEFAULT_SOURCES, Bundle, check_sha256, fetch_bundle
 
     default = DEFAULT_SOURCES.get(name)
     which = _kind(kind) or (default.kind if default else "signers")
@@ -216,7 +216,7 @@ def trust_update(
     """Install a new version of a profile (created if missing) from a file or URL, pinned by SHA-256.
 
     Nothing is fetched at verify time: this command is the only one that downloads."""
-    from app.trust_store import DEFAULT_SOURCES, fetch_bundle
+    from app.trust import DEFAULT_SOURCES, fetch_bundle
 
     store = _store()
     which = _kind(kind)

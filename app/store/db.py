@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import stat
 from collections.abc import Iterator
@@ -15,6 +14,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+
+from app.files import exclusive_lock
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -97,14 +98,8 @@ def _migration_lock(url: str) -> Iterator[None]:
     if not url.startswith("sqlite:///"):
         yield
         return
-    lock_path = Path(url.split("///", 1)[1] + ".migrate.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with exclusive_lock(Path(url.split("///", 1)[1] + ".migrate.lock")):
+        yield
 
 
 def migrate(engine: sa.Engine) -> None:

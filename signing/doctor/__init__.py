@@ -20,28 +20,10 @@ key-usage, ca-flag, eku, policy, aia-ocsp, aia-ca-issuers, crl-dp, assurance-lev
 
 from signing.doctor.diagnosis import diagnose
 from signing.doctor.findings import PROFILE_NAME, RULE_PREFIX, Check, DoctorReport, Finding, Severity
-from signing.doctor.oids import (
-    C2PA_AL1,
-    C2PA_AL2,
-    C2PA_ASSURANCE_LEVEL,
-    C2PA_CLAIM_SIGNING_EKU,
-    C2PA_CPL_RECORD,
-    C2PA_POLICY,
-    DEFAULT_ENGINE_EKUS,
-    DOCUMENT_SIGNING_EKU,
-)
 from signing.doctor.text import render
 from signing.doctor.x509util import eku_names, key_kind, key_type_problem, key_usage_bits
 
 __all__ = [
-    "C2PA_AL1",
-    "C2PA_AL2",
-    "C2PA_ASSURANCE_LEVEL",
-    "C2PA_CLAIM_SIGNING_EKU",
-    "C2PA_CPL_RECORD",
-    "C2PA_POLICY",
-    "DEFAULT_ENGINE_EKUS",
-    "DOCUMENT_SIGNING_EKU",
     "PROFILE_NAME",
     "RULE_PREFIX",
     "Check",

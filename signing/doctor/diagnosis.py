@@ -11,15 +11,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from signing.certs import sha256_fingerprint
-from signing.doctor.engine_checks import _engine_checks
+from signing.doctor.engine_checks import engine_checks_for
 from signing.doctor.findings import Check, DoctorReport, Finding
-from signing.doctor.inputs import _order, _read_chain, _read_key
-from signing.doctor.key_checks import _key_checks
-from signing.doctor.oids import DEFAULT_ENGINE_EKUS
-from signing.doctor.profile_checks import _profile_checks
-from signing.doctor.x509util import _aware, _issued_by
+from signing.doctor.inputs import order_chain, read_chain, read_key
+from signing.doctor.key_checks import key_checks_for
+from signing.doctor.profile_checks import profile_checks_for
+from signing.doctor.x509util import as_aware, issued_by
 from signing.errors import HallmarkError
 from signing.keys import KeySigner
+from signing.oids import DEFAULT_ENGINE_EKUS
 
 
 def diagnose(
@@ -38,17 +38,17 @@ def diagnose(
     in a token (`public_key_only`). `algorithm` is the configured signing algorithm (es256, ps384, ...);
     `allowed_ekus` the EKUs the engine's trust_config adds (the trust profiles' `allowed_ekus`; the
     engine always accepts emailProtection)."""
-    now = _aware(now)
+    now = as_aware(now)
     # emailProtection always works (measured: also when trust_config lists other EKUs).
     allowed = {o.dotted_string if isinstance(o, x509.ObjectIdentifier) else o for o in allowed_ekus}
     allowed |= set(DEFAULT_ENGINE_EKUS)
     engine: list[Finding] = []
     profile: list[Finding] = []
 
-    chain = _guarded("chain-format", engine, lambda: _read_chain(chain_pem, engine)) or []
+    chain = _guarded("chain-format", engine, lambda: read_chain(chain_pem, engine)) or []
     key: PrivateKeyTypes | None = None
     if key_pem is not None:
-        key = _guarded("key-format", engine, lambda: _read_key(key_pem, passphrase, engine))
+        key = _guarded("key-format", engine, lambda: read_key(key_pem, passphrase, engine))
     elif public_key_only is None:
         engine.append(
             Finding(
@@ -64,12 +64,12 @@ def diagnose(
     leaf: x509.Certificate | None = None
     if chain:
         key_public = key.public_key() if key is not None else None
-        ordered = _guarded("chain-order", engine, lambda: _order(chain, key_public, engine)) or chain
+        ordered = _guarded("chain-order", engine, lambda: order_chain(chain, key_public, engine)) or chain
         leaf = ordered[0]
-        issuer = ordered[1] if len(ordered) > 1 and _issued_by(leaf, ordered[1]) else None
-        _run_checks(engine, _engine_checks(leaf, ordered, now, expiring_within_days, allowed))
-        _run_checks(engine, _key_checks(leaf, ordered, key, public_key_only, algorithm))
-        _run_checks(profile, _profile_checks(leaf, issuer))
+        issuer = ordered[1] if len(ordered) > 1 and issued_by(leaf, ordered[1]) else None
+        _run_checks(engine, engine_checks_for(leaf, ordered, now, expiring_within_days, allowed))
+        _run_checks(engine, key_checks_for(leaf, ordered, key, public_key_only, algorithm))
+        _run_checks(profile, profile_checks_for(leaf, issuer))
     else:
         profile.append(
             Finding(

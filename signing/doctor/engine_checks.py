@@ -9,24 +9,24 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
-from signing.doctor.findings import Check, Finding, _rule
-from signing.doctor.oids import (
-    _EKU_NAMES,
-    _SIGNATURE_ALGORITHMS,
-    _WEAK_SIGNATURE_ALGORITHMS,
-    C2PA_CLAIM_SIGNING_EKU,
-    DOCUMENT_SIGNING_EKU,
-)
+from signing.doctor.findings import Check, Finding, cp_rule
 from signing.doctor.x509util import (
-    _days,
-    _describe,
-    _ext,
-    _is_ca,
-    _issued_by,
-    _name,
+    days_of,
+    describe_key,
     eku_names,
+    ext_of,
+    is_ca,
+    issued_by,
     key_type_problem,
     key_usage_bits,
+    name_of,
+)
+from signing.oids import (
+    C2PA_CLAIM_SIGNING_EKU,
+    DOCUMENT_SIGNING_EKU,
+    EKU_NAMES,
+    SIGNATURE_ALGORITHMS,
+    WEAK_SIGNATURE_ALGORITHMS,
 )
 
 # Extensions the engine accepts when marked critical, measured on c2pa-rs 0.91.3; any other critical one
@@ -50,7 +50,7 @@ _KNOWN_CRITICAL = {
 }
 
 
-def _engine_checks(
+def engine_checks_for(
     leaf: x509.Certificate,
     ordered: list[x509.Certificate],
     now: datetime,
@@ -66,7 +66,7 @@ def _engine_checks(
         ("eku", lambda: _engine_eku(leaf, allowed)),
         ("validity", lambda: _engine_validity(leaf, now, expiring_within_days)),
         ("key-strength", lambda: _engine_key_strength(leaf)),
-        ("signature-algorithm", lambda: _signature_algorithm(leaf, profile=False)),
+        ("signature-algorithm", lambda: signature_algorithm_finding(leaf, profile=False)),
         ("critical-extension", lambda: _engine_critical(leaf)),
     ]
 
@@ -76,7 +76,7 @@ def _path(ordered: list[x509.Certificate]) -> list[int]:
     path = [0]
     while True:
         parent = next(
-            (j for j, c in enumerate(ordered) if j not in path and _issued_by(ordered[path[-1]], c)), None
+            (j for j, c in enumerate(ordered) if j not in path and issued_by(ordered[path[-1]], c)), None
         )
         if parent is None:
             return path
@@ -85,7 +85,7 @@ def _path(ordered: list[x509.Certificate]) -> list[int]:
 
 def _chain_links(ordered: list[x509.Certificate]) -> list[Finding]:
     out: list[Finding] = []
-    broken = [i for i in range(len(ordered) - 1) if not _issued_by(ordered[i], ordered[i + 1])]
+    broken = [i for i in range(len(ordered) - 1) if not issued_by(ordered[i], ordered[i + 1])]
     if broken:
         path = _path(ordered)
         stray = [i for i in range(len(ordered)) if i not in path]
@@ -98,7 +98,7 @@ def _chain_links(ordered: list[x509.Certificate]) -> list[Finding]:
             )
         if stray:
             parts.append(
-                "; ".join(f"certificate {i + 1} ({_name(ordered[i])})" for i in stray)
+                "; ".join(f"certificate {i + 1} ({name_of(ordered[i])})" for i in stray)
                 + (" is" if len(stray) == 1 else " are")
                 + " not on the leaf's path"
             )
@@ -107,7 +107,7 @@ def _chain_links(ordered: list[x509.Certificate]) -> list[Finding]:
             Finding(
                 "chain-order",
                 "warning",
-                f"Certificate {first + 2} did not issue certificate {first + 1} ({_name(ordered[first])}): "
+                f"Certificate {first + 2} did not issue certificate {first + 1} ({name_of(ordered[first])}): "
                 f"{'; '.join(parts)}. The engine signs, but validators cannot build the path to a trust "
                 "anchor: credentials show as untrusted.",
                 "List each certificate followed by the one that issued it (leaf, intermediate(s)) and drop "
@@ -115,7 +115,7 @@ def _chain_links(ordered: list[x509.Certificate]) -> list[Finding]:
             )
         )
     last = ordered[-1]
-    self_issued = last.issuer == last.subject and _issued_by(last, last)
+    self_issued = last.issuer == last.subject and issued_by(last, last)
     if len(ordered) == 1 and self_issued:
         out.append(
             Finding(
@@ -126,7 +126,7 @@ def _chain_links(ordered: list[x509.Certificate]) -> list[Finding]:
                 "Use a certificate issued by a CA (`hallmark keys init --dev` for development).",
             )
         )
-    elif not self_issued and not any(_issued_by(last, c) for c in ordered):
+    elif not self_issued and not any(issued_by(last, c) for c in ordered):
         if len(ordered) == 1:
             out.append(
                 Finding(
@@ -137,12 +137,12 @@ def _chain_links(ordered: list[x509.Certificate]) -> list[Finding]:
                     "Append the intermediate CA certificate(s) after the leaf in the chain file.",
                 )
             )
-    elif len(ordered) > 1 and self_issued and _is_ca(last):
+    elif len(ordered) > 1 and self_issued and is_ca(last):
         out.append(
             Finding(
                 "chain-root",
                 "warning",
-                f"The chain ends with the self-signed root ({_name(last)}). C2PA signers leave the trust "
+                f"The chain ends with the self-signed root ({name_of(last)}). C2PA signers leave the trust "
                 "anchor out: validators take it from their trust list, and it only adds bytes to every file.",
                 "Remove the root certificate from the chain file.",
             )
@@ -173,7 +173,7 @@ def _chain_validity(ordered: list[x509.Certificate], now: datetime) -> list[Find
             Finding(
                 "chain-validity",
                 "warning",
-                f"CA certificate {number} ({_name(cert)}) {problem}: the engine signs, but validators "
+                f"CA certificate {number} ({name_of(cert)}) {problem}: the engine signs, but validators "
                 "cannot build a valid path, so credentials show as untrusted.",
                 "Download the current CA certificates from your CA and rebuild the chain file.",
             )
@@ -182,7 +182,7 @@ def _chain_validity(ordered: list[x509.Certificate], now: datetime) -> list[Find
 
 
 def _engine_ca_flag(leaf: x509.Certificate) -> Finding:
-    if _is_ca(leaf):
+    if is_ca(leaf):
         return Finding(
             "ca-flag",
             "error",
@@ -194,7 +194,7 @@ def _engine_ca_flag(leaf: x509.Certificate) -> Finding:
 
 
 def _engine_key_usage(leaf: x509.Certificate) -> Finding:
-    ku = _ext(leaf, x509.KeyUsage)
+    ku = ext_of(leaf, x509.KeyUsage)
     fix = (
         "Ask the CA for key usage digitalSignature (+ nonRepudiation), critical, and nothing like "
         "keyCertSign."
@@ -234,7 +234,7 @@ def _engine_key_usage(leaf: x509.Certificate) -> Finding:
 
 
 def _engine_aki(leaf: x509.Certificate) -> Finding:
-    if _ext(leaf, x509.AuthorityKeyIdentifier) is None:
+    if ext_of(leaf, x509.AuthorityKeyIdentifier) is None:
         return Finding(
             "aki",
             "error",
@@ -246,9 +246,9 @@ def _engine_aki(leaf: x509.Certificate) -> Finding:
 
 
 def _engine_eku(leaf: x509.Certificate, allowed: set[str]) -> Finding:
-    eku = _ext(leaf, x509.ExtendedKeyUsage)
+    eku = ext_of(leaf, x509.ExtendedKeyUsage)
     want = (
-        " or ".join(_EKU_NAMES.get(x509.ObjectIdentifier(o), o) + f" ({o})" for o in sorted(allowed))
+        " or ".join(EKU_NAMES.get(x509.ObjectIdentifier(o), o) + f" ({o})" for o in sorted(allowed))
         or "(nothing configured)"
     )
     fix = (
@@ -315,7 +315,7 @@ def _engine_validity(leaf: x509.Certificate, now: datetime, within: int) -> Find
         return Finding(
             "expiring",
             "warning",
-            f"The certificate expires on {end:%Y-%m-%d} UTC, in {_days(left)} (within {within} days). "
+            f"The certificate expires on {end:%Y-%m-%d} UTC, in {days_of(left)} (within {within} days). "
             "Without a time-stamp every file it signed turns invalid then.",
             renew + " Sign with a time-stamp authority so signed files stay valid.",
         )
@@ -326,7 +326,7 @@ def _engine_key_strength(leaf: x509.Certificate) -> Finding:
     public = leaf.public_key()
     problem = key_type_problem(public)
     if problem is None:
-        return Finding("key-strength", "ok", f"The certificate's key is {_describe(public)}.")
+        return Finding("key-strength", "ok", f"The certificate's key is {describe_key(public)}.")
     slug = "key-strength" if isinstance(public, rsa.RSAPublicKey) else "key-type"
     return Finding(
         slug,
@@ -336,15 +336,15 @@ def _engine_key_strength(leaf: x509.Certificate) -> Finding:
     )
 
 
-def _signature_algorithm(cert: x509.Certificate, *, profile: bool) -> Finding:
+def signature_algorithm_finding(cert: x509.Certificate, *, profile: bool) -> Finding:
     oid = cert.signature_algorithm_oid
-    if oid in _SIGNATURE_ALGORITHMS:
+    if oid in SIGNATURE_ALGORITHMS:
         return Finding(
-            "signature-algorithm", "ok", f"The CA signed the certificate with {_SIGNATURE_ALGORITHMS[oid]}."
+            "signature-algorithm", "ok", f"The CA signed the certificate with {SIGNATURE_ALGORITHMS[oid]}."
         )
-    name = _WEAK_SIGNATURE_ALGORITHMS.get(oid, oid.dotted_string)
+    name = WEAK_SIGNATURE_ALGORITHMS.get(oid, oid.dotted_string)
     rule = (
-        _rule("Signature Algorithm: RSA (PSS or SHA2 variants), ECDSA (SHA2 variants), or Ed25519")
+        cp_rule("Signature Algorithm: RSA (PSS or SHA2 variants), ECDSA (SHA2 variants), or Ed25519")
         if profile
         else "The engine accepts certificates signed with SHA-256/384/512 (ECDSA, RSA, RSA-PSS) or Ed25519"
     )

@@ -37,7 +37,7 @@ class DoctorReport:
     fingerprint: str | None  # SHA-256 of the leaf certificate (DER)
 
 
-def _rule(text: str) -> str:
+def cp_rule(text: str) -> str:
     return f"{RULE_PREFIX}, {text}"
 
 

@@ -13,14 +13,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
 
 from signing.doctor.findings import Finding
-from signing.doctor.x509util import _is_ca, _issued_by, _name, _spki, key_kind
+from signing.doctor.x509util import is_ca, issued_by, key_kind, name_of, spki_der
 
 _CERT_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.DOTALL)
 
 _TO_PKCS8 = "openssl pkcs8 -topk8 -nocrypt -in OLD.pem -out key.pem"
 
 
-def _read_chain(pem: bytes, out: list[Finding]) -> list[x509.Certificate]:
+def read_chain(pem: bytes, out: list[Finding]) -> list[x509.Certificate]:
     blocks = _CERT_BLOCK.findall(pem)
     chain: list[x509.Certificate] = []
     for number, block in enumerate(blocks, 1):
@@ -74,7 +74,7 @@ def _read_chain(pem: bytes, out: list[Finding]) -> list[x509.Certificate]:
     return [der]
 
 
-def _read_key(pem: bytes, passphrase: bytes | None, out: list[Finding]) -> PrivateKeyTypes | None:
+def read_key(pem: bytes, passphrase: bytes | None, out: list[Finding]) -> PrivateKeyTypes | None:
     if b"-----BEGIN PRIVATE KEY-----" in pem or b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in pem:
         encrypted = b"ENCRYPTED PRIVATE KEY" in pem
         out.append(
@@ -188,30 +188,30 @@ def _load(fn: Callable[[], PrivateKeyTypes], out: list[Finding]) -> PrivateKeyTy
     return key
 
 
-def _order(
+def order_chain(
     chain: list[x509.Certificate], key_public: PublicKeyTypes | None, out: list[Finding]
 ) -> list[x509.Certificate]:
     """The chain with the leaf first. A leaf found elsewhere is reported (reversed chain, leaf not first)."""
     index: int | None = None
     if key_public is not None:
         # The certificate of the key is the leaf, unless it is a CA further down (a mismatched key).
-        spki = _spki(key_public)
+        spki = spki_der(key_public)
         index = next(
-            (i for i, c in enumerate(chain) if _spki(c.public_key()) == spki and (i == 0 or not _is_ca(c))),
+            (i for i, c in enumerate(chain) if spki_der(c.public_key()) == spki and (i == 0 or not is_ca(c))),
             None,
         )
     if index is None:
         issuers = {
-            i for i, c in enumerate(chain) for other in chain if other is not c and _issued_by(other, c)
+            i for i, c in enumerate(chain) for other in chain if other is not c and issued_by(other, c)
         }
-        index = next((i for i, c in enumerate(chain) if not _is_ca(c) and i not in issuers), 0)
+        index = next((i for i, c in enumerate(chain) if not is_ca(c) and i not in issuers), 0)
     if index == 0:
         return chain
     leaf = chain[index]
     rest = [c for i, c in enumerate(chain) if i != index]
     ordered = [leaf]
     while True:
-        parent = next((c for c in rest if _issued_by(ordered[-1], c) and c is not ordered[-1]), None)
+        parent = next((c for c in rest if issued_by(ordered[-1], c) and c is not ordered[-1]), None)
         if parent is None:
             break
         ordered.append(parent)
@@ -223,10 +223,10 @@ def _order(
             "chain-order",
             "error",
             (
-                f"The chain is in reverse order: the leaf certificate ({_name(leaf)}) is last and the CA "
+                f"The chain is in reverse order: the leaf certificate ({name_of(leaf)}) is last and the CA "
                 "certificates come first. The engine takes the first certificate as the signer."
                 if reversed_chain
-                else f"The leaf certificate ({_name(leaf)}) is number {index + 1} in the chain, not first. "
+                else f"The leaf certificate ({name_of(leaf)}) is number {index + 1} in the chain, not first. "
                 "The engine takes the first certificate as the signer."
             ),
             "Reorder the chain file: the leaf first, then the CA that issued it, then that CA's issuer "

@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, Pub
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from signing.doctor.findings import Check, Finding
-from signing.doctor.x509util import HASH_FOR, _name, _spki, key_kind
+from signing.doctor.x509util import HASH_FOR, key_kind, name_of, spki_der
 from signing.errors import HallmarkError
 from signing.keys import KeySigner
 
@@ -32,7 +32,7 @@ _DEFAULT_ALGORITHM = {
 }
 
 
-def _key_checks(
+def key_checks_for(
     leaf: x509.Certificate,
     ordered: list[x509.Certificate],
     key: PrivateKeyTypes | None,
@@ -79,20 +79,20 @@ def _algorithm(algorithm: str | None, kind: str) -> Finding | None:
 
 
 def _key_mismatch(public: PublicKeyTypes, leaf: x509.Certificate, ordered: list[x509.Certificate]) -> Finding:
-    spki = _spki(public)
-    if _spki(leaf.public_key()) == spki:
+    spki = spki_der(public)
+    if spki_der(leaf.public_key()) == spki:
         return Finding("key-mismatch", "ok", "The private key belongs to the leaf certificate.")
-    owner = next((i for i, c in enumerate(ordered) if _spki(c.public_key()) == spki), None)
+    owner = next((i for i, c in enumerate(ordered) if spki_der(c.public_key()) == spki), None)
     where = (
-        f" It belongs to certificate {owner + 1} of the chain ({_name(ordered[owner])})."
+        f" It belongs to certificate {owner + 1} of the chain ({name_of(ordered[owner])})."
         if owner is not None
         else ""
     )
     return Finding(
         "key-mismatch",
         "error",
-        f"The private key does not belong to the leaf certificate ({_name(leaf)}).{where} The engine refuses "
-        "the signature.",
+        f"The private key does not belong to the leaf certificate ({name_of(leaf)}).{where} "
+        "The engine refuses the signature.",
         "Use the key the certificate was issued for (compare `openssl pkey -in key.pem -pubout` with "
         "`openssl x509 -in chain.pem -noout -pubkey`), or get a certificate for this key.",
     )
@@ -115,7 +115,7 @@ def _token_probe(token: KeySigner, algorithm: str, leaf: x509.Certificate) -> Fi
     return Finding(
         "key-mismatch",
         "error",
-        f"A probe signed by the key does not verify with the leaf certificate ({_name(leaf)}): the key and "
+        f"A probe signed by the key does not verify with the leaf certificate ({name_of(leaf)}): the key and "
         "the certificate do not belong together.",
         "Select the token key the certificate was issued for, or get a certificate for this key.",
     )

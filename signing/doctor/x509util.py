@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from signing.doctor.oids import _EKU_NAMES
+from signing.oids import EKU_NAMES
 
 _CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
 
@@ -32,7 +32,7 @@ _E = TypeVar("_E", bound=x509.ExtensionType)
 
 
 def eku_names(usages: Iterable[x509.ObjectIdentifier]) -> str:
-    return ", ".join(_EKU_NAMES.get(oid, oid.dotted_string) for oid in usages) or "none"
+    return ", ".join(EKU_NAMES.get(oid, oid.dotted_string) for oid in usages) or "none"
 
 
 def key_usage_bits(ku: x509.KeyUsage) -> set[str]:
@@ -74,7 +74,7 @@ def key_type_problem(public: PublicKeyTypes) -> str | None:
     return f"the key is {kind}; only RSA (2048+ bits), EC P-256/P-384/P-521 and Ed25519 are allowed"
 
 
-def _describe(public: PublicKeyTypes) -> str:
+def describe_key(public: PublicKeyTypes) -> str:
     if isinstance(public, rsa.RSAPublicKey):
         return f"RSA-{public.key_size}"
     return key_kind(public)
@@ -100,33 +100,35 @@ def find_extension(extensions: x509.Extensions, kind: type[_E]) -> x509.Extensio
         return None
 
 
-def _ext(cert: x509.Certificate | None, kind: type[_E]) -> x509.Extension[_E] | None:
+def ext_of(cert: x509.Certificate | None, kind: type[_E]) -> x509.Extension[_E] | None:
     if cert is None:
         return None
     return find_extension(cert.extensions, kind)
 
 
-def _raw_ext(cert: x509.Certificate, oid: x509.ObjectIdentifier) -> x509.Extension[x509.ExtensionType] | None:
+def raw_ext_of(
+    cert: x509.Certificate, oid: x509.ObjectIdentifier
+) -> x509.Extension[x509.ExtensionType] | None:
     try:
         return cert.extensions.get_extension_for_oid(oid)
     except x509.ExtensionNotFound:
         return None
 
 
-def _spki(public: PublicKeyTypes) -> bytes:
+def spki_der(public: PublicKeyTypes) -> bytes:
     return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _name(cert: x509.Certificate) -> str:
+def name_of(cert: x509.Certificate) -> str:
     return cert.subject.rfc4514_string() or "(empty subject)"
 
 
-def _is_ca(cert: x509.Certificate) -> bool:
-    bc = _ext(cert, x509.BasicConstraints)
+def is_ca(cert: x509.Certificate) -> bool:
+    bc = ext_of(cert, x509.BasicConstraints)
     return bc is not None and bc.value.ca
 
 
-def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+def issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     try:
         child.verify_directly_issued_by(parent)
     except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
@@ -134,11 +136,11 @@ def _issued_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
     return True
 
 
-def _aware(moment: datetime) -> datetime:
+def as_aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _days(delta: timedelta) -> str:
+def days_of(delta: timedelta) -> str:
     """`825 days`, `366 days 5 min`, `9 days 23 h 59 min`: exact enough to see why a limit is missed."""
     minutes = int(delta.total_seconds() // 60)
     days, rest = divmod(minutes, 1440)
@@ -150,7 +152,7 @@ def _days(delta: timedelta) -> str:
 # --- DER, just enough for the two C2PA private extensions -----------------------------------------------
 
 
-def _der_tlv(data: bytes, pos: int = 0) -> tuple[int, bytes, int]:
+def der_tlv(data: bytes, pos: int = 0) -> tuple[int, bytes, int]:
     if pos + 2 > len(data):
         raise ValueError("truncated")
     tag, length, pos = data[pos], data[pos + 1], pos + 2
@@ -181,12 +183,12 @@ def _der_oid(body: bytes) -> str:
     return ".".join(str(a) for a in head + arcs[1:])
 
 
-def _assurance_level_value(der: bytes) -> str | None:
+def assurance_level_value(der: bytes) -> str | None:
     """The OID inside the id-c2pa-al extension: a bare OID (also accepted: a SEQUENCE holding one)."""
     try:
-        tag, body, end = _der_tlv(der)
+        tag, body, end = der_tlv(der)
         if tag == 0x30:
-            tag, body, _ = _der_tlv(body)
+            tag, body, _ = der_tlv(body)
         if tag != 0x06 or end != len(der):
             return None
         return _der_oid(body)

@@ -144,3 +144,40 @@ def test_the_scanners_see_what_they_look_for() -> None:
     assert [m for _, m in imported_modules(sample) if m.startswith("c2pa")] == ["c2pa.lib", "c2pa"]
     assert {"signing._c2pa", "signing.sign", "signing.verify"} <= core_modules()
     assert SIGNING / "__init__.py" in set(python_files(SIGNING))
+
+
+IO_CONTRACT = "The core does no network, socket or thread work"
+# Submodules of stdlib packages the core may otherwise use (urllib.parse): import-linter can only forbid
+# an external package as a whole, so these are scanned here.
+FORBIDDEN_SUBMODULES = ("urllib.request", "urllib.error")
+
+
+def test_io_contract_forbids_http_clients_and_threads() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = config["tool"]["importlinter"]["contracts"]
+    [contract] = [c for c in contracts if c["name"].startswith(IO_CONTRACT)]
+    assert contract["type"] == "forbidden"
+    assert contract["source_modules"] == ["signing"]
+    assert {
+        "threading",
+        "http",
+        "socket",
+        "socketserver",
+        "httpx",
+        "requests",
+        "pkcs11",
+        "concurrent",
+    } <= set(contract["forbidden_modules"])
+    assert config["tool"]["importlinter"]["include_external_packages"] is True
+
+
+def test_the_core_imports_no_url_opener() -> None:
+    offenders = [
+        f"{rel(path)}:{line} imports {module}"
+        for path in python_files(SIGNING)
+        for line, module in imported_modules(parse(path))
+        if any(module == m or module.startswith(m + ".") for m in FORBIDDEN_SUBMODULES)
+    ]
+    assert offenders == []
+    sample = ast.parse("import urllib.parse\nfrom urllib.request import urlopen\n")
+    assert [m for _, m in imported_modules(sample)] == ["urllib.parse", "urllib.request"]

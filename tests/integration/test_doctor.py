@@ -23,8 +23,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import signing
 from signing.devpki import key_pem, new_key, pem
-from signing.doctor import C2PA_AL1, C2PA_CLAIM_SIGNING_EKU, DoctorReport, diagnose, render
+from signing.doctor import DoctorReport, diagnose, render
 from signing.keys import PrivateKey
+from signing.oids import C2PA_AL1, C2PA_CLAIM_SIGNING_EKU
 from tests.unit.test_doctor import _DROP, Ca, der_oid, ku, make_leaf
 
 if TYPE_CHECKING:  # imported for annotations only: pytest would try to collect a `TestPki` class

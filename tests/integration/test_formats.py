@@ -336,8 +336,8 @@ def test_a_key_failure_inside_the_engine_callback_keeps_its_own_error(
 
 
 def test_a_hostile_parent_label_never_reaches_headers_or_the_ledger() -> None:
-    from signing.sign import _printable_label
+    from signing.sign import printable_label
 
-    assert _printable_label("urn:c2pa:8b7e0e6c-0f0a-4c3e-9d61-2f5a1c7e9b10") is not None
+    assert printable_label("urn:c2pa:8b7e0e6c-0f0a-4c3e-9d61-2f5a1c7e9b10") is not None
     for hostile in ("urn:c2pa:x\r\nSet-Cookie: a=b", "urn:c2pa:\u00fc", "", "x" * 201, None, 42):
-        assert _printable_label(hostile) is None
+        assert printable_label(hostile) is None

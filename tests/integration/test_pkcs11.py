@@ -19,15 +19,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 from pkcs11 import Attribute, ObjectClass
 
 import signing
-from signing.devpki import C2PA_CLAIM_SIGNING_EKU, PublicKey, dev_name, issue_leaf, new_key, pem
+from app.pkcs11 import Pkcs11Config, Pkcs11KeySigner, generate_pkcs11_key, pin_from, pkcs11_csr
+from signing.devpki import PublicKey, dev_name, issue_leaf, new_key, pem
 from signing.keys import PrivateKey
-from signing.pkcs11 import (
-    Pkcs11Config,
-    Pkcs11KeySigner,
-    generate_pkcs11_key,
-    pin_from,
-    pkcs11_csr,
-)
+from signing.oids import C2PA_CLAIM_SIGNING_EKU
 from tests.conftest import MemoryLedger
 from tests.pki import TestPki as Pki
 from tests.softhsm import SoftHsmToken, softhsm_token

@@ -10,9 +10,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from fastapi.testclient import TestClient
 
+from app.files import write_private, write_public
 from app.main import create_app
 from app.settings import Settings
-from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem, write_private, write_public
+from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem
 from tests.conftest import make_data_dir
 from tests.pki import TestPki as Pki
 

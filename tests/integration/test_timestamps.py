@@ -23,16 +23,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 import signing
-from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem, write_private, write_public
+from app.files import write_private, write_public
+from app.tsa import CircuitBreaker, RelayError, TsaRelay
+from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem
 from signing.selftest import tiny_png
-from signing.timestamp import (
-    CircuitBreaker,
-    RelayError,
-    TimestampGuard,
-    TimestampOutcome,
-    TimestampPolicy,
-    TsaRelay,
-)
+from signing.timestamp import TimestampGuard, TimestampOutcome, TimestampPolicy
 from tests import pki as test_pki
 from tests.conftest import MemoryLedger
 from tests.tsa import LocalTsa, Mode

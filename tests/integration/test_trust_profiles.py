@@ -20,10 +20,12 @@ from typer.testing import CliRunner
 
 import signing
 from app.cli import app as cli
+from app.files import write_private, write_public
 from app.runtime import load_trust
 from app.settings import Settings
-from app.trust_store import C2PA_CLAIM_SIGNING_EKU, Bundle, TrustStore
-from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem, write_private, write_public
+from app.trust import Bundle, TrustStore
+from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem
+from signing.oids import C2PA_CLAIM_SIGNING_EKU
 from signing.selftest import tiny_png
 from tests.conftest import MemoryLedger
 from tests.fixtures import TRUST_LISTS
@@ -87,7 +89,9 @@ def test_cli_add_list_show_remove(pki: Pki, lists: Path, tmp_path: Path) -> None
     assert "30 signer anchor(s), 0 TSA anchor(s)" in out
     assert C2PA_LIST_SHA256 in out
     assert "restart" in out
-    code, out = run(data, "trust", "add", "test-root", str(pki.root), "--eku", C2PA_CLAIM_SIGNING_EKU)
+    code, out = run(
+        data, "trust", "add", "test-root", str(pki.root), "--eku", C2PA_CLAIM_SIGNING_EKU.dotted_string
+    )
     assert code == 0, out
     assert "DEVELOPMENT" in out
     (data / "trust" / "legacy.pem").write_bytes(pki.other_root.read_bytes())
@@ -100,7 +104,7 @@ def test_cli_add_list_show_remove(pki: Pki, lists: Path, tmp_path: Path) -> None
     assert rows["c2pa"]["allowed_ekus"] == ["1.3.6.1.4.1.62558.2.1", "1.3.6.1.5.5.7.3.36"]  # C2PA defaults
     assert rows["c2pa"]["development"] is False
     assert rows["test-root"]["development"] is True
-    assert rows["test-root"]["allowed_ekus"] == [C2PA_CLAIM_SIGNING_EKU]
+    assert rows["test-root"]["allowed_ekus"] == [C2PA_CLAIM_SIGNING_EKU.dotted_string]
     assert rows["legacy"]["layout"] == "pem"
     code, out = run(data, "trust", "list")
     assert "(development)" in out.splitlines()[2]
@@ -322,7 +326,7 @@ def claim_signing_only_leaf(pki: Pki, out: Path) -> tuple[Path, Path]:
         key,
         issuer=inter,
         issuer_key=inter_key,
-        extended_key_usages=(x509.ObjectIdentifier(C2PA_CLAIM_SIGNING_EKU),),
+        extended_key_usages=(C2PA_CLAIM_SIGNING_EKU,),
     )
     write_public(out / "c2pa-eku-chain.pem", pem(leaf) + pem(inter))
     write_private(out / "c2pa-eku-key.pem", key_pem(key))
@@ -341,7 +345,7 @@ def test_allowed_ekus_reach_the_engine(pki: Pki, tmp_path: Path) -> None:
     allowing.add(
         "test-root",
         anchors=Bundle(pki.root.read_bytes(), str(pki.root)),
-        allowed_ekus=(C2PA_CLAIM_SIGNING_EKU,),
+        allowed_ekus=(C2PA_CLAIM_SIGNING_EKU.dotted_string,),
     )
     engine = signing.Engine(signing.EngineConfig(trust=allowing.profiles()))
     signed = sign_png(engine, chain, key)

@@ -19,17 +19,9 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from signing import KeyringError, PemKeySigner, SigningError
 from signing.csr import build_csr, check_csr
 from signing.devpki import dev_name, issue_ca, issue_leaf, key_pem, new_key, pem
-from signing.doctor import (
-    C2PA_AL1,
-    C2PA_AL2,
-    C2PA_CLAIM_SIGNING_EKU,
-    DOCUMENT_SIGNING_EKU,
-    DoctorReport,
-    Finding,
-    diagnose,
-    render,
-)
+from signing.doctor import DoctorReport, Finding, diagnose, render
 from signing.keys import PrivateKey
+from signing.oids import C2PA_AL1, C2PA_AL2, C2PA_CLAIM_SIGNING_EKU, DOCUMENT_SIGNING_EKU
 from tests.pki import TestPki as PkiFiles
 
 NOW = datetime.now(UTC)

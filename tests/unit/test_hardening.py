@@ -11,10 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from app.errors import status_for
+from app.files import write_private, write_public
 from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from app.store.db import make_engine, migrate
-from app.trust_store import TrustStore
+from app.trust import TrustStore
 from signing import (
     AssetTooLargeError,
     ConfigError,
@@ -27,7 +28,7 @@ from signing import (
     UnsupportedMediaError,
     devpki,
 )
-from signing.devpki import key_pem, new_key, write_private, write_public
+from signing.devpki import key_pem, new_key
 from signing.doctor import diagnose
 from signing.vocabulary import AI_SOURCE_TYPES, IPTC_DST_BASE, SOURCE_TYPE_WORDS
 from tests.unit.test_report import action, manifest, report_of

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from signing import KeyEntry, KeyNotFoundError, KeyringError, KeyringFile, KeyState
+from app.keyring_file import KeyringFile
+from signing import KeyEntry, KeyNotFoundError, KeyringError, KeyState
 from signing import keyring_rules as rules
 
 AT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)

@@ -9,18 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from app.tsa import CircuitBreaker, RelayError, TsaRelay, reply_problem
+from app.tsa.upstream import MAX_REPLY_BYTES
 from signing.errors import ConfigError, MalformedAssetError, TimestampAuthorityError
-from signing.timestamp import (
-    MAX_REPLY_BYTES,
-    BreakerState,
-    CircuitBreaker,
-    RelayError,
-    TimestampGuard,
-    TimestampOutcome,
-    TimestampPolicy,
-    TsaRelay,
-    reply_problem,
-)
+from signing.timestamp import BreakerState, TimestampGuard, TimestampOutcome, TimestampPolicy
 
 
 class FakeClock:

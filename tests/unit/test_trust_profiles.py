@@ -14,10 +14,8 @@ from typing import Any
 import pytest
 
 from app.settings import Settings
-from app.trust_store import (
-    C2PA_CLAIM_SIGNING_EKU,
+from app.trust import (
     DEFAULT_SOURCES,
-    DOCUMENT_SIGNING_EKU,
     Bundle,
     TrustStore,
     fetch_bundle,
@@ -25,6 +23,7 @@ from app.trust_store import (
 )
 from signing.errors import ConfigError
 from signing.models import Outcome, RevocationStatus, TimestampStatus
+from signing.oids import C2PA_CLAIM_SIGNING_EKU, DOCUMENT_SIGNING_EKU
 from signing.reading import RawReading
 from signing.report import build_report
 from signing.trust import (
@@ -54,14 +53,14 @@ def test_store_writes_what_the_core_reads(pki: Pki, tmp_path: Path) -> None:
         "corp",
         anchors=bundle(pki.other_root),
         tsa_anchors=bundle(pki.root),
-        allowed_ekus=(C2PA_CLAIM_SIGNING_EKU, C2PA_CLAIM_SIGNING_EKU),
+        allowed_ekus=(C2PA_CLAIM_SIGNING_EKU.dotted_string, C2PA_CLAIM_SIGNING_EKU.dotted_string),
         version="2026-08",
     )
     (loaded,) = load_trust_dir(tmp_path / "trust")
     assert loaded == made
     assert loaded.layout == "profile"
     assert (loaded.anchor_count, loaded.tsa_anchor_count) == (1, 1)
-    assert loaded.allowed_ekus == (C2PA_CLAIM_SIGNING_EKU,)
+    assert loaded.allowed_ekus == (C2PA_CLAIM_SIGNING_EKU.dotted_string,)
     assert loaded.version == "2026-08"
     assert loaded.sha256 == hashlib.sha256(pki.other_root.read_bytes()).hexdigest()
     assert loaded.source == str(pki.other_root)
@@ -138,7 +137,9 @@ def test_development_flag_can_only_add(pki: Pki, tmp_path: Path) -> None:
 
 def test_update_checks_the_hash_before_writing(pki: Pki, tmp_path: Path) -> None:
     store = TrustStore(tmp_path)
-    first = store.add("corp", anchors=bundle(pki.other_root), allowed_ekus=(DOCUMENT_SIGNING_EKU,))
+    first = store.add(
+        "corp", anchors=bundle(pki.other_root), allowed_ekus=(DOCUMENT_SIGNING_EKU.dotted_string,)
+    )
     before = {p.name: p.read_bytes() for p in (tmp_path / "corp").iterdir()}
     new = bundle(pki.root)
     with pytest.raises(ConfigError, match="expected SHA-256") as caught:
@@ -148,7 +149,7 @@ def test_update_checks_the_hash_before_writing(pki: Pki, tmp_path: Path) -> None
     updated = store.update("corp", new, expected_sha256=new.sha256.upper(), version="v2")
     assert updated.sha256 == new.sha256
     assert updated.version == "v2"
-    assert updated.allowed_ekus == (DOCUMENT_SIGNING_EKU,)  # kept
+    assert updated.allowed_ekus == (DOCUMENT_SIGNING_EKU.dotted_string,)  # kept
     assert store.document("corp")["replaces"]["sha256"] == first.sha256  # type: ignore[index]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".lock", "corp"]
 
@@ -230,7 +231,7 @@ def test_default_sources_are_the_c2pa_lists() -> None:
     assert DEFAULT_SOURCES["c2pa"].url.endswith("/C2PA-TRUST-LIST.pem")
     assert DEFAULT_SOURCES["c2pa-tsa"].url.endswith("/C2PA-TSA-TRUST-LIST.pem")
     assert DEFAULT_SOURCES["c2pa-tsa"].kind == "tsa"
-    assert C2PA_CLAIM_SIGNING_EKU in DEFAULT_SOURCES["c2pa"].allowed_ekus
+    assert C2PA_CLAIM_SIGNING_EKU.dotted_string in DEFAULT_SOURCES["c2pa"].allowed_ekus
 
 
 # --- engine trust settings -----------------------------------------------------------------------------

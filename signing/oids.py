@@ -1,4 +1,4 @@
-"""The OIDs the doctor looks for, and the names it prints for OIDs (EKUs, signature algorithms)."""
+"""The certificate OIDs of the C2PA profile (one definition each), and the names printed for OIDs."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ C2PA_ASSURANCE_LEVEL = x509.ObjectIdentifier("1.3.6.1.4.1.62558.3")  # id-c2pa-a
 C2PA_AL1 = "1.3.6.1.4.1.62558.3.10"
 C2PA_AL2 = "1.3.6.1.4.1.62558.3.20"
 C2PA_CPL_RECORD = x509.ObjectIdentifier("1.3.6.1.4.1.62558.4")  # c2pa-cpl-record
+EMAIL_PROTECTION_EKU = ExtendedKeyUsageOID.EMAIL_PROTECTION  # what the engine accepts by default
 
 #: What the engine accepts as a claim signer's EKU unless its trust_config lists more.
-DEFAULT_ENGINE_EKUS: tuple[str, ...] = (ExtendedKeyUsageOID.EMAIL_PROTECTION.dotted_string,)
+DEFAULT_ENGINE_EKUS: tuple[str, ...] = (EMAIL_PROTECTION_EKU.dotted_string,)
 
-_EKU_NAMES = {
+EKU_NAMES = {
     ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
     ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
     ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
@@ -28,7 +29,7 @@ _EKU_NAMES = {
     DOCUMENT_SIGNING_EKU: "documentSigning",
     x509.ObjectIdentifier("1.3.6.1.4.1.311.10.3.12"): "Microsoft documentSigning",
 }
-_SIGNATURE_ALGORITHMS = {
+SIGNATURE_ALGORITHMS = {
     SignatureAlgorithmOID.ECDSA_WITH_SHA256: "ecdsa-with-SHA256",
     SignatureAlgorithmOID.ECDSA_WITH_SHA384: "ecdsa-with-SHA384",
     SignatureAlgorithmOID.ECDSA_WITH_SHA512: "ecdsa-with-SHA512",
@@ -38,7 +39,7 @@ _SIGNATURE_ALGORITHMS = {
     SignatureAlgorithmOID.RSASSA_PSS: "RSASSA-PSS",
     SignatureAlgorithmOID.ED25519: "Ed25519",
 }
-_WEAK_SIGNATURE_ALGORITHMS = {
+WEAK_SIGNATURE_ALGORITHMS = {
     SignatureAlgorithmOID.ECDSA_WITH_SHA1: "ecdsa-with-SHA1",
     SignatureAlgorithmOID.ECDSA_WITH_SHA224: "ecdsa-with-SHA224",
     SignatureAlgorithmOID.RSA_WITH_SHA1: "sha1WithRSAEncryption",
