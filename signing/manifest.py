@@ -17,7 +17,7 @@ from signing.errors import InvalidMetadataError
 from signing.models import GenerationInfo, TrainingMining
 from signing.vocabulary import TRAINING_MINING_USES, expand_source_type
 
-SPEC_VERSION = "2.4"
+SPEC_VERSION = "2.4.0"  # SemVer, as the spec's generator-info-map requires (semver-string)
 GENERATOR_NAME = "Hallmark"
 HALLMARK_ASSERTION = "org.hallmark.generation"
 PARENT_INGREDIENT_LABEL = "parent"

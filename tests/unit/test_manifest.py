@@ -205,7 +205,7 @@ def test_claim_generator_and_label(has_parent: bool) -> None:
     manifest_id = new_manifest_id()
     got = build(valid(), has_parent=has_parent, manifest_id=manifest_id)
     assert got["label"] == manifest_id
-    assert got["claim_generator_info"][0] == {"name": "Hallmark", "version": "0.1.0", "specVersion": "2.4"}
+    assert got["claim_generator_info"][0] == {"name": "Hallmark", "version": "0.1.0", "specVersion": "2.4.0"}
     assert [a["label"] for a in got["assertions"]].count("c2pa.actions.v2") == 1
     assert not any(a["label"] == "c2pa.actions" for a in got["assertions"])  # deprecated v1
 

@@ -59,7 +59,7 @@ def store(
         assertions.append({"label": "org.hallmark.generation", "data": {"provider": provider}})
     manifest: dict[str, Any] = {
         "title": "output.png",
-        "claim_generator_info": [{"name": "Hallmark", "version": "0.1.0", "specVersion": "2.4"}],
+        "claim_generator_info": [{"name": "Hallmark", "version": "0.1.0", "specVersion": "2.4.0"}],
         "assertions": assertions,
         "signature_info": signature_info
         if signature_info is not None
