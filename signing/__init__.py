@@ -43,7 +43,9 @@ from signing.manifest import ClaimGenerator, validate_generation
 from signing.media import SUPPORTED as SUPPORTED_MEDIA
 from signing.media import sniff
 from signing.models import (
+    ActionRecord,
     AiDeclaration,
+    AnchorList,
     Codes,
     GenerationInfo,
     Ingredient,
@@ -59,6 +61,7 @@ from signing.models import (
     TimestampInfo,
     TimestampStatus,
     TrainingMining,
+    TrainingMiningPreference,
     VerificationReport,
 )
 from signing.pkcs11 import Pkcs11Config, Pkcs11KeySigner, generate_pkcs11_key, pin_from, pkcs11_csr
@@ -77,7 +80,9 @@ __all__ = [
     "ENGINE_VERSION",
     "SUPPORTED_MEDIA",
     "TRAINED_ALGORITHMIC_MEDIA",
+    "ActionRecord",
     "AiDeclaration",
+    "AnchorList",
     "AssetError",
     "AssetTooLargeError",
     "CapacityError",
@@ -135,6 +140,7 @@ __all__ = [
     "TimestampStatus",
     "Timestamping",
     "TrainingMining",
+    "TrainingMiningPreference",
     "TrustProfile",
     "TsaRelay",
     "UnsupportedMediaError",
