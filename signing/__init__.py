@@ -71,10 +71,16 @@ from signing.sign import SignContext, Timestamping, sign_asset
 from signing.timestamp import CircuitBreaker, TimestampGuard, TimestampOutcome, TimestampPolicy, TsaRelay
 from signing.trust import TrustProfile, load_trust_dir, profile_from_pem
 from signing.verify import inspect_asset, require_trusted
-from signing.vocabulary import DIGITAL_SOURCE_TYPES, TRAINED_ALGORITHMIC_MEDIA
+from signing.vocabulary import (
+    DEFAULT_ALLOWED_SOURCE_TYPES,
+    DIGITAL_SOURCE_TYPES,
+    TRAINED_ALGORITHMIC_MEDIA,
+    expand_source_type,
+)
 
 __all__ = [
     "BINDING_VERSION",
+    "DEFAULT_ALLOWED_SOURCE_TYPES",
     "DEV_ORGANIZATION",
     "DIGITAL_SOURCE_TYPES",
     "ENGINE_VERSION",
@@ -153,6 +159,7 @@ __all__ = [
     "create_dev_pki",
     "dev_name",
     "diagnose",
+    "expand_source_type",
     "generate_pkcs11_key",
     "inspect_asset",
     "is_development",

@@ -111,6 +111,7 @@ def sign(
             digital_source_type=digital_source_type,
             training_mining=training_mining,
             title=title,
+            allowed_source_types=cfg.allowed_source_types,
         )
         ctx = rt.sign_ctx
         assert ctx is not None  # build_runtime raised otherwise
