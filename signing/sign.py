@@ -9,6 +9,7 @@ from typing import IO
 
 from signing._c2pa import Engine, NativeSigner
 from signing.certs import sha256_fingerprint
+from signing.completeness import check_complete
 from signing.errors import SidecarUnavailableError
 from signing.hashing import sha256_stream
 from signing.manifest import (
@@ -69,6 +70,7 @@ def sign_asset(
     must not release `dest`. Existing credentials in `source` become the parent ingredient.
     """
     media = sniff(source)
+    check_complete(media, source)  # a truncated or undecodable file is refused (422), never signed
     input_sha256, _ = sha256_stream(source)
     parent_id: str | None = None
     parent: dict[str, object] | None = None
