@@ -97,7 +97,8 @@ def _bmff(media: MediaType, stream: IO[bytes]) -> None:
 
 
 def _riff(media: MediaType, stream: IO[bytes]) -> None:
-    """RIFF (WAV, WebP): the declared size fits the file and the chunks tile it."""
+    """RIFF (WAV, WebP): the declared size fits the file and the chunks tile it. Bytes after the RIFF (an
+    ID3 tag some tools append to a WAV) are not part of it and are left alone."""
     size = _size(stream)
     header = _read_at(stream, 0, 12)
     end = 8 + int.from_bytes(header[4:8], "little")

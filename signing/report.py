@@ -6,18 +6,20 @@ says "authentic" or "human-made": credentials tell who signed what and what they
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import replace
 from typing import Any
 
+from signing.attribution import ingredients, lineage, own_state, split_codes
+from signing.jsonshape import as_dict as _dict
+from signing.jsonshape import as_list as _list
+from signing.jsonshape import as_str as _str
 from signing.manifest import HALLMARK_ASSERTION
 from signing.models import (
     ActionRecord,
     AiDeclaration,
     AnchorList,
     Codes,
-    Ingredient,
     Integrity,
     Outcome,
     RemoteManifest,
@@ -38,11 +40,6 @@ _CREDENTIAL_PREFIXES = ("signingCredential.", "timeStamp.", "cawg.")
 # ...except a timestamp that does not belong to the signature it claims to cover: that is an alteration.
 _ALTERATION_CODES = frozenset({"timeStamp.mismatch"})
 
-# A status URL names the manifest it is about: `self#jumbf=/c2pa/<label>/...`. A relative URL
-# (`self#jumbf=c2pa.assertions/...`) or none is about the manifest being validated.
-_URL_MANIFEST = re.compile(r"^self#jumbf=/?c2pa/([^/]+)")
-# The only failure a signer's credential may have while the manifest still validates.
-_UNTRUSTED = "signingCredential.untrusted"
 _TRAINING_MINING_LABELS = ("cawg.training-mining", "c2pa.training-mining")
 
 NO_PROVENANCE = (
@@ -89,9 +86,9 @@ def _manifest_report(
     results = _dict(store.get("validation_results"))
     # The engine lists some statuses of ingredient manifests (a parent's CAWG identity) among the active
     # manifest's: each is judged where its URL points, so a parent's problem stays the parent's.
-    ancestors = set(_lineage(active_id, manifests)) - {active_id}
-    codes, foreign = _split_codes(_codes(_dict(results.get("activeManifest"))), ancestors)
-    state = _own_state(reading.state, codes, foreign)
+    ancestors = set(lineage(active_id, manifests)) - {active_id}
+    codes, foreign = split_codes(_codes(_dict(results.get("activeManifest"))), ancestors)
+    state = own_state(reading.state, codes, foreign)
     trusted, profile = _signer_trust(state, reading.trust_profile, results, codes, profiles)
     signer = _signer(manifest, _cr_manifest(reading.crjson, active_id), trusted, profile)
     failures = [c.code for c in codes.failure]
@@ -115,66 +112,13 @@ def _manifest_report(
         timestamp=_timestamp(manifest, codes),
         revocation=_revocation(codes),
         ai=ai,
-        ingredients=_ingredients(manifest, manifests, foreign, _list(results.get("ingredientDeltas"))),
+        ingredients=ingredients(manifest, manifests, foreign, _list(results.get("ingredientDeltas"))),
         codes=codes,
         development_trust=bool(profile and profile.development and outcome is Outcome.TRUSTED),
         manifest_count=len(manifests),
         training_mining=_training_mining(manifest),
     )
     return _with_summary(report, failures)
-
-
-def _url_manifest(url: str) -> str | None:
-    match = _URL_MANIFEST.match(url)
-    return match.group(1) if match else None
-
-
-def _split_codes(codes: Codes, ancestors: set[str]) -> tuple[Codes, dict[str, list[str]]]:
-    """The active manifest's own codes, and the failure codes about its ingredients' manifests (by label).
-    A code about a manifest that is not an ingredient's stays the active manifest's: nothing is dropped."""
-    foreign: dict[str, list[str]] = {}
-
-    def own(items: tuple[StatusCode, ...], failures: bool) -> tuple[StatusCode, ...]:
-        kept = []
-        for c in items:
-            label = _url_manifest(c.url)
-            if label is None or label not in ancestors:
-                kept.append(c)
-            elif failures:
-                foreign.setdefault(label, []).append(c.code)
-        return tuple(kept)
-
-    split = Codes(own(codes.success, False), own(codes.informational, False), own(codes.failure, True))
-    return split, foreign
-
-
-def _own_state(engine_state: str | None, own: Codes, foreign: dict[str, list[str]]) -> str | None:
-    """The validation state of the active manifest alone.
-
-    The engine's state counts every failure it listed, an ingredient's included. When some of those are
-    about another manifest, the state is re-derived from the active manifest's own codes with the engine's
-    rules: any failure but an untrusted credential is Invalid; a credential the engine trusted is Trusted.
-    """
-    if not foreign or engine_state not in ("Valid", "Invalid"):
-        return engine_state
-    if any(c.code != _UNTRUSTED for c in own.failure):
-        return "Invalid"
-    if not own.failure and any(c.code == "signingCredential.trusted" for c in own.success):
-        return "Trusted"
-    return "Valid"
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    """Reader JSON carries attacker-controlled assertion data: every lookup tolerates a wrong shape."""
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _codes(section: dict[str, Any]) -> Codes:
@@ -372,62 +316,6 @@ def _generator(manifest: dict[str, Any]) -> str | None:
         name, version = _str(info[0].get("name")), _str(info[0].get("version"))
         return f"{name} {version}" if name and version else name
     return _str(manifest.get("claim_generator"))
-
-
-def _ingredients(
-    manifest: dict[str, Any],
-    manifests: dict[str, Any],
-    foreign: dict[str, list[str]],
-    deltas: list[Any],
-) -> tuple[Ingredient, ...]:
-    """The active manifest's ingredients, each with its own failures: those the engine recorded in it,
-    those of its ingredient delta, and those listed with the active manifest's codes that are about the
-    ingredient's manifest or one of its ancestors."""
-    items = [i for i in _list(manifest.get("ingredients")) if isinstance(i, dict)]
-    delta_failures: dict[str, list[str]] = {}
-    for delta in deltas:
-        uri = _str(_dict(delta).get("ingredientAssertionURI")) or ""
-        failed = _list(_dict(_dict(delta).get("validationDeltas")).get("failure"))
-        label = uri.rsplit("/", 1)[-1]
-        delta_failures.setdefault(label, []).extend(
-            str(f.get("code")) for f in failed if isinstance(f, dict) and isinstance(f.get("code"), str)
-        )
-    out = []
-    for item in items:
-        failures = [
-            str(f.get("code"))
-            for f in _list(_dict(_dict(item.get("validation_results")).get("activeManifest")).get("failure"))
-            if isinstance(f, dict)
-        ]
-        failures += delta_failures.get(_str(item.get("label")) or "", [])
-        for label in _lineage(_str(item.get("active_manifest")), manifests):
-            failures += foreign.get(label, [])
-        out.append(
-            Ingredient(
-                title=_str(item.get("title")),
-                format=_str(item.get("format")),
-                relationship=_str(item.get("relationship")),
-                manifest_id=_str(item.get("active_manifest")),
-                validation_failures=tuple(dict.fromkeys(failures)),
-            )
-        )
-    return tuple(out)
-
-
-def _lineage(label: str | None, manifests: dict[str, Any]) -> list[str]:
-    """`label` and the labels of every manifest it has as an ingredient, recursively (each once)."""
-    seen: list[str] = []
-    todo = [label] if label else []
-    while todo:
-        current = todo.pop()
-        if current in seen:
-            continue
-        seen.append(current)
-        for item in _list(_dict(manifests.get(current)).get("ingredients")):
-            parent = _str(_dict(item).get("active_manifest"))
-            if parent is not None:
-                todo.append(parent)
-    return seen
 
 
 def quoted(value: str, limit: int = 80) -> str:
