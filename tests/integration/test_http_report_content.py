@@ -16,8 +16,13 @@ CAWG_PARENT = "C_with_CAWG_data.jpg"  # another implementation's file: its CAWG 
 CAWG_UNTRUSTED = "cawg.x509.credential.untrusted"
 
 
-def signed(client: TestClient, auth: dict[str, str], data: bytes, **form: str) -> bytes:
-    response = sign(client, auth, data, **form)
+def signed(
+    client: TestClient, auth: dict[str, str], data: bytes, training_mining: str | None = None
+) -> bytes:
+    if training_mining is None:
+        response = sign(client, auth, data)
+    else:
+        response = sign(client, auth, data, training_mining=training_mining)
     assert response.status_code == 200, response.text
     content: bytes = response.content
     return content
