@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -34,11 +34,34 @@ class SignerOut(BaseModel):
 
 
 class TimestampOut(BaseModel):
-    status: Literal["trusted", "untrusted", "none"]
+    status: Literal["trusted", "unanchored", "untrusted", "none"] = Field(
+        description="trusted: a configured trust profile vouches for the timestamp authority (trust_profile "
+        "and trust_list say which); unanchored: the engine accepted the timestamp but no configured list "
+        "vouches for its authority (the engine checks none for a version 1 claim); untrusted: no configured "
+        "list vouches for it, or the timestamp is broken; none: no timestamp."
+    )
     time: str | None = None
     trust_profile: str | None = Field(
-        None, description="The trust profile whose anchors made the timestamp authority trusted."
+        None,
+        description="The trust profile whose anchors vouch for the timestamp authority; null when none does.",
     )
+    trust_list: Literal["tsa", "signers"] | None = Field(
+        None,
+        description="Which of that profile's anchor lists vouches: its timestamp-authority anchors, or its "
+        "signer anchors (the engine keeps one anchor pool for both).",
+    )
+
+
+class ActionOut(BaseModel):
+    action: str
+    when: str | None = Field(description="When the action happened, as the manifest states it.")
+    digital_source_type: str | None
+
+
+class TrainingMiningOut(BaseModel):
+    use: str = Field(description="The use, e.g. cawg.ai_training, cawg.ai_generative_training.")
+    value: str = Field(description="allowed, notAllowed or constrained, as the manifest states it.")
+    constraint_info: str | None = None
 
 
 class AiOut(BaseModel):
@@ -49,6 +72,9 @@ class AiOut(BaseModel):
     model_version: str | None
     provider: str | None
     actions: list[str] = []
+    action_details: list[ActionOut] = Field(
+        [], description="The active manifest's actions in order, with when and digital source type."
+    )
 
 
 class IngredientOut(BaseModel):
@@ -85,9 +111,28 @@ class VerificationReportOut(BaseModel):
     development_trust: bool
     engine_error: str | None = None
     manifest_count: int = 0
+    training_mining: list[TrainingMiningOut] = Field(
+        [], description="The active manifest's cawg.training-mining preferences, one per use."
+    )
 
     @classmethod
     def from_report(cls, report: VerificationReport) -> VerificationReportOut:
+        data = asdict(report)
+        data.pop("extra", None)
+        data.pop("manifest_store", None)
+        return cls.model_validate(data)
+
+
+class DetailedVerificationReportOut(VerificationReportOut):
+    """The report plus everything the engine read (`?detail=full`)."""
+
+    manifest_store: dict[str, Any] | None = Field(
+        description="The whole manifest store as the engine read it: every manifest, ingredients included. "
+        "Null when the file carries no readable manifest store."
+    )
+
+    @classmethod
+    def from_report(cls, report: VerificationReport) -> DetailedVerificationReportOut:
         data = asdict(report)
         data.pop("extra", None)
         return cls.model_validate(data)

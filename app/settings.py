@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.pkcs11 import pin_from
-from signing import ConfigError
+from signing import DEFAULT_ALLOWED_SOURCE_TYPES, ConfigError, expand_source_type
 
 MiB = 1024 * 1024
 # An OCSP responder the engine may contact: host or IP, optional port, optional scheme, optional single
@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     default_provider: str = Field(
         "Hallmark", description="Provider named in the label when a request names none."
     )
+    allowed_source_types: Annotated[frozenset[str], NoDecode] = Field(
+        DEFAULT_ALLOWED_SOURCE_TYPES,
+        description="Comma-separated IPTC digital source types (codes or URIs) a sign request may declare. "
+        "Default: trainedAlgorithmicMedia and compositeWithTrainedAlgorithmicMedia, the types that name a "
+        "trained model; setting it replaces that list.",
+    )
     tsa_url: str | None = Field(None, description="RFC 3161 timestamp authority used when signing.")
     ocsp_responders: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -98,6 +104,23 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("tsa_url must be an http(s) URL")
         return value or None
+
+    @field_validator("allowed_source_types", mode="before")
+    @classmethod
+    def _source_types(cls, value: object) -> object:
+        """Codes or URIs of the IPTC vocabulary, as full URIs; an unknown one stops the start-up."""
+        parts = [p.strip() for p in value.split(",") if p.strip()] if isinstance(value, str) else value
+        if not isinstance(parts, list | tuple | set | frozenset):
+            return value
+        uris = set()
+        for part in parts:
+            uri = expand_source_type(str(part))
+            if uri is None:
+                raise ValueError(f"allowed_source_types: {part!r} is not an IPTC digital source type")
+            uris.add(uri)
+        if not uris:
+            raise ValueError("allowed_source_types: name at least one IPTC digital source type")
+        return frozenset(uris)
 
     @field_validator("ocsp_responders", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ from signing.errors import (
     ConfigError,
     EmptyAssetError,
     HallmarkError,
+    IncompleteAssetError,
     InvalidMetadataError,
     KeyNotFoundError,
     KeyringError,
@@ -41,7 +42,9 @@ from signing.manifest import ClaimGenerator, validate_generation
 from signing.media import SUPPORTED as SUPPORTED_MEDIA
 from signing.media import sniff
 from signing.models import (
+    ActionRecord,
     AiDeclaration,
+    AnchorList,
     Codes,
     GenerationInfo,
     Ingredient,
@@ -57,6 +60,7 @@ from signing.models import (
     TimestampInfo,
     TimestampStatus,
     TrainingMining,
+    TrainingMiningPreference,
     VerificationReport,
 )
 from signing.oids import C2PA_CLAIM_SIGNING_EKU, DOCUMENT_SIGNING_EKU, EMAIL_PROTECTION_EKU
@@ -70,11 +74,17 @@ from signing.trust import PROFILE_SCHEMA as TRUST_PROFILE_SCHEMA
 from signing.trust import TSA_ANCHORS_FILE as TRUST_TSA_ANCHORS_FILE
 from signing.trust import TrustProfile, load_trust_dir, profile_from_pem, valid_eku
 from signing.verify import inspect_asset, require_trusted
-from signing.vocabulary import DIGITAL_SOURCE_TYPES, TRAINED_ALGORITHMIC_MEDIA
+from signing.vocabulary import (
+    DEFAULT_ALLOWED_SOURCE_TYPES,
+    DIGITAL_SOURCE_TYPES,
+    TRAINED_ALGORITHMIC_MEDIA,
+    expand_source_type,
+)
 
 __all__ = [
     "BINDING_VERSION",
     "C2PA_CLAIM_SIGNING_EKU",
+    "DEFAULT_ALLOWED_SOURCE_TYPES",
     "DEV_ORGANIZATION",
     "DIGITAL_SOURCE_TYPES",
     "DOCUMENT_SIGNING_EKU",
@@ -86,7 +96,9 @@ __all__ = [
     "TRUST_PROFILE_FILE",
     "TRUST_PROFILE_SCHEMA",
     "TRUST_TSA_ANCHORS_FILE",
+    "ActionRecord",
     "AiDeclaration",
+    "AnchorList",
     "AssetError",
     "AssetTooLargeError",
     "Breaker",
@@ -108,6 +120,7 @@ __all__ = [
     "Finding",
     "GenerationInfo",
     "HallmarkError",
+    "IncompleteAssetError",
     "Ingredient",
     "Integrity",
     "InvalidMetadataError",
@@ -144,6 +157,7 @@ __all__ = [
     "TimestampStatus",
     "Timestamping",
     "TrainingMining",
+    "TrainingMiningPreference",
     "TrustProfile",
     "UnsupportedMediaError",
     "VerificationError",
@@ -154,6 +168,7 @@ __all__ = [
     "check_validity",
     "dev_name",
     "diagnose",
+    "expand_source_type",
     "inspect_asset",
     "is_development",
     "issue_dev_pki",

@@ -90,6 +90,21 @@ class SidecarUnavailableError(AssetError):
     title = "Detached manifest not available for this file"
 
 
+class IncompleteAssetError(MalformedAssetError):
+    """The file is cut short or damaged: a structure runs past its end, or its content does not decode."""
+
+    code = "incomplete-asset"
+    title = "Incomplete or damaged file"
+
+    @classmethod
+    def because(cls, format_name: str, media_type: str, problem: str) -> IncompleteAssetError:
+        return cls(
+            f"The {format_name} file is incomplete or damaged: {problem}. Nothing was signed.",
+            hint="Check that the upload or download was not cut short, then send the whole file.",
+            details={"media_type": media_type, "problem": problem},
+        )
+
+
 class EmptyAssetError(MalformedAssetError):
     code = "empty-asset"
     title = "Empty file"

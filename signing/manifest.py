@@ -15,9 +15,14 @@ from typing import Any
 
 from signing.errors import InvalidMetadataError
 from signing.models import GenerationInfo, TrainingMining
-from signing.vocabulary import TRAINING_MINING_USES, expand_source_type
+from signing.vocabulary import (
+    DEFAULT_ALLOWED_SOURCE_TYPES,
+    IPTC_DST_BASE,
+    TRAINING_MINING_USES,
+    expand_source_type,
+)
 
-SPEC_VERSION = "2.4"
+SPEC_VERSION = "2.4.0"  # SemVer, as the spec's generator-info-map requires (semver-string)
 GENERATOR_NAME = "Hallmark"
 HALLMARK_ASSERTION = "org.hallmark.generation"
 PARENT_INGREDIENT_LABEL = "parent"
@@ -68,8 +73,13 @@ def validate_generation(
     training_mining: str | None = None,
     training_mining_constraint: str | None = None,
     title: str | None = None,
+    allowed_source_types: frozenset[str] = DEFAULT_ALLOWED_SOURCE_TYPES,
 ) -> GenerationInfo:
-    """Turn what a caller sent into a `GenerationInfo`, or raise `InvalidMetadataError` naming the field."""
+    """Turn what a caller sent into a `GenerationInfo`, or raise `InvalidMetadataError` naming the field.
+
+    `allowed_source_types` (full IPTC URIs) are the digital source types this signer may declare: by
+    default only those naming a trained model's involvement (see `vocabulary.DEFAULT_ALLOWED_SOURCE_TYPES`).
+    """
     name = _clean("model_name", model_name, required=True, max_length=MAX_NAME_LENGTH)
     version = _clean("model_version", model_version, required=True, max_length=MAX_NAME_LENGTH)
     prov = _clean("provider", provider, required=True, max_length=MAX_NAME_LENGTH)
@@ -80,6 +90,14 @@ def validate_generation(
             f"'digital_source_type' {dst_raw!r} is not an IPTC digital source type.",
             hint="Use a code such as trainedAlgorithmicMedia or compositeWithTrainedAlgorithmicMedia.",
             details={"field": "digital_source_type"},
+        )
+    if dst not in allowed_source_types:
+        allowed = ", ".join(sorted(t.removeprefix(IPTC_DST_BASE) for t in allowed_source_types))
+        raise InvalidMetadataError(
+            f"'digital_source_type' {dst.removeprefix(IPTC_DST_BASE)} is not allowed here: this service "
+            f"signs AI-generated media and may declare only {allowed or 'no source type'}.",
+            hint="Declare one of the allowed types, or ask the operator to allow this one explicitly.",
+            details={"field": "digital_source_type", "allowed": sorted(allowed_source_types)},
         )
     tm: TrainingMining | None = None
     tm_raw = _clean("training_mining", training_mining, required=False, max_length=MAX_NAME_LENGTH)

@@ -77,9 +77,19 @@ class Integrity(enum.StrEnum):
 
 
 class TimestampStatus(enum.StrEnum):
-    TRUSTED = "trusted"
-    UNTRUSTED = "untrusted"
+    TRUSTED = "trusted"  # a configured trust profile vouches for the timestamp authority
+    # The engine accepted the timestamp but named no configured trust list for its authority: c2pa-rs does
+    # not check the authority of a version 1 claim's timestamp against any list.
+    UNANCHORED = "unanchored"
+    UNTRUSTED = "untrusted"  # checked, and no configured list vouches for the authority (or it is broken)
     NONE = "none"
+
+
+class AnchorList(enum.StrEnum):
+    """Which of a trust profile's anchor lists vouched for a timestamp authority."""
+
+    TSA = "tsa"  # the profile's timestamp-authority anchors
+    SIGNERS = "signers"  # the profile's signer anchors (the engine keeps one anchor pool for both)
 
 
 class RevocationStatus(enum.StrEnum):
@@ -121,6 +131,25 @@ class TimestampInfo:
     status: TimestampStatus
     time: str | None = None
     trust_profile: str | None = None  # which trust profile's anchors made the timestamp trusted
+    trust_list: AnchorList | None = None  # which of that profile's lists; None when no list vouches
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    """One action of the active manifest's actions assertions, as the file states it."""
+
+    action: str
+    when: str | None = None
+    digital_source_type: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainingMiningPreference:
+    """One entry of a `cawg.training-mining` assertion: may the asset be used for `use`?"""
+
+    use: str  # e.g. cawg.ai_training
+    value: str  # allowed | notAllowed | constrained (as the file states it)
+    constraint_info: str | None = None
 
 
 @dataclass(frozen=True)
@@ -132,6 +161,7 @@ class AiDeclaration:
     model_version: str | None
     provider: str | None
     actions: tuple[str, ...] = ()
+    action_details: tuple[ActionRecord, ...] = ()  # the same actions, with when and source type
 
 
 @dataclass(frozen=True)
@@ -168,4 +198,8 @@ class VerificationReport:
     development_trust: bool = False
     engine_error: str | None = None
     manifest_count: int = 0
+    training_mining: tuple[TrainingMiningPreference, ...] = ()
+    # The whole manifest store as the engine read it (every manifest, ingredients included); only when a
+    # caller asked for the detailed view.
+    manifest_store: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)

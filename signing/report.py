@@ -10,11 +10,16 @@ import unicodedata
 from dataclasses import replace
 from typing import Any
 
+from signing.attribution import ingredients, lineage, own_state, split_codes
+from signing.jsonshape import as_dict as _dict
+from signing.jsonshape import as_list as _list
+from signing.jsonshape import as_str as _str
 from signing.manifest import HALLMARK_ASSERTION
 from signing.models import (
+    ActionRecord,
     AiDeclaration,
+    AnchorList,
     Codes,
-    Ingredient,
     Integrity,
     Outcome,
     RemoteManifest,
@@ -23,6 +28,7 @@ from signing.models import (
     StatusCode,
     TimestampInfo,
     TimestampStatus,
+    TrainingMiningPreference,
     VerificationReport,
 )
 from signing.reading import RawReading
@@ -33,6 +39,8 @@ from signing.vocabulary import AI_SOURCE_TYPES, IPTC_DST_BASE, SOURCE_TYPE_WORDS
 _CREDENTIAL_PREFIXES = ("signingCredential.", "timeStamp.", "cawg.")
 # ...except a timestamp that does not belong to the signature it claims to cover: that is an alteration.
 _ALTERATION_CODES = frozenset({"timeStamp.mismatch"})
+
+_TRAINING_MINING_LABELS = ("cawg.training-mining", "c2pa.training-mining")
 
 NO_PROVENANCE = (
     "No content credentials were found in this file. That says nothing about how the content was made."
@@ -45,11 +53,12 @@ def build_report(
     if reading.kind == "absent":
         return VerificationReport(Outcome.NONE, NO_PROVENANCE, media_type, Integrity.ABSENT)
     if reading.kind == "remote":
-        url = reading.remote_url or "an unknown location"
+        # Hallmark's own words are never quoted as if the file had said them.
+        where = quoted(reading.remote_url, 120) if reading.remote_url else "an unknown location"
         return VerificationReport(
             Outcome.NONE,
             "No embedded content credentials; the file points to credentials stored at "
-            f"{quoted(url, 120)}, which Hallmark does not fetch. That says nothing about how the content was "
+            f"{where}, which Hallmark does not fetch. That says nothing about how the content was "
             "made.",
             media_type,
             Integrity.ABSENT,
@@ -75,16 +84,18 @@ def _manifest_report(
     manifests = _dict(store.get("manifests"))
     manifest = _dict(manifests.get(active_id)) if active_id else {}
     results = _dict(store.get("validation_results"))
-    codes = _codes(_dict(results.get("activeManifest")))
-    trusted, profile = _signer_trust(reading, results, codes, profiles)
+    # The engine lists some statuses of ingredient manifests (a parent's CAWG identity) among the active
+    # manifest's: each is judged where its URL points, so a parent's problem stays the parent's.
+    ancestors = set(lineage(active_id, manifests)) - {active_id}
+    codes, foreign = split_codes(_codes(_dict(results.get("activeManifest"))), ancestors)
+    state = own_state(reading.state, codes, foreign)
+    trusted, profile = _signer_trust(state, reading.trust_profile, results, codes, profiles)
     signer = _signer(manifest, _cr_manifest(reading.crjson, active_id), trusted, profile)
     failures = [c.code for c in codes.failure]
     integrity = Integrity.INTACT
     if any(code in _ALTERATION_CODES or not code.startswith(_CREDENTIAL_PREFIXES) for code in failures):
         integrity = Integrity.TAMPERED
-    outcome = {"Trusted": Outcome.TRUSTED, "Valid": Outcome.VALID_UNTRUSTED}.get(
-        reading.state or "", Outcome.INVALID
-    )
+    outcome = {"Trusted": Outcome.TRUSTED, "Valid": Outcome.VALID_UNTRUSTED}.get(state or "", Outcome.INVALID)
     if outcome is Outcome.TRUSTED and not trusted:
         # The engine trusted the signer through a timestamp authority's anchors: not a signer trust list.
         outcome = Outcome.VALID_UNTRUSTED
@@ -101,25 +112,13 @@ def _manifest_report(
         timestamp=_timestamp(manifest, codes),
         revocation=_revocation(codes),
         ai=ai,
-        ingredients=tuple(_ingredient(i) for i in _list(manifest.get("ingredients")) if isinstance(i, dict)),
+        ingredients=ingredients(manifest, manifests, foreign, _list(results.get("ingredientDeltas"))),
         codes=codes,
         development_trust=bool(profile and profile.development and outcome is Outcome.TRUSTED),
         manifest_count=len(manifests),
+        training_mining=_training_mining(manifest),
     )
     return _with_summary(report, failures)
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _dict(value: Any) -> dict[str, Any]:
-    """Reader JSON carries attacker-controlled assertion data: every lookup tolerates a wrong shape."""
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
 
 
 def _codes(section: dict[str, Any]) -> Codes:
@@ -171,7 +170,11 @@ def _signer(
 
 
 def _signer_trust(
-    reading: RawReading, results: dict[str, Any], codes: Codes, profiles: tuple[TrustProfile, ...]
+    state: str | None,
+    reading_profile: str | None,
+    results: dict[str, Any],
+    codes: Codes,
+    profiles: tuple[TrustProfile, ...],
 ) -> tuple[bool, TrustProfile | None]:
     """Whether a signer trust list trusted the signer, and which profile's.
 
@@ -181,7 +184,7 @@ def _signer_trust(
     Readings without a Hallmark trust-list URI (older settings, hand-made readings) keep the engine's word
     and the profile of the context that trusted them.
     """
-    if reading.state != "Trusted":
+    if state != "Trusted":
         return False, None
     named = parse_trust_list_uri(_str(results.get("trustListUri")) or "")
     if named is None:
@@ -199,16 +202,21 @@ def _signer_trust(
     if named is None and any(p.tsa_anchors_pem for p in profiles):
         # Fail closed: without the engine naming the list, a TSA anchor could be what vouched for it.
         return False, None
-    name = named.signer_profile if named is not None else reading.trust_profile
+    name = named.signer_profile if named is not None else reading_profile
     return True, next((p for p in profiles if p.name == name), None)
 
 
 def _timestamp(manifest: dict[str, Any], codes: Codes) -> TimestampInfo:
+    """Which configured list vouches for the timestamp authority, or that none does.
+
+    Only a `timeStamp.trusted` whose explanation names a Hallmark trust list ("..., trust list: <uri>")
+    counts as trusted. The engine also says `timeStamp.trusted` for a version 1 claim without checking the
+    authority against any list: with no list named, that is `unanchored`, never `trusted`.
+    """
     time = _str(_dict(manifest.get("signature_info")).get("time"))
     seen = [c.code for c in (*codes.success, *codes.informational, *codes.failure)]
     failed = any(c.code.startswith("timeStamp.") for c in codes.failure)
     if "timeStamp.trusted" in seen and not failed:
-        # The engine names the trust list in its explanation ("..., trust list: <uri>").
         named = next(
             (
                 parsed
@@ -217,9 +225,13 @@ def _timestamp(manifest: dict[str, Any], codes: Codes) -> TimestampInfo:
             ),
             None,
         )
-        # A TSA profile when one lists the anchor; else the signer profile whose anchors the engine used.
-        profile = (named.tsa_profile or named.signer_profile) if named else None
-        return TimestampInfo(TimestampStatus.TRUSTED, time, trust_profile=profile)
+        if named is None:
+            return TimestampInfo(TimestampStatus.UNANCHORED, time)
+        # A profile's TSA anchors when they hold the authority's root; else the signer anchors the engine
+        # used (it keeps one anchor pool for both purposes).
+        if named.tsa_profile is not None:
+            return TimestampInfo(TimestampStatus.TRUSTED, time, named.tsa_profile, AnchorList.TSA)
+        return TimestampInfo(TimestampStatus.TRUSTED, time, named.signer_profile, AnchorList.SIGNERS)
     if any(code.startswith("timeStamp.") for code in seen) or time:
         return TimestampInfo(TimestampStatus.UNTRUSTED, time)
     return TimestampInfo(TimestampStatus.NONE)
@@ -275,7 +287,27 @@ def _ai(manifest: dict[str, Any], signer: SignerInfo | None) -> AiDeclaration:
         model_version=model_version,
         provider=provider,
         actions=tuple(str(a.get("action")) for a in actions if a.get("action")),
+        action_details=tuple(
+            ActionRecord(
+                action=str(a.get("action")),
+                when=_str(a.get("when")),
+                digital_source_type=_str(a.get("digitalSourceType")),
+            )
+            for a in actions
+            if a.get("action")
+        ),
     )
+
+
+def _training_mining(manifest: dict[str, Any]) -> tuple[TrainingMiningPreference, ...]:
+    out: list[TrainingMiningPreference] = []
+    for label in _TRAINING_MINING_LABELS:
+        for use, entry in _dict(_assertion(manifest, label).get("entries")).items():
+            value = _str(_dict(entry).get("use"))
+            if isinstance(use, str) and value is not None:
+                constraint = _str(_dict(entry).get("constraint_info"))
+                out.append(TrainingMiningPreference(use, value, constraint))
+    return tuple(out)
 
 
 def _generator(manifest: dict[str, Any]) -> str | None:
@@ -284,19 +316,6 @@ def _generator(manifest: dict[str, Any]) -> str | None:
         name, version = _str(info[0].get("name")), _str(info[0].get("version"))
         return f"{name} {version}" if name and version else name
     return _str(manifest.get("claim_generator"))
-
-
-def _ingredient(item: dict[str, Any]) -> Ingredient:
-    results = _dict(_dict(item.get("validation_results")).get("activeManifest"))
-    return Ingredient(
-        title=_str(item.get("title")),
-        format=_str(item.get("format")),
-        relationship=_str(item.get("relationship")),
-        manifest_id=_str(item.get("active_manifest")),
-        validation_failures=tuple(
-            str(f.get("code")) for f in _list(results.get("failure")) if isinstance(f, dict)
-        ),
-    )
 
 
 def quoted(value: str, limit: int = 80) -> str:
@@ -361,4 +380,10 @@ def _with_summary(report: VerificationReport, failures: list[str]) -> Verificati
         )
     else:
         text = "Content credentials are present but did not validate. Do not rely on what they declare."
+    flawed = sum(1 for i in report.ingredients if i.validation_failures)
+    if flawed:
+        text += (
+            f" {flawed} of its {len(report.ingredients)} ingredients carr{'ies' if flawed == 1 else 'y'} "
+            "credentials with problems of their own (see ingredients)."
+        )
     return replace(report, summary=text)

@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from signing._c2pa import Engine, NativeSigner
 from signing.certs import sha256_fingerprint
+from signing.completeness import check_complete
 from signing.errors import SidecarUnavailableError
 from signing.hashing import sha256_stream
 from signing.manifest import (
@@ -116,8 +117,10 @@ def sign_asset(
 
 def check_input(source: IO[bytes]) -> MediaType:
     """Every check that refuses the input runs here, before any hashing or signing: the media type comes
-    from the magic bytes (never the client's claim)."""
-    return sniff(source)
+    from the magic bytes (never the client's claim), and a truncated or undecodable file is refused (422)."""
+    media = sniff(source)
+    check_complete(media, source)
+    return media
 
 
 def _read_parent(engine: Engine, media: MediaType, source: IO[bytes]) -> _Parent | None:

@@ -111,6 +111,7 @@ def sign(
             digital_source_type=digital_source_type,
             training_mining=training_mining,
             title=title,
+            allowed_source_types=cfg.allowed_source_types,
         )
         ctx = rt.sign_ctx
         assert ctx is not None  # build_runtime raised otherwise
@@ -151,7 +152,7 @@ def _human(report: VerificationReport) -> str:
         trust = f"trusted by '{s.trust_profile}'" if s.trusted else "not trusted"
         lines.append(f"signer:      {s.organization or '-'} / {s.common_name or '-'} ({trust})")
     stamp = report.timestamp
-    by = f" by '{stamp.trust_profile}'" if stamp.trust_profile else ""
+    by = f" by '{stamp.trust_profile}' ({stamp.trust_list} anchors)" if stamp.trust_profile else ""
     lines.append(f"timestamp:   {stamp.status.value}{by}" + (f" at {stamp.time}" if stamp.time else ""))
     lines.append(f"revocation:  {report.revocation.value}")
     ai = report.ai
@@ -160,8 +161,18 @@ def _human(report: VerificationReport) -> str:
             f"ai:          {ai.digital_source_type.rsplit('/', 1)[-1]} model={ai.model_name} "
             f"version={ai.model_version} provider={ai.provider}"
         )
+    for action in ai.action_details if ai is not None else ():
+        lines.append(f"action:      {action.action}" + (f" at {action.when}" if action.when else ""))
+    for pref in report.training_mining:
+        lines.append(
+            f"training:    {pref.use} {pref.value}"
+            + (f" ({pref.constraint_info})" if pref.constraint_info else "")
+        )
     for ing in report.ingredients:
-        lines.append(f"ingredient:  {ing.relationship} {ing.title} {ing.manifest_id or ''}".rstrip())
+        problems = f" problems: {', '.join(ing.validation_failures)}" if ing.validation_failures else ""
+        lines.append(
+            f"ingredient:  {ing.relationship} {ing.title} {ing.manifest_id or ''}".rstrip() + problems
+        )
     if report.remote_manifest:
         lines.append(f"remote:      {report.remote_manifest.url} (not fetched)")
     if report.codes.failure:
@@ -178,6 +189,12 @@ def verify(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    detailed: Annotated[
+        bool,
+        typer.Option(
+            "--detailed", help="Also print the whole manifest store as the engine read it (ingredients too)."
+        ),
+    ] = False,
 ) -> None:
     """Verify a file offline. Exit 0 intact credentials, 2 none or invalid, 3 unsupported, 1 other error."""
     from app.runtime import engine_config, load_trust
@@ -187,13 +204,18 @@ def verify(
     try:
         engine = Engine(engine_config(cfg, load_trust(cfg)))
         with file.open("rb") as fh:
-            report = inspect_asset(engine, fh, manifest.read_bytes() if manifest else None)
+            report = inspect_asset(engine, fh, manifest.read_bytes() if manifest else None, detailed=detailed)
     except UnsupportedMediaError as exc:
         fail(exc, 3)
     except HallmarkError as exc:
         fail(exc)
+    data = asdict(report)
+    if not detailed:
+        data.pop("manifest_store")
     if as_json:
-        typer.echo(json.dumps(jsonable(asdict(report)), indent=2))
+        typer.echo(json.dumps(jsonable(data), indent=2))
     else:
         typer.echo(_human(report))
+        if detailed:
+            typer.echo("manifest store:\n" + json.dumps(data["manifest_store"], indent=2))
     raise typer.Exit(VERIFY_EXIT[report.outcome])

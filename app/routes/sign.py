@@ -85,6 +85,7 @@ def sign(
         training_mining=training_mining,
         training_mining_constraint=training_mining_constraint,
         title=title,
+        allowed_source_types=rt.settings.allowed_source_types,
     )
     mode = OutputMode(output)
     key = current_key(request)

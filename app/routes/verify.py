@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, File, Query, Request, UploadFile
 
 from app.metrics import VERIFIED
 from app.routes.common import PROBLEM_RESPONSES, budget, runtime
-from app.schemas import VerificationReportOut
+from app.schemas import DetailedVerificationReportOut, VerificationReportOut
 from signing import AssetTooLargeError, inspect_asset
 
 router = APIRouter(tags=["verification"])
@@ -20,8 +20,11 @@ MAX_SIDECAR_BYTES = 16 * 1024 * 1024
     "/v1/verify",
     summary="Verify a file's content credentials",
     description="Never fetches anything over the network. `outcome` is one of trusted, valid_untrusted, "
-    "invalid, none; `none` means no credentials were found, which says nothing about how it was made.",
-    response_model=VerificationReportOut,
+    "invalid, none; `none` means no credentials were found, which says nothing about how it was made. "
+    "With `detail=full` the report also carries `manifest_store`: the whole manifest store as the engine "
+    "read it (every manifest, ingredients included).",
+    # The detailed model first: a plain report is not an instance of it and serialises as the plain one.
+    response_model=DetailedVerificationReportOut | VerificationReportOut,
     responses={k: v for k, v in PROBLEM_RESPONSES.items() if k != 403},
 )
 def verify(
@@ -30,12 +33,18 @@ def verify(
     manifest: Annotated[
         UploadFile | None, File(description="Optional detached manifest store (.c2pa sidecar) for the file.")
     ] = None,
-) -> VerificationReportOut:
+    detail: Annotated[
+        Literal["summary", "full"],
+        Query(description="`full` adds the whole manifest store as the engine read it."),
+    ] = "summary",
+) -> DetailedVerificationReportOut | VerificationReportOut:
     rt = runtime(request)
     sidecar = manifest.file.read(MAX_SIDECAR_BYTES + 1) if manifest is not None else None
     if sidecar is not None and len(sidecar) > MAX_SIDECAR_BYTES:
         raise AssetTooLargeError(f"The sidecar manifest is larger than {MAX_SIDECAR_BYTES} bytes.")
     with budget(request).reserve_unless_held(request.state, 2 * (file.size or 0)):
-        report = inspect_asset(rt.engine, file.file, sidecar or None)
+        report = inspect_asset(rt.engine, file.file, sidecar or None, detailed=detail == "full")
     VERIFIED.labels(report.outcome.value).inc()
+    if detail == "full":
+        return DetailedVerificationReportOut.from_report(report)
     return VerificationReportOut.from_report(report)

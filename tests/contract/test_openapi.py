@@ -89,8 +89,19 @@ def test_verify_is_public_multipart(doc: dict[str, Any]) -> None:
     body = resolve(doc, op["requestBody"]["content"]["multipart/form-data"]["schema"])
     assert body["required"] == ["file"]
     assert "manifest" in body["properties"]
-    report = resolve(doc, op["responses"]["200"]["content"]["application/json"]["schema"])
-    assert set(report["properties"]["outcome"]["enum"]) == {"trusted", "valid_untrusted", "invalid", "none"}
+    # The plain report, or with ?detail=full the same report plus the engine's manifest store.
+    schema = op["responses"]["200"]["content"]["application/json"]["schema"]
+    detailed, plain = (resolve(doc, s) for s in schema["anyOf"])
+    for report in (detailed, plain):
+        assert set(report["properties"]["outcome"]["enum"]) == {
+            "trusted",
+            "valid_untrusted",
+            "invalid",
+            "none",
+        }
+    assert set(detailed["properties"]) - set(plain["properties"]) == {"manifest_store"}
+    detail = next(p for p in op["parameters"] if p["name"] == "detail")
+    assert (detail["in"], resolve(doc, detail["schema"])["enum"]) == ("query", ["summary", "full"])
 
 
 def test_problem_responses_are_problem_json(doc: dict[str, Any]) -> None:

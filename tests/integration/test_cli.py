@@ -327,6 +327,24 @@ def test_verify_json_reports_trusted(shared_data_dir: Path, signed_jpeg: tuple[P
     assert report["signer"]["trusted"] is True
     assert report["ai"]["model_name"] == "m"
     assert report["ai"]["model_version"] == "1"
+    assert "manifest_store" not in report  # only with --detailed
+
+
+def test_verify_detailed_adds_the_manifest_store(
+    shared_data_dir: Path, signed_jpeg: tuple[Path, dict[str, str]]
+) -> None:
+    out, printed = signed_jpeg
+    report = json.loads(ok(hallmark(shared_data_dir, "verify", "--json", "--detailed", str(out))).stdout)
+    store = report["manifest_store"]
+    assert store["active_manifest"] == printed["manifest_id"]
+    assert list(store["manifests"]) == [printed["manifest_id"]]
+    assert report["outcome"] == "trusted"
+    human = ok(hallmark(shared_data_dir, "verify", "--detailed", str(out))).stdout
+    assert re.search(r"^outcome:\s+trusted$", human, re.MULTILINE), human
+    assert re.search(r"^action:\s+c2pa.created at \S+Z$", human, re.MULTILINE), human
+    _, _, rest = human.partition("manifest store:\n")
+    assert json.loads(rest)["active_manifest"] == printed["manifest_id"]
+    assert "manifest store:" not in ok(hallmark(shared_data_dir, "verify", str(out))).stdout
 
 
 def test_verify_unsigned_file_exits_2_with_outcome_none(shared_data_dir: Path, interop_dir: Path) -> None:

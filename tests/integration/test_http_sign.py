@@ -14,8 +14,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import ValidationError
 
+from app.main import create_app
+from app.settings import Settings
+from tests.conftest import make_data_dir
 from tests.media_samples import flip_jpeg_scan_byte
+from tests.pki import TestPki as Pki
 
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 FORM = {"model_name": "test-diffusion", "model_version": "2.1"}
@@ -134,10 +139,8 @@ def test_provider_and_title_from_the_form_are_recorded(
         ("trainedAlgorithmicMedia", IPTC + "trainedAlgorithmicMedia", True),
         ("compositeWithTrainedAlgorithmicMedia", IPTC + "compositeWithTrainedAlgorithmicMedia", True),
         (IPTC + "compositeWithTrainedAlgorithmicMedia", IPTC + "compositeWithTrainedAlgorithmicMedia", True),
-        ("algorithmicMedia", IPTC + "algorithmicMedia", False),
-        ("digitalArt", IPTC + "digitalArt", False),
     ],
-    ids=["default", "trained", "composite", "composite-uri", "algorithmic", "digital-art"],
+    ids=["default", "trained", "composite", "composite-uri"],
 )
 def test_digital_source_type_is_declared_as_sent(
     client: TestClient,
@@ -155,6 +158,48 @@ def test_digital_source_type_is_declared_as_sent(
     ai = verify(client, response.content)["ai"]
     assert ai["digital_source_type"] == declared_uri
     assert ai["declared"] is ai_declared
+
+
+@pytest.mark.parametrize(
+    "sent", ["digitalCapture", IPTC + "digitalCapture", "algorithmicMedia", "digitalArt"]
+)
+def test_a_source_type_that_claims_no_trained_model_is_refused_by_default(
+    client: TestClient, auth: dict[str, str], interop_dir: Path, sent: str
+) -> None:
+    response = sign(client, auth, (interop_dir / "no_manifest.jpg").read_bytes(), digital_source_type=sent)
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["type"].endswith("/invalid-metadata")
+    assert f"{sent.removeprefix(IPTC)} is not allowed here" in problem["detail"]
+    assert ledger_count(client) == 0
+
+
+def test_an_operator_may_allow_another_source_type(
+    tmp_path: Path, pki: Pki, interop_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HALLMARK_ALLOWED_SOURCE_TYPES", "trainedAlgorithmicMedia, digitalArt")
+    settings = Settings(data_dir=make_data_dir(tmp_path / "var", pki))
+    assert settings.allowed_source_types == {IPTC + "trainedAlgorithmicMedia", IPTC + "digitalArt"}
+    jpeg = (interop_dir / "no_manifest.jpg").read_bytes()
+    with TestClient(create_app(settings)) as client:
+        _, token = client.app.state.runtime.api_keys.create("t", {"sign"})  # type: ignore[attr-defined]
+        headers = {"Authorization": f"Bearer {token}"}
+        art = sign(client, headers, jpeg, digital_source_type="digitalArt")
+        assert art.status_code == 200, art.text
+        ai = verify(client, art.content)["ai"]
+        assert (ai["digital_source_type"], ai["declared"]) == (IPTC + "digitalArt", False)
+        # The setting replaces the default list: what it leaves out is refused.
+        composite = sign(client, headers, jpeg, digital_source_type="compositeWithTrainedAlgorithmicMedia")
+        assert composite.status_code == 422
+
+
+@pytest.mark.parametrize("value", ["madeByMagic", "digitalArt,,nope", " , "])
+def test_an_unknown_allowed_source_type_stops_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("HALLMARK_ALLOWED_SOURCE_TYPES", value)
+    with pytest.raises(ValidationError, match="allowed_source_types"):
+        Settings(data_dir=tmp_path)
 
 
 def test_unknown_digital_source_type_is_refused_naming_the_field(

@@ -31,9 +31,12 @@ def jpeg(interop_dir: Path) -> bytes:
     return (interop_dir / "no_manifest.jpg").read_bytes()
 
 
-def service(tmp_path: Path, pki: Pki, tsa: LocalTsa, **overrides: object) -> Iterator[tuple[TestClient, str]]:
+def service(
+    tmp_path: Path, pki: Pki, tsa: LocalTsa, *, trust_tsa: bool = True, **overrides: object
+) -> Iterator[tuple[TestClient, str]]:
     data_dir = make_data_dir(tmp_path / "var", pki)
-    (data_dir / "trust" / "test-tsa.pem").write_bytes(tsa.root_pem)  # the TSA's anchor, as its own profile
+    if trust_tsa:
+        (data_dir / "trust" / "test-tsa.pem").write_bytes(tsa.root_pem)  # the TSA root as its own profile
     settings = Settings(data_dir=data_dir, tsa_url=tsa.url, tsa_deadline_seconds=1.0, **overrides)  # type: ignore[arg-type]
     with TestClient(create_app(settings)) as client:
         _, token = client.app.state.runtime.api_keys.create("t", {"sign"})  # type: ignore[attr-defined]
@@ -50,9 +53,25 @@ def test_signatures_carry_a_trusted_timestamp(tmp_path: Path, pki: Pki, jpeg: by
             report = client.post("/v1/verify", files={"file": ("x", body)}).json()
             assert report["outcome"] == "trusted"
             assert report["timestamp"]["status"] == "trusted"
+            # The profile whose list vouches: a plain .pem profile holds signer anchors (one engine pool).
+            assert report["timestamp"]["trust_profile"] == "test-tsa"
+            assert report["timestamp"]["trust_list"] == "signers"
             assert report["timestamp"]["time"]
             [row] = client.app.state.runtime.ledger.list()  # type: ignore[attr-defined]
             assert row.timestamped is True
+
+
+def test_without_tsa_trust_no_list_vouches_for_the_timestamp(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    with LocalTsa() as tsa:
+        for client, token in service(tmp_path, pki, tsa, trust_tsa=False):
+            status, headers, body = sign(client, token, jpeg)
+            assert (status, headers["hallmark-timestamped"]) == (200, "true")
+            report = client.post("/v1/verify", files={"file": ("x", body)}).json()
+            assert report["outcome"] == "trusted"  # the signer's own profile still trusts the signer
+            assert report["timestamp"]["status"] == "untrusted"
+            assert report["timestamp"]["trust_profile"] is None
+            assert report["timestamp"]["trust_list"] is None
+            assert report["timestamp"]["time"]
 
 
 def test_require_policy_fails_fast_with_retry_after(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:

@@ -109,7 +109,17 @@ def test_report_on_our_output_has_every_field(
         "model_version": "2.1",
         "provider": "Example AI",
         "actions": ["c2pa.created"],
+        "action_details": [
+            {
+                "action": "c2pa.created",
+                "when": report["ai"]["action_details"][0]["when"],
+                "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
+            }
+        ],
     }
+    assert report["ai"]["action_details"][0]["when"]
+    assert report["training_mining"] == []
+    assert "manifest_store" not in report  # only with ?detail=full
     assert report["ingredients"] == []
     assert set(report["codes"]) == {"success", "informational", "failure"}
     assert report["codes"]["failure"] == []

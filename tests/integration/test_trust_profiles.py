@@ -270,6 +270,7 @@ def test_timestamp_trusted_by_a_tsa_profile(pki: Pki, tsa: LocalTsa, tmp_path: P
     assert report.signer.trust_profile == "test-root"
     assert report.timestamp.status is signing.TimestampStatus.TRUSTED
     assert report.timestamp.trust_profile == "test-tsa"
+    assert report.timestamp.trust_list is signing.AnchorList.TSA
     assert report.timestamp.time
 
     without = signing.Engine(signing.EngineConfig(trust=(store.get("test-root"),)))
@@ -277,6 +278,7 @@ def test_timestamp_trusted_by_a_tsa_profile(pki: Pki, tsa: LocalTsa, tmp_path: P
     assert untrusted.outcome is signing.Outcome.TRUSTED
     assert untrusted.timestamp.status is signing.TimestampStatus.UNTRUSTED
     assert untrusted.timestamp.trust_profile is None
+    assert untrusted.timestamp.trust_list is None
     assert "timeStamp.untrusted" in codes(untrusted)
 
 

@@ -22,6 +22,7 @@ from signing.manifest import (
     validate_generation,
 )
 from signing.models import GenerationInfo, TrainingMining
+from signing.vocabulary import DEFAULT_ALLOWED_SOURCE_TYPES, DIGITAL_SOURCE_TYPES
 
 GOLDEN = Path(__file__).parent / "golden"
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
@@ -123,6 +124,33 @@ def test_values_are_trimmed_and_unicode_kept() -> None:
     assert info.provider == "Exämple KI"
 
 
+NOT_AI = sorted(DIGITAL_SOURCE_TYPES - {"trainedAlgorithmicMedia", "compositeWithTrainedAlgorithmicMedia"})
+
+
+@pytest.mark.parametrize("code", NOT_AI)
+def test_source_types_that_claim_no_trained_model_are_refused_by_default(code: str) -> None:
+    diag = rejected(digital_source_type=code)
+    assert diag["details"]["field"] == "digital_source_type"
+    assert f"{code} is not allowed here" in diag["message"]
+    assert "compositeWithTrainedAlgorithmicMedia, trainedAlgorithmicMedia" in diag["message"]
+
+
+def test_the_default_allows_exactly_the_trained_model_types() -> None:
+    assert {IPTC + "trainedAlgorithmicMedia", IPTC + "compositeWithTrainedAlgorithmicMedia"} == set(
+        DEFAULT_ALLOWED_SOURCE_TYPES
+    )
+    assert len(NOT_AI) == len(DIGITAL_SOURCE_TYPES) - 2
+
+
+def test_an_explicitly_allowed_source_type_is_accepted_and_the_default_then_refused() -> None:
+    allowed = frozenset({IPTC + "digitalCapture"})
+    info = valid(digital_source_type="digitalCapture", allowed_source_types=allowed)
+    assert info.digital_source_type == IPTC + "digitalCapture"
+    diag = rejected(digital_source_type=None, allowed_source_types=allowed)
+    assert "trainedAlgorithmicMedia is not allowed here" in diag["message"]
+    assert "may declare only digitalCapture" in diag["message"]
+
+
 def test_default_source_type_is_trained_algorithmic_media() -> None:
     assert valid().digital_source_type == IPTC + "trainedAlgorithmicMedia"
     assert valid(digital_source_type="  ").digital_source_type == IPTC + "trainedAlgorithmicMedia"
@@ -205,15 +233,15 @@ def test_claim_generator_and_label(has_parent: bool) -> None:
     manifest_id = new_manifest_id()
     got = build(valid(), has_parent=has_parent, manifest_id=manifest_id)
     assert got["label"] == manifest_id
-    assert got["claim_generator_info"][0] == {"name": "Hallmark", "version": "0.1.0", "specVersion": "2.4"}
+    assert got["claim_generator_info"][0] == {"name": "Hallmark", "version": "0.1.0", "specVersion": "2.4.0"}
     assert [a["label"] for a in got["assertions"]].count("c2pa.actions.v2") == 1
     assert not any(a["label"] == "c2pa.actions" for a in got["assertions"])  # deprecated v1
 
 
 def test_created_action() -> None:
-    [action] = actions_of(build(valid(digital_source_type="digitalArt")))
+    [action] = actions_of(build(valid(digital_source_type="compositeWithTrainedAlgorithmicMedia")))
     assert action["action"] == "c2pa.created"
-    assert action["digitalSourceType"] == IPTC + "digitalArt"
+    assert action["digitalSourceType"] == IPTC + "compositeWithTrainedAlgorithmicMedia"
     assert action["softwareAgent"] == {"name": "test-diffusion", "version": "2.1"}
     assert action["when"] == "2026-08-02T12:30:05Z"
     assert UTC_Z.match(action["when"])

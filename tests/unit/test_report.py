@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from signing.models import Integrity, Outcome, TimestampStatus, VerificationReport
+from signing.models import (
+    ActionRecord,
+    AnchorList,
+    Integrity,
+    Outcome,
+    TimestampStatus,
+    TrainingMiningPreference,
+    VerificationReport,
+)
 from signing.reading import RawReading
 from signing.report import build_report
 from signing.trust import TrustProfile
@@ -17,6 +25,14 @@ PARENT_URN = "urn:c2pa:11111111-2222-4333-8444-555555555555"
 IPTC = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 AGENT = {"name": "test-diffusion", "version": "2.1"}
 FORBIDDEN = re.compile(r"authentic|human[\s-]*made", re.IGNORECASE)
+
+
+# A status as a bare code (about the active manifest), or the engine's full dict (code, url, explanation).
+Code = str | dict[str, str]
+
+
+def code(name: str, *, url: str = f"self#jumbf=/c2pa/{URN}/c2pa.signature", explanation: str = "") -> Code:
+    return {"code": name, "url": url, "explanation": explanation or f"{name} happened"}
 
 
 def profile(name: str, *, development: bool) -> TrustProfile:
@@ -39,10 +55,11 @@ def store(
     actions: list[dict[str, Any]] | None = None,
     provider: str | None = "Example AI",
     signature_info: dict[str, Any] | None = None,
-    success: tuple[str, ...] = ("claimSignature.validated", "assertion.dataHash.match"),
-    informational: tuple[str, ...] = (),
-    failure: tuple[str, ...] = (),
+    success: tuple[Code, ...] = ("claimSignature.validated", "assertion.dataHash.match"),
+    informational: tuple[Code, ...] = (),
+    failure: tuple[Code, ...] = (),
     ingredients: list[dict[str, Any]] | None = None,
+    extra_assertions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     assertions: list[dict[str, Any]] = [
         {
@@ -57,9 +74,10 @@ def store(
     ]
     if provider is not None:
         assertions.append({"label": "org.hallmark.generation", "data": {"provider": provider}})
+    assertions += extra_assertions or []
     manifest: dict[str, Any] = {
         "title": "output.png",
-        "claim_generator_info": [{"name": "Hallmark", "version": "0.1.0", "specVersion": "2.4"}],
+        "claim_generator_info": [{"name": "Hallmark", "version": "0.1.0", "specVersion": "2.4.0"}],
         "assertions": assertions,
         "signature_info": signature_info
         if signature_info is not None
@@ -72,8 +90,13 @@ def store(
         "ingredients": ingredients or [],
     }
 
-    def codes(items: tuple[str, ...]) -> list[dict[str, str]]:
-        return [{"code": c, "url": "self#jumbf=/c2pa", "explanation": f"{c} happened"} for c in items]
+    def codes(items: tuple[Code, ...]) -> list[dict[str, str]]:
+        return [
+            {"code": c, "url": "self#jumbf=/c2pa", "explanation": f"{c} happened"}
+            if isinstance(c, str)
+            else c
+            for c in items
+        ]
 
     return {
         "active_manifest": URN,
@@ -185,6 +208,8 @@ def test_remote_without_url() -> None:
     report = report_of(RawReading(kind="remote"))
     assert report.remote_manifest is not None
     assert report.remote_manifest.url == ""
+    assert report.remote_manifest.fetched is False
+    assert "stored at an unknown location" in report.summary
 
 
 def test_engine_error() -> None:
@@ -234,7 +259,11 @@ def test_untrusted_signer_has_no_profile() -> None:
 
 def test_trusted_without_known_profile_does_not_print_none() -> None:
     report = report_of(manifest("Trusted", "gone"), (PROD,))
-    assert "'None'" not in report.summary
+    assert report.outcome is Outcome.TRUSTED
+    assert report.signer is not None
+    assert (report.signer.trusted, report.signer.trust_profile) == (True, None)
+    assert "trusted via a trust anchor." in report.summary
+    assert "None" not in report.summary
 
 
 def test_signer_subject_from_crjson() -> None:
@@ -336,24 +365,76 @@ def test_no_actions_no_declaration() -> None:
 # --- timestamp, metadata, ingredients --------------------------------------------------------------------
 
 
+TIME = "2026-08-02T12:30:06+00:00"
+TS_TRUSTED = "timestamp cert trusted: Test TSA, trust list: "
+
+
 @pytest.mark.parametrize(
-    ("kw", "status", "time"),
+    ("kw", "status", "profile_name", "trust_list"),
     [
         (
-            {"success": ("timeStamp.validated", "timeStamp.trusted")},
+            {
+                "success": (
+                    "timeStamp.validated",
+                    code("timeStamp.trusted", explanation=TS_TRUSTED + "hallmark-trust:tsa/tsa-prod"),
+                )
+            },
             TimestampStatus.TRUSTED,
-            "2026-08-02T12:30:06+00:00",
+            "tsa-prod",
+            AnchorList.TSA,
         ),
-        ({"informational": ("timeStamp.untrusted",)}, TimestampStatus.UNTRUSTED, "2026-08-02T12:30:06+00:00"),
-        ({"failure": ("timeStamp.mismatch",)}, TimestampStatus.UNTRUSTED, "2026-08-02T12:30:06+00:00"),
-        ({}, TimestampStatus.UNTRUSTED, "2026-08-02T12:30:06+00:00"),
+        (
+            {
+                "success": (
+                    code("timeStamp.trusted", explanation=TS_TRUSTED + "hallmark-trust:shared/prod/tsa-prod"),
+                )
+            },
+            TimestampStatus.TRUSTED,
+            "tsa-prod",
+            AnchorList.TSA,
+        ),
+        (
+            {
+                "success": (
+                    code("timeStamp.trusted", explanation=TS_TRUSTED + "hallmark-trust:signers/test-tsa"),
+                )
+            },
+            TimestampStatus.TRUSTED,
+            "test-tsa",
+            AnchorList.SIGNERS,
+        ),
+        # The engine's word for a version 1 claim, whose authority it checks against no list.
+        (
+            {"success": (code("timeStamp.trusted", explanation="legacy timestamp cert trusted: Test TSA"),)},
+            TimestampStatus.UNANCHORED,
+            None,
+            None,
+        ),
+        ({"informational": ("timeStamp.untrusted",)}, TimestampStatus.UNTRUSTED, None, None),
+        ({"failure": ("timeStamp.mismatch",)}, TimestampStatus.UNTRUSTED, None, None),
+        (
+            {
+                "success": (
+                    code("timeStamp.trusted", explanation=TS_TRUSTED + "hallmark-trust:tsa/tsa-prod"),
+                ),
+                "failure": ("timeStamp.mismatch",),
+            },
+            TimestampStatus.UNTRUSTED,
+            None,
+            None,
+        ),
+        ({}, TimestampStatus.UNTRUSTED, None, None),
     ],
 )
-def test_timestamp_with_time(kw: dict[str, Any], status: TimestampStatus, time: str) -> None:
-    info = {"alg": "Es256", "issuer": "Org", "time": time}
+def test_timestamp_names_the_list_that_vouches_or_none(
+    kw: dict[str, Any], status: TimestampStatus, profile_name: str | None, trust_list: AnchorList | None
+) -> None:
+    info = {"alg": "Es256", "issuer": "Org", "time": TIME}
     report = report_of(manifest("Valid", signature_info=info, **kw))
     assert report.timestamp.status is status
-    assert report.timestamp.time == time
+    assert report.timestamp.time == TIME
+    assert report.timestamp.trust_profile == profile_name
+    assert report.timestamp.trust_list is trust_list
 
 
 def test_no_timestamp() -> None:
@@ -439,35 +520,55 @@ MALFORMED_ONCE_RAISED = {
 }
 
 
+STATE_OUTCOME = {"Trusted": Outcome.TRUSTED, "Valid": Outcome.VALID_UNTRUSTED, "Invalid": Outcome.INVALID}
+
+
 @pytest.mark.parametrize("state", ["Trusted", "Valid", "Invalid", None])
 @pytest.mark.parametrize("raw", MALFORMED_OK.values(), ids=MALFORMED_OK.keys())
-def test_malformed_store_does_not_raise(raw: dict[str, Any], state: str | None) -> None:
+def test_malformed_store_keeps_the_engines_state(raw: dict[str, Any], state: str | None) -> None:
+    """A wrong shape is ignored where it stands: the outcome is still the engine's state, exactly."""
     report = report_of(RawReading(kind="manifest", state=state, store=raw, trust_profile="production"))
-    assert report.outcome in (Outcome.TRUSTED, Outcome.VALID_UNTRUSTED, Outcome.INVALID)
+    assert report.outcome is STATE_OUTCOME.get(state or "", Outcome.INVALID)
+    assert report.integrity is Integrity.INTACT  # no failure code survived the junk
 
 
 @pytest.mark.parametrize("raw", MALFORMED_ONCE_RAISED.values(), ids=MALFORMED_ONCE_RAISED.keys())
-def test_malformed_store_shapes_do_not_raise(raw: dict[str, Any]) -> None:
-    report_of(RawReading(kind="manifest", state="Valid", store=raw))
+def test_malformed_store_shapes_degrade_to_what_is_readable(raw: dict[str, Any]) -> None:
+    """Each broken part reads as absent; every other part of the report is still read."""
+    report = report_of(RawReading(kind="manifest", state="Valid", store=raw))
+    assert report.outcome is Outcome.VALID_UNTRUSTED
+    assert report.codes.failure == ()
+    manifest_readable = isinstance(raw.get("manifests"), dict) and isinstance(raw["manifests"].get(URN), dict)
+    assert (report.signer is not None) is manifest_readable
+    assert report.ai is not None
+    assert report.manifest_count == (len(raw["manifests"]) if isinstance(raw["manifests"], dict) else 0)
+    if not manifest_readable:
+        assert (report.title, report.ai.actions, report.ingredients) == (None, (), ())
+        return
+    actions_readable = isinstance(raw["manifests"][URN]["assertions"][0].get("data"), dict)
+    assert report.ai.actions == (("c2pa.created",) if actions_readable else ())
+    assert report.ai.declared is actions_readable
+    assert all(i.validation_failures == () for i in report.ingredients)
 
 
-@pytest.mark.parametrize(
-    "crjson",
-    [{"manifests": None}, {"manifests": {"a": 1}}, {"manifests": [None, {"label": URN}]}, {"manifests": "x"}],
-)
-def test_malformed_crjson_does_not_raise(crjson: dict[str, Any]) -> None:
-    report_of(RawReading(kind="manifest", state="Valid", store=store(), crjson=crjson))
+SIGNER_FROM_SIGNATURE_INFO = ("Example Signing Org", "Example Signer", None)
 
 
 @pytest.mark.parametrize(
     "crjson",
     [
+        {"manifests": None},
+        {"manifests": {"a": 1}},
+        {"manifests": [None, {"label": URN}]},
+        {"manifests": "x"},
         {"manifests": [{"label": URN, "signature": "x"}]},
         {"manifests": [{"label": URN, "signature": {"certificateInfo": ["x"]}}]},
     ],
 )
-def test_malformed_crjson_shapes_do_not_raise(crjson: dict[str, Any]) -> None:
-    report_of(RawReading(kind="manifest", state="Valid", store=store(), crjson=crjson))
+def test_malformed_crjson_falls_back_to_signature_info(crjson: dict[str, Any]) -> None:
+    signer = report_of(RawReading(kind="manifest", state="Valid", store=store(), crjson=crjson)).signer
+    assert signer is not None
+    assert (signer.organization, signer.common_name, signer.issuer) == SIGNER_FROM_SIGNATURE_INFO
 
 
 def test_text_from_the_file_is_quoted_never_adopted() -> None:
@@ -490,3 +591,133 @@ def test_text_from_the_file_is_quoted_never_adopted() -> None:
     outside_quotes = "".join(summary.split('"')[::2]).lower()
     assert "authentic" not in outside_quotes
     assert "human-made" not in outside_quotes
+
+
+# --- a parent's problems are the parent's ---------------------------------------------------------------
+
+GRANDPARENT_URN = "urn:c2pa:99999999-2222-4333-8444-555555555555"
+OURS_TRUSTED = code(
+    "signingCredential.trusted",
+    explanation="signing certificate trusted, found in [hallmark-trust:signers/production]",
+)
+CAWG_UNTRUSTED = "cawg.x509.credential.untrusted"
+
+
+def about(label: str) -> str:
+    return f"self#jumbf=/c2pa/{label}/c2pa.assertions/cawg.identity"
+
+
+def edit_of_parent(failure: tuple[Code, ...], state: str = "Valid") -> RawReading:
+    """Our edit of a parent (which has a grandparent), with `failure` among the active manifest's codes."""
+    raw = store(
+        success=(OURS_TRUSTED, "claimSignature.validated"),
+        failure=failure,
+        ingredients=[
+            {
+                "title": "parent.jpg",
+                "relationship": "parentOf",
+                "active_manifest": PARENT_URN,
+                "label": "c2pa.ingredient.v3",
+            }
+        ],
+    )
+    raw["manifests"][PARENT_URN] = {"ingredients": [{"active_manifest": GRANDPARENT_URN}]}
+    raw["manifests"][GRANDPARENT_URN] = {}
+    return RawReading(kind="manifest", state=state, store=raw)
+
+
+@pytest.mark.parametrize("label", [PARENT_URN, GRANDPARENT_URN])
+def test_an_ancestors_untrusted_identity_belongs_to_the_ingredient(label: str) -> None:
+    report = report_of(edit_of_parent((code(CAWG_UNTRUSTED, url=about(label)),)))
+    assert report.outcome is Outcome.TRUSTED
+    assert report.signer is not None
+    assert (report.signer.trusted, report.signer.trust_profile) == (True, "production")
+    assert report.codes.failure == ()
+    (parent,) = report.ingredients
+    assert parent.validation_failures == (CAWG_UNTRUSTED,)
+    assert "trusted via the 'production' trust profile" in report.summary
+    assert "1 of its 1 ingredients carries credentials with problems of their own" in report.summary
+
+
+@pytest.mark.parametrize(
+    "url",
+    [about(URN), "self#jumbf=c2pa.assertions/cawg.identity", "", about("urn:c2pa:not-an-ingredient")],
+)
+def test_a_failure_about_the_active_or_an_unrelated_manifest_stays_the_active_manifests(url: str) -> None:
+    report = report_of(edit_of_parent((code(CAWG_UNTRUSTED, url=url),)))
+    assert report.outcome is Outcome.VALID_UNTRUSTED
+    assert report.signer is not None
+    assert report.signer.trusted is False
+    assert [c.code for c in report.codes.failure] == [CAWG_UNTRUSTED]
+    assert report.ingredients[0].validation_failures == ()
+    assert "ingredients" not in report.summary
+
+
+def test_an_own_failure_still_invalidates_beside_a_parents() -> None:
+    failure = (code(CAWG_UNTRUSTED, url=about(PARENT_URN)), code("assertion.dataHash.mismatch"))
+    report = report_of(edit_of_parent(failure, state="Invalid"))
+    assert report.outcome is Outcome.INVALID
+    assert report.integrity is Integrity.TAMPERED
+    assert [c.code for c in report.codes.failure] == ["assertion.dataHash.mismatch"]
+    assert report.ingredients[0].validation_failures == (CAWG_UNTRUSTED,)
+
+
+def test_an_own_untrusted_credential_stays_untrusted_beside_a_parents_failure() -> None:
+    raw = edit_of_parent((code(CAWG_UNTRUSTED, url=about(PARENT_URN)), code("signingCredential.untrusted")))
+    raw.store["validation_results"]["activeManifest"]["success"] = []
+    report = report_of(raw)
+    assert report.outcome is Outcome.VALID_UNTRUSTED
+    assert [c.code for c in report.codes.failure] == ["signingCredential.untrusted"]
+
+
+def test_ingredient_delta_failures_belong_to_that_ingredient() -> None:
+    raw = edit_of_parent(())
+    raw.store["validation_results"]["ingredientDeltas"] = [
+        {
+            "ingredientAssertionURI": f"self#jumbf=/c2pa/{URN}/c2pa.assertions/c2pa.ingredient.v3",
+            "validationDeltas": {"failure": [{"code": "assertion.dataHash.mismatch"}, None]},
+        },
+        {"ingredientAssertionURI": f"self#jumbf=/c2pa/{URN}/c2pa.assertions/c2pa.ingredient.v3__1"},
+    ]
+    report = report_of(raw)
+    assert report.ingredients[0].validation_failures == ("assertion.dataHash.mismatch",)
+    assert report.outcome is Outcome.VALID_UNTRUSTED  # the engine's state: no code moved out of it
+    assert report.codes.failure == ()
+
+
+# --- actions with their time, training and mining preferences ------------------------------------------
+
+
+def test_each_action_keeps_its_when_and_source_type() -> None:
+    report = report_of(
+        manifest(
+            actions=[
+                action("c2pa.opened"),
+                action("c2pa.edited", IPTC + "compositeWithTrainedAlgorithmicMedia"),
+            ]
+        )
+    )
+    assert report.ai is not None
+    assert report.ai.action_details == (
+        ActionRecord("c2pa.opened", "2026-08-02T12:30:05Z", None),
+        ActionRecord("c2pa.edited", "2026-08-02T12:30:05Z", IPTC + "compositeWithTrainedAlgorithmicMedia"),
+    )
+    no_time = {"action": "c2pa.created", "when": 5}
+    assert report_of(manifest(actions=[no_time])).ai.action_details == (ActionRecord("c2pa.created"),)  # type: ignore[union-attr]
+
+
+def test_training_mining_preferences_are_reported() -> None:
+    entries = {
+        "cawg.ai_training": {"use": "notAllowed"},
+        "cawg.data_mining": {"use": "constrained", "constraint_info": "ask first"},
+        "cawg.ai_inference": {"use": 5},
+        "cawg.junk": "x",
+    }
+    report = report_of(
+        manifest(extra_assertions=[{"label": "cawg.training-mining", "data": {"entries": entries}}])
+    )
+    assert report.training_mining == (
+        TrainingMiningPreference("cawg.ai_training", "notAllowed"),
+        TrainingMiningPreference("cawg.data_mining", "constrained", "ask first"),
+    )
+    assert report_of(manifest()).training_mining == ()

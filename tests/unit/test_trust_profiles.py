@@ -406,18 +406,33 @@ def test_signer_uri_only_in_explanation_and_unknown_uri() -> None:
 
 
 @pytest.mark.parametrize(
-    ("explanation", "profile"),
+    ("explanation", "status", "profile"),
     [
-        (f"timestamp cert trusted: TSA, trust list: {trust_list_uri(None, 'c2pa-tsa')}", "c2pa-tsa"),
-        (f"timestamp cert trusted: TSA, trust list: {trust_list_uri('c2pa', 'c2pa-tsa')}", "c2pa-tsa"),
-        (f"timestamp cert trusted: TSA, trust list: {trust_list_uri('test-root', None)}", "test-root"),
-        ("timestamp cert trusted: TSA, trust list: system_anchors", None),
+        (
+            f"timestamp cert trusted: TSA, trust list: {trust_list_uri(None, 'c2pa-tsa')}",
+            TimestampStatus.TRUSTED,
+            "c2pa-tsa",
+        ),
+        (
+            f"timestamp cert trusted: TSA, trust list: {trust_list_uri('c2pa', 'c2pa-tsa')}",
+            TimestampStatus.TRUSTED,
+            "c2pa-tsa",
+        ),
+        (
+            f"timestamp cert trusted: TSA, trust list: {trust_list_uri('test-root', None)}",
+            TimestampStatus.TRUSTED,
+            "test-root",
+        ),
+        # A list that is no trust profile's vouches for nothing Hallmark was configured to trust.
+        ("timestamp cert trusted: TSA, trust list: system_anchors", TimestampStatus.UNANCHORED, None),
     ],
 )
-def test_timestamp_names_the_profile_that_trusted_it(explanation: str, profile: str | None) -> None:
+def test_timestamp_names_the_profile_that_trusted_it(
+    explanation: str, status: TimestampStatus, profile: str | None
+) -> None:
     reading = _reading(success=(("timeStamp.validated", "matched"), ("timeStamp.trusted", explanation)))
     report = build_report(reading, "image/png", PROFILES)
-    assert report.timestamp.status is TimestampStatus.TRUSTED
+    assert report.timestamp.status is status
     assert report.timestamp.trust_profile == profile
     assert report.timestamp.time == "2026-08-02T12:30:06+00:00"
 
