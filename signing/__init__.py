@@ -16,6 +16,7 @@ from signing.devpki import (
 )
 from signing.devpki import pem as certificate_pem
 from signing.doctor import DoctorReport, Finding, diagnose
+from signing.doctor import graded as graded_doctor_report
 from signing.doctor import render as render_doctor_report
 from signing.errors import (
     AssetError,
@@ -148,6 +149,7 @@ __all__ = [
     "dev_name",
     "diagnose",
     "generate_pkcs11_key",
+    "graded_doctor_report",
     "inspect_asset",
     "is_development",
     "issue_leaf",
