@@ -62,7 +62,9 @@ def test_generate_dev_then_activate_retires_the_previous_key(data_dir: Path) -> 
     assert (data_dir / "keys" / new_id / "key.pem").stat().st_mode & 0o077 == 0
 
     dry = ok(run(data_dir, "keys", "activate", new_id, "--dry-run"))
-    assert f"would activated: {new_id}" in dry.stdout
+    assert f"would activate {new_id}: pending -> active" in dry.stdout
+    assert "would retire default: active -> retired" in dry.stdout
+    assert "would activated" not in dry.stdout
     assert keys(data_dir)[new_id]["state"] == "pending", "--dry-run changed the keyring"
 
     ok(run(data_dir, "keys", "activate", new_id, "--yes"))
