@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(VENV)/bin/hallmark serve --dev --host $(HOST) --port $(PORT)
+	@$(VENV)/bin/hallmark serve --dev --host $(HOST) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check signing app tests bench scripts

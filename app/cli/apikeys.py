@@ -26,7 +26,12 @@ def _store() -> Any:
 @apikey_app.command("create")
 def apikey_create(
     name: Annotated[str, typer.Option(help="Who or what uses the key.")],
-    scope: Annotated[list[str], typer.Option(help="sign and/or admin; repeat for several.")],
+    scope: Annotated[
+        list[str],
+        typer.Option(
+            help="sign (POST /v1/sign) or admin (no endpoint needs it yet; see README); repeat for several."
+        ),
+    ],
 ) -> None:
     """Create an API key and print it once, alone on the last line."""
     try:
