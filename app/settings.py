@@ -26,7 +26,7 @@ _RESPONDER = re.compile(r"^(https?://)?(\*\.)?([A-Za-z0-9-]+\.)*[A-Za-z0-9-]+(:[
 
 
 def default_data_dir() -> Path:
-    """The per-user data directory (e.g. ~/.local/share/hallmark on Linux): the same wherever a command runs."""
+    """The per-user data directory (~/.local/share/hallmark on Linux): the same wherever a command runs."""
     return user_data_path("hallmark", appauthor=False)
 
 

@@ -211,30 +211,18 @@ def test_serve_on_a_port_in_use_says_so_in_one_line(tmp_path: Path) -> None:
     assert not data.exists(), "nothing is created before the port is known to be free"
 
 
-def test_serve_on_a_free_port_announces_the_data_dir(tmp_path: Path) -> None:
-    """Negative control of the above: the same command on a free port gets to its start-up line."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HALLMARK_")}
-    env.update(HALLMARK_DATA_DIR=str(tmp_path / "var"), PYTHONUNBUFFERED="1")
-    with subprocess.Popen(
-        [str(HALLMARK), "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    ) as server:
-        try:
-            assert server.stdout is not None
-            first = server.stdout.readline()
-        finally:
-            server.terminate()
-            server.wait(timeout=TIMEOUT_S)
-    assert first.startswith(f"Serving on http://127.0.0.1:{port} with data directory {tmp_path / 'var'} "), (
-        first
-    )
+def test_serve_on_a_free_port_announces_the_data_dir(tmp_path: Path, pki: TestPki) -> None:
+    """Negative control of the above: on a free port the server starts; its start-up line and each worker's
+    ready line name the data directory."""
+    from tests.e2e.server import SERVING_LINE, serve
+
+    data = make_data_dir(tmp_path / "var", pki)
+    with serve(data, tmp_path / "logs") as server:
+        server.wait_until_ready()
+        line = server.wait_for_line(SERVING_LINE)
+        assert line.startswith(f"Serving on {server.base_url} with data directory {data} "), line
+        server.stop()
+        assert f"ready: data directory {data}," in server.stderr_path.read_text(), server.output()
 
 
 # --- keys doctor: findings decide the exit code -------------------------------------------------------
