@@ -111,7 +111,8 @@ def test_ca_flow_generate_csr_import_chain_activate(data_dir: Path) -> None:
     assert keys(data_dir)[new_id]["certificate_sha256"]
     ok(run(data_dir, "keys", "activate", new_id, "--yes"))
     assert keys(data_dir)[new_id]["state"] == "active"
-    assert ok(run(data_dir, "keys", "doctor")).stdout.startswith("Engine accepts this credential: yes")
+    doctor = ok(run(data_dir, "keys", "doctor")).stdout.splitlines()
+    assert doctor[:2] == [f"Data directory: {data_dir}", "Engine accepts this credential: yes"]
 
 
 def test_doctor_exit_codes_and_verdicts(data_dir: Path, tmp_path: Path) -> None:
