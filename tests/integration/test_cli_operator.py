@@ -55,6 +55,10 @@ def make_jpeg(path: Path) -> Path:
     return path
 
 
+def snapshot(root: Path) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*")} if root.exists() else {}
+
+
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     """A user's home: with no HALLMARK_DATA_DIR the data lives under it, wherever the command runs."""
@@ -87,6 +91,7 @@ def test_a_relative_data_dir_is_made_absolute(tmp_path: Path) -> None:
 def test_sign_in_the_repository_verify_from_root_is_trusted(home: Path, tmp_path: Path) -> None:
     """The newcomer's path: keys and sign from the checkout, verify from `/`: one PKI, one answer."""
     data = home / ".local" / "share" / "hallmark"
+    repo_var = snapshot(REPO / "var")  # an older checkout's ./var must stay untouched
     ok(run("keys", "init", "--dev", cwd=REPO, HOME=str(home)))
     picture = make_jpeg(tmp_path / "picture.jpg")
     signed = tmp_path / "picture.signed.jpg"
@@ -98,7 +103,7 @@ def test_sign_in_the_repository_verify_from_root_is_trusted(home: Path, tmp_path
         assert result.returncode == ExitCode.OK, result.stdout + result.stderr
         assert json.loads(result.stdout)["outcome"] == "trusted"
     assert (data / "keys" / "signing-chain.pem").read_bytes() == chain, "a second PKI was created"
-    assert not (REPO / "var").exists() or not (REPO / "var" / "keys" / "signing-chain.pem").exists()
+    assert snapshot(REPO / "var") == repo_var, "the CLI wrote into ./var of the checkout"
     assert not (tmp_path / "var").exists(), "a stray data directory in the working directory"
     # Negative control: another user (another home) has no trust in this PKI.
     stranger = tmp_path / "stranger"
