@@ -3,7 +3,7 @@
 # The image holds no keys, no trust anchors and no database: everything stateful lives in /data
 # (HALLMARK_DATA_DIR), mounted at run time. Layout of /data: see keys.example/README.md.
 #
-#   docker build -t hallmark .
+#   make wheel && docker build -t hallmark .     # the image installs dist/*.whl, built by `make wheel`
 #
 #   # Host side, once: the data dir must be writable by the container user (uid 10001: SQLite database),
 #   # the private key readable by it and by nobody else (Hallmark refuses a key file with group/other bits).
@@ -50,14 +50,11 @@ RUN groupadd --system --gid 10001 hallmark \
     && mkdir -p /data \
     && chown hallmark:hallmark /data
 
-# Only what the package needs (no tests, no dev extras, nothing from .dockerignore).
-WORKDIR /tmp/hallmark-src
-COPY pyproject.toml README.md ./
-COPY signing/ signing/
-COPY app/ app/
-RUN pip install . \
-    && cd / \
-    && rm -rf /tmp/hallmark-src
+# The wheel `make wheel` builds, the very one the test suite checks, with the dependency versions of the
+# environment the tests ran in (dist/constraints.txt); nothing is built from a source tree here.
+COPY dist/hallmark-0.1.0-py3-none-any.whl dist/constraints.txt /tmp/dist/
+RUN pip install --no-cache-dir --constraint /tmp/dist/constraints.txt /tmp/dist/hallmark-0.1.0-py3-none-any.whl \
+    && rm -rf /tmp/dist
 
 # An empty working directory: the code is imported from site-packages, never from a source tree.
 WORKDIR /srv/hallmark

@@ -1,27 +1,29 @@
 # Hallmark: the README's commands. Only python3, make and apt are assumed on the machine.
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip
+# Quiet: errors only (the build backend's notices are warnings, not errors).
+PIP := PYTHONWARNINGS=ignore $(PY) -m pip --quiet --disable-pip-version-check
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint types test-deps openapi bench clean
+.PHONY: install run test lint types test-deps openapi bench wheel clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev]'
+	$(PIP) install --upgrade pip
+	$(PIP) install -e '.[dev]'
 	touch $@
 
 run: install
-	$(VENV)/bin/hallmark serve --dev --host $(HOST) --port $(PORT)
+	@$(VENV)/bin/hallmark serve --dev --host $(HOST) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check signing app tests bench scripts
 	$(VENV)/bin/ruff format --check signing app tests bench scripts
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint Dockerfile
 
 types: install
 	$(VENV)/bin/mypy
@@ -39,5 +41,12 @@ openapi: install
 bench: install
 	$(PY) bench/sign_overhead.py
 
+# What the Dockerfile installs: the project's wheel and the dependency versions of this environment.
+wheel: install
+	rm -rf dist
+	$(PIP) wheel --no-deps --wheel-dir dist .
+	$(PIP) freeze --exclude-editable > dist/constraints.txt
+
+# Removes build and tool state only; the data directory (`hallmark --version` names it) is kept.
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -71,7 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         app.state.runtime = rt
         log.info(
-            "ready: key %s, trust profiles %s, database %s",
+            "ready: data directory %s, key %s, trust profiles %s, database %s",
+            settings.data_dir,
             rt.sign_ctx.signer.key.key_id if rt.sign_ctx else None,
             [p.name for p in rt.trust],
             rt.db.url.render_as_string(hide_password=True),

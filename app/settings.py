@@ -12,6 +12,7 @@ import stat
 from pathlib import Path
 from typing import Annotated, Literal
 
+from platformdirs import user_data_path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -25,13 +26,23 @@ MiB = 1024 * 1024
 _RESPONDER = re.compile(r"^(https?://)?(\*\.)?([A-Za-z0-9-]+\.)*[A-Za-z0-9-]+(:[0-9]{1,5})?$")
 
 
+def default_data_dir() -> Path:
+    """The per-user data directory (~/.local/share/hallmark on Linux): the same wherever a command runs."""
+    return user_data_path("hallmark", appauthor=False)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HALLMARK_", extra="ignore", frozen=True)
 
     env: Literal["development", "production"] = Field(
         "development", description="`production` turns on the guardrails (no dev keys, no dev trust)."
     )
-    data_dir: Path = Field(Path("var"), description="Keys, trust profiles and the SQLite database live here.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        validate_default=True,
+        description="Keys, trust profiles and the SQLite database live here; default: the per-user data "
+        "directory (~/.local/share/hallmark on Linux). Always made absolute.",
+    )
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default: SQLite file in the data dir."
     )
@@ -98,6 +109,13 @@ class Settings(BaseSettings):
     verify_requires_key: bool = Field(False, description="Require an API key (any scope) for /v1/verify.")
     log_level: str = Field("info", description="Python log level name.")
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # A relative path would mean another directory for every working directory (and workers started
+        # elsewhere): resolve it once, against where the command started.
+        return value.expanduser().absolute()
+
     @field_validator("tsa_url")
     @classmethod
     def _tsa_scheme(cls, value: str | None) -> str | None:
@@ -160,7 +178,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{(self.data_dir / 'hallmark.db').resolve()}"
+        return self.database_url or f"sqlite:///{self.data_dir / 'hallmark.db'}"
 
     @property
     def is_production(self) -> bool:

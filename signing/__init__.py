@@ -7,6 +7,7 @@ from signing.csr import build_csr
 from signing.devpki import DevPki, dev_name, issue_dev_pki, issue_leaf, key_pem, new_key
 from signing.devpki import pem as certificate_pem
 from signing.doctor import DoctorReport, Finding, diagnose
+from signing.doctor import graded as graded_doctor_report
 from signing.doctor import render as render_doctor_report
 from signing.errors import (
     AssetError,
@@ -169,6 +170,7 @@ __all__ = [
     "dev_name",
     "diagnose",
     "expand_source_type",
+    "graded_doctor_report",
     "inspect_asset",
     "is_development",
     "issue_dev_pki",

@@ -23,6 +23,13 @@ def interop_dir() -> Path:
     return INTEROP
 
 
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test touches the real per-user data directory: where a test does not name a data dir, `Settings()`
+    and every CLI it starts (which inherit the environment) use a fresh temporary one."""
+    monkeypatch.setenv("HALLMARK_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
     return make_test_pki(tmp_path_factory.mktemp("pki"))

@@ -1,15 +1,18 @@
-"""`hallmark`: the operator CLI. Exit codes: 0 ok, 1 a Hallmark error (diagnostics printed), 2 usage;
-`verify` also: 2 no or invalid credentials, 3 unsupported file."""
+"""`hallmark`: the operator CLI. Exit codes: the table in app/cli/exitcodes.py (the README lists it)."""
 
 from __future__ import annotations
 
 import sys
+from importlib.metadata import version as package_version
+from typing import Annotated
 
 import typer
 
 from app.cli import media
 from app.cli.apikeys import apikey_app
 from app.cli.audit import audit_app
+from app.cli.common import HallmarkGroup, settings
+from app.cli.exitcodes import ExitCode
 from app.cli.keys import keys_app
 from app.cli.trust import trust_app
 from signing import HallmarkError
@@ -19,6 +22,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    cls=HallmarkGroup,
 )
 media.register(app)
 app.add_typer(keys_app, name="keys")
@@ -27,9 +32,31 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(trust_app, name="trust")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"hallmark {package_version('hallmark')}")
+        typer.echo(f"data directory: {settings().data_dir}")
+        raise typer.Exit(ExitCode.OK)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_show_version,
+            is_eager=True,
+            help="Print the version and the data directory in use, then exit.",
+        ),
+    ] = False,
+) -> None:
+    """Hallmark: label AI-generated media with C2PA Content Credentials, verify media."""
+
+
 def main() -> None:
     try:
         app()
     except HallmarkError as exc:  # pragma: no cover - commands catch their own; this is the safety net
         typer.echo(f"error: {exc.diagnostics()['message']}", err=True)
-        sys.exit(1)
+        sys.exit(ExitCode.ERROR)

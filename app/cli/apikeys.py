@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import settings
+from app.cli.common import error, group, settings
+from app.cli.exitcodes import ExitCode
 
-apikey_app = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True)
+apikey_app = group("API keys for the HTTP service.")
 
 
 # --- API keys ------------------------------------------------------------------------------------------
@@ -25,20 +26,24 @@ def _store() -> Any:
 @apikey_app.command("create")
 def apikey_create(
     name: Annotated[str, typer.Option(help="Who or what uses the key.")],
-    scope: Annotated[list[str], typer.Option(help="sign and/or admin; repeat for several.")],
+    scope: Annotated[
+        list[str],
+        typer.Option(
+            help="sign (POST /v1/sign) or admin (no endpoint needs it yet; see README); repeat for several."
+        ),
+    ],
 ) -> None:
     """Create an API key and print it once, alone on the last line."""
     try:
         key, token = _store().create(name, set(scope))
     except ValueError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        error(f"{exc}", ExitCode.USAGE)
     typer.echo(f"Created API key {key.id} ({', '.join(sorted(key.scopes))}). It is shown only now:", err=True)
     typer.echo(token)
 
 
 @apikey_app.command("list")
-def apikey_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List API keys (ids, names, scopes; never the secrets)."""
     rows = [
         {
@@ -62,6 +67,5 @@ def apikey_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (the part after hm_).")]) -> None:
     """Revoke an API key; requests with it fail from now on."""
     if not _store().revoke(key_id):
-        typer.echo(f"error: no active API key with id {key_id}", err=True)
-        raise typer.Exit(1)
+        error(f"no active API key with id {key_id}", ExitCode.ERROR)
     typer.echo(f"Revoked {key_id}")

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import settings
+from app.cli.common import group, settings
 
-audit_app = typer.Typer(help="The audit ledger: every signature and every key event.", no_args_is_help=True)
+audit_app = group("The audit ledger: every signature and every key event.")
 
 
 # --- audit ---------------------------------------------------------------------------------------------
@@ -20,7 +20,7 @@ audit_app = typer.Typer(help="The audit ledger: every signature and every key ev
 def audit_list(
     limit: Annotated[int, typer.Option(min=1, max=10000, help="Newest first.")] = 50,
     manifest_id: Annotated[str | None, typer.Option(help="Only this manifest.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List recorded signatures, newest first."""
     from app.runtime import open_database
@@ -43,7 +43,7 @@ def audit_list(
 def audit_keys(
     limit: Annotated[int, typer.Option(min=1, max=10000, help="Newest first.")] = 50,
     key_id: Annotated[str | None, typer.Option(help="Only this key.")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List key events (added, chain imported, activated, retired, revoked), newest first."""
     from app.cli.common import jsonable

@@ -9,21 +9,34 @@ from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import fail, jsonable, settings
+from app.cli.common import error, fail, group, jsonable, settings
+from app.cli.exitcodes import ExitCode
 from signing import HallmarkError
 
-keys_app = typer.Typer(help="Signing keys: the keyring and its rotation.", no_args_is_help=True)
+keys_app = group("Signing keys: the keyring and its rotation.")
 
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show the change without making it.")]
 
 
+# What a dry run would do, in the present tense: the key events are named in the past ("retired").
+_WOULD = {
+    "added": "add",
+    "chain-imported": "import the chain of",
+    "activated": "activate",
+    "retired": "retire",
+    "revoked": "revoke",
+}
+
+
 def _show_change(outcome: Any) -> None:
-    prefix = "would " if outcome.dry_run else ""
     for e in outcome.events:
         move = f"{e.from_state or '-'} -> {e.to_state}" if e.to_state else ""
         reason = f" ({e.reason})" if e.reason else ""
-        typer.echo(f"{prefix}{e.event}: {e.key_id} {move}{reason}")
+        if outcome.dry_run:
+            typer.echo(f"would {_WOULD.get(e.event, e.event)} {e.key_id}: {move}{reason}".rstrip(": "))
+        else:
+            typer.echo(f"{e.event}: {e.key_id} {move}{reason}".rstrip())
     if not outcome.dry_run:
         typer.echo(f"keyring version {outcome.ring.version}; running workers switch within seconds.")
 
@@ -32,8 +45,7 @@ def _confirm(question: str, yes: bool, dry_run: bool) -> None:
     if yes or dry_run:
         return
     if not typer.confirm(question, default=False):
-        typer.echo("Nothing changed.", err=True)
-        raise typer.Exit(1)
+        error("Nothing changed.")
 
 
 def _change(question: str, change: Callable[[], Any], yes: bool, dry_run: bool) -> None:
@@ -56,12 +68,11 @@ def keys_init(
     from app.bootstrap import init_dev_keys
 
     if not dev:
-        typer.echo(
-            "error: only --dev is supported; for a CA-issued key use `hallmark keys generate --alg es256`, "
+        error(
+            "only --dev is supported; for a CA-issued key use `hallmark keys generate --alg es256`, "
             "send the CSR to your CA, then `hallmark keys import ID --chain FILE` (see README).",
-            err=True,
+            ExitCode.USAGE,
         )
-        raise typer.Exit(2)
     cfg = settings()
     try:
         created = init_dev_keys(cfg, force=force)
@@ -171,7 +182,7 @@ def keys_revoke(
 
 
 @keys_app.command("list")
-def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """The keyring: every key, its state and certificate (never key material)."""
     from app.keyadmin import ensure_keyring
     from app.keysource import keyring_file
@@ -184,11 +195,10 @@ def keys_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     except HallmarkError as exc:
         fail(exc)
     if not ring.entries:
-        typer.echo("error: there are no signing keys yet.", err=True)
-        typer.echo(
-            "hint: run `hallmark keys init --dev` (development) or `hallmark keys generate`.", err=True
+        error(
+            "there are no signing keys yet.",
+            hint="run `hallmark keys init --dev` (development) or `hallmark keys generate`.",
         )
-        raise typer.Exit(1)
     rows = [
         {
             "key_id": e.id,
@@ -234,22 +244,22 @@ def keys_doctor(
     expiring_within: Annotated[
         int, typer.Option(help="Warn when the certificate expires within N days.")
     ] = 30,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Check a credential: does the engine accept it, could a CA on the C2PA trust list issue it?
 
-    Names every broken property with its fix, then signs and verifies a test image. Exit 0 when the engine
-    accepts the credential, 1 when it does not."""
+    Names every broken property with its fix, then signs and verifies a test image. Exit 0 when no finding
+    is an ERROR, 1 when one is. What only a production key needs (a certificate a CA on the C2PA trust list
+    could issue) is a warning when HALLMARK_ENV=development and an error when HALLMARK_ENV=production."""
     from dataclasses import asdict
     from datetime import UTC, datetime
 
     from app.keyadmin import doctor_for_entry, doctor_for_files
-    from signing import render_doctor_report
+    from signing import graded_doctor_report, render_doctor_report
 
     cfg = settings()
     if (chain is None) != (key is None):
-        typer.echo("error: give both --chain and --key, or neither.", err=True)
-        raise typer.Exit(2)
+        error("give both --chain and --key, or neither.", ExitCode.USAGE)
     try:
         now = datetime.now(UTC)
         if chain is not None and key is not None:
@@ -258,5 +268,10 @@ def keys_doctor(
             report = doctor_for_entry(cfg, key_id, now=now, expiring_within_days=expiring_within)
     except HallmarkError as exc:
         fail(exc)
-    typer.echo(json.dumps(jsonable(asdict(report)), indent=2) if as_json else render_doctor_report(report))
-    raise typer.Exit(0 if report.engine_accepts else 1)
+    report = graded_doctor_report(report, production=cfg.is_production)
+    if as_json:
+        typer.echo(json.dumps({**jsonable(asdict(report)), "data_dir": str(cfg.data_dir)}, indent=2))
+    else:
+        typer.echo(f"Data directory: {cfg.data_dir}")
+        typer.echo(render_doctor_report(report))
+    raise typer.Exit(ExitCode.ERROR if report.has_errors else ExitCode.OK)

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import socket
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from app.cli.common import fail, jsonable, settings
+from app.cli.common import error, fail, jsonable, settings
+from app.cli.exitcodes import VERIFY_EXIT, ExitCode
 from signing import (
     HallmarkError,
-    Outcome,
     OutputMode,
-    UnsupportedMediaError,
     VerificationReport,
     inspect_asset,
     sign_asset,
     validate_generation,
 )
-
-VERIFY_EXIT = {Outcome.TRUSTED: 0, Outcome.VALID_UNTRUSTED: 0, Outcome.INVALID: 2, Outcome.NONE: 2}
 
 
 def register(app: typer.Typer) -> None:
@@ -48,6 +47,7 @@ def serve(
     from app.bootstrap import init_dev
 
     cfg = settings()
+    _check_port_free(host, port)
     if dev:
         try:
             result = init_dev(cfg)
@@ -64,7 +64,10 @@ def serve(
             )
     # Workers re-read settings from the environment: pass on what the command line decided.
     os.environ["HALLMARK_DATA_DIR"] = str(cfg.data_dir)
-    typer.echo(f"Serving on http://{host}:{port}  (API docs at /docs; POST /v1/sign, POST /v1/verify)")
+    typer.echo(
+        f"Serving on http://{host}:{port} with data directory {cfg.data_dir} "
+        "(API docs at /docs; POST /v1/sign, POST /v1/verify)"
+    )
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -76,6 +79,26 @@ def serve(
         timeout_keep_alive=5,
         log_level=cfg.log_level,
     )
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Bind the address once, as uvicorn will, before anything is created or announced: a port in use is one
+    line and a non-zero exit, not a start-up banner followed by uvicorn's traceback-like log."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        error(f"cannot listen on {host}:{port}: {exc.strerror}.", ExitCode.USAGE)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT is no conflict
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                error(
+                    f"port {port} on {host} is already in use; stop what holds it or choose another --port."
+                )
+            error(f"cannot listen on {host}:{port}: {exc.strerror}.")
 
 
 # --- sign / verify -------------------------------------------------------------------------------------
@@ -91,7 +114,16 @@ def sign(
     digital_source_type: Annotated[
         str | None, typer.Option(help="IPTC code; default trainedAlgorithmicMedia.")
     ] = None,
-    training_mining: Annotated[str | None, typer.Option(help="allowed, notAllowed or constrained.")] = None,
+    training_mining: Annotated[
+        str | None,
+        typer.Option(
+            help="CAWG training/mining preference (a cawg.training-mining assertion): allowed, notAllowed "
+            "or constrained."
+        ),
+    ] = None,
+    training_mining_constraint: Annotated[
+        str | None, typer.Option(help="The constraint, with --training-mining constrained.")
+    ] = None,
     title: Annotated[str | None, typer.Option(help="Title recorded in the manifest.")] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Output path; default FILE.signed.EXT.")
@@ -110,6 +142,7 @@ def sign(
             provider=provider or cfg.default_provider,
             digital_source_type=digital_source_type,
             training_mining=training_mining,
+            training_mining_constraint=training_mining_constraint,
             title=title,
             allowed_source_types=cfg.allowed_source_types,
         )
@@ -196,7 +229,8 @@ def verify(
         ),
     ] = False,
 ) -> None:
-    """Verify a file offline. Exit 0 intact credentials, 2 none or invalid, 3 unsupported, 1 other error."""
+    """Verify a file offline. Exit 0 trusted, 3 valid but untrusted, 4 invalid, 5 no credentials, 1 an error
+    (unsupported or malformed file, configuration), 2 usage."""
     from app.runtime import engine_config, load_trust
     from signing import Engine
 
@@ -205,8 +239,6 @@ def verify(
         engine = Engine(engine_config(cfg, load_trust(cfg)))
         with file.open("rb") as fh:
             report = inspect_asset(engine, fh, manifest.read_bytes() if manifest else None, detailed=detailed)
-    except UnsupportedMediaError as exc:
-        fail(exc, 3)
     except HallmarkError as exc:
         fail(exc)
     data = asdict(report)

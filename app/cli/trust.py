@@ -8,15 +8,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from app.cli.common import fail, settings
+from app.cli.common import error, fail, group, settings
+from app.cli.exitcodes import ExitCode
 from signing import HallmarkError, TrustProfile
 
 if TYPE_CHECKING:
     from app.trust import DefaultSource, Kind, TrustStore
 
-trust_app = typer.Typer(
-    help="Trust profiles: whose signatures and timestamps verify as trusted.", no_args_is_help=True
-)
+trust_app = group("Trust profiles: whose signatures and timestamps verify as trusted.")
 
 RESTART = "Running Hallmark processes load trust profiles at start: restart them to use this change."
 KIND_HELP = "Which anchors the bundle holds: signers (claim signers' CAs) or tsa (timestamp authorities)."
@@ -29,14 +28,9 @@ def _store() -> TrustStore:
 
 
 def _kind(value: str | None) -> Kind | None:
-    if value is None:
-        return None
-    if value == "signers":
-        return "signers"
-    if value == "tsa":
-        return "tsa"
-    typer.echo("error: --kind must be 'signers' or 'tsa'.", err=True)
-    raise typer.Exit(2)
+    if value not in (None, "signers", "tsa"):
+        error("--kind must be 'signers' or 'tsa'.", ExitCode.USAGE)
+    return None if value is None else "signers" if value == "signers" else "tsa"
 
 
 def _summary(profile: TrustProfile) -> dict[str, Any]:
@@ -168,11 +162,9 @@ def trust_add(
     which = _kind(kind) or (default.kind if default else "signers")
     ekus = tuple(eku) if eku else (default.allowed_ekus if default else ())
     if file is None and tsa_anchors is None:
-        typer.echo("error: give FILE, --tsa-anchors FILE, or both.", err=True)
-        raise typer.Exit(2)
+        error("give FILE, --tsa-anchors FILE, or both.", ExitCode.USAGE)
     if file is not None and tsa_anchors is not None and which == "tsa":
-        typer.echo("error: with --tsa-anchors, FILE holds signer anchors (drop --kind tsa).", err=True)
-        raise typer.Exit(2)
+        error("with --tsa-anchors, FILE holds signer anchors (drop --kind tsa).", ExitCode.USAGE)
     try:
         main: Bundle | None = fetch_bundle(str(file)) if file is not None else None
         if main is not None and sha256:
@@ -238,12 +230,11 @@ def _default_source(store: TrustStore, name: str, defaults: dict[str, DefaultSou
         return defaults[name].url
     doc = store.document(name)
     recorded = doc.get("source") if doc else None
-    if isinstance(recorded, str) and recorded.lower().startswith("https://"):
-        return recorded
-    typer.echo(
-        f"error: profile {name!r} has no https source to update from; give --from FILE_OR_URL.", err=True
-    )
-    raise typer.Exit(2)
+    if not (isinstance(recorded, str) and recorded.lower().startswith("https://")):
+        error(
+            f"profile {name!r} has no https source to update from; give --from FILE_OR_URL.", ExitCode.USAGE
+        )
+    return str(recorded)
 
 
 @trust_app.command("remove")

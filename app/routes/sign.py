@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from app.auth import bearer_scheme, current_key
 from app.metrics import SIGNED
 from app.routes.common import PROBLEM_RESPONSES, budget, file_response, runtime
+from app.routes.download_name import content_disposition
 from signing import ConfigError, OutputMode, check_validity, sign_asset, validate_generation
 
 router = APIRouter(tags=["signing"])
@@ -106,7 +107,7 @@ def sign(
         "Hallmark-Signing-Key-Id": signed.key_id,
         "Hallmark-Timestamped": "true" if signed.timestamped else "false",
         "Content-Length": str(signed.output_size),
-        "Content-Disposition": f'attachment; filename="signed.{extension}"',
+        "Content-Disposition": content_disposition(file.filename, extension),
     }
     if signed.parent_manifest_id:
         headers["Hallmark-Parent-Manifest-Id"] = signed.parent_manifest_id

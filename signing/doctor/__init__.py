@@ -19,7 +19,7 @@ key-usage, ca-flag, eku, policy, aia-ocsp, aia-ca-issuers, crl-dp, assurance-lev
 """
 
 from signing.doctor.diagnosis import diagnose
-from signing.doctor.findings import PROFILE_NAME, RULE_PREFIX, Check, DoctorReport, Finding, Severity
+from signing.doctor.findings import PROFILE_NAME, RULE_PREFIX, Check, DoctorReport, Finding, Severity, graded
 from signing.doctor.text import render
 from signing.doctor.x509util import eku_names, key_kind, key_type_problem, key_usage_bits
 
@@ -32,6 +32,7 @@ __all__ = [
     "Severity",
     "diagnose",
     "eku_names",
+    "graded",
     "key_kind",
     "key_type_problem",
     "key_usage_bits",

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
@@ -35,6 +35,23 @@ class DoctorReport:
     issuer: str | None
     not_after: datetime | None
     fingerprint: str | None  # SHA-256 of the leaf certificate (DER)
+
+    @property
+    def has_errors(self) -> bool:
+        """Any ERROR finding: what makes `hallmark keys doctor` exit non-zero."""
+        return any(f.severity == "error" for f in (*self.engine_findings, *self.profile_findings))
+
+
+def graded(report: DoctorReport, *, production: bool) -> DoctorReport:
+    """The report with severities for where the key is used. The profile findings (could a CA on the C2PA
+    trust list issue it?) decide a production key; a development PKI never meets them, so in development
+    they are warnings. The engine's findings count everywhere."""
+    if production:
+        return report
+    lenient = tuple(
+        replace(f, severity="warning") if f.severity == "error" else f for f in report.profile_findings
+    )
+    return replace(report, profile_findings=lenient)
 
 
 def cp_rule(text: str) -> str:

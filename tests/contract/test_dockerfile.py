@@ -1,11 +1,15 @@
 """The Dockerfile and .dockerignore, checked as text (no Docker engine needed): a slim glibc Python 3.11 base,
-a non-root user, no keys or data baked in, a healthcheck on /healthz, the app factory as the command."""
+a non-root user, no keys or data baked in, the wheel `make wheel` builds, a healthcheck on /healthz, the app
+factory as the command. `make lint` runs hadolint on it too; no image is built here."""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
+import subprocess
+import sys
+import tomllib
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -15,6 +19,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
+MAKEFILE = REPO / "Makefile"
+BUILT = ("dist/",)  # made by `make wheel` before `docker build`, never committed
 BASE_IMAGE = re.compile(
     r"^(docker\.io/(library/)?)?python:3\.11(\.\d+)?-slim(-bookworm)?(@sha256:[0-9a-f]{64})?$"
 )
@@ -148,14 +154,40 @@ def test_copied_sources_exist_and_are_not_ignored(instructions: list[Instruction
         if any(w.startswith("--from") for w in ins.args.split()):
             continue
         for source in copy_sources(ins):
-            assert (REPO / source).exists(), f"line {ins.line}: COPY {source}: no such path in the repository"
+            if not source.startswith(BUILT):
+                assert (REPO / source).exists(), (
+                    f"line {ins.line}: COPY {source}: no such path in the repository"
+                )
             assert not ignored(source), f"line {ins.line}: COPY {source} is excluded by .dockerignore"
 
 
-def test_installs_the_project_without_dev_extras(instructions: list[Instruction]) -> None:
+def wheel_name() -> str:
+    """The file name setuptools gives the project's (pure Python) wheel."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return f"{project['name'].replace('-', '_')}-{project['version']}-py3-none-any.whl"
+
+
+def test_installs_the_wheel_make_wheel_builds(instructions: list[Instruction]) -> None:
+    copied = [source for ins in only(instructions, "COPY") for source in copy_sources(ins)]
+    assert f"dist/{wheel_name()}" in copied, f"COPY dist/{wheel_name()} (from `make wheel`); copied: {copied}"
+    assert "dist/constraints.txt" in copied, "COPY dist/constraints.txt: the tested dependency versions"
     runs = " ".join(i.args for i in only(instructions, "RUN"))
-    assert re.search(r"pip install\b[^&;]*\s\.(\s|$)", runs), "the image must `pip install .` the project"
+    install = re.search(r"pip install\b[^&;]*", runs)
+    assert install, "no pip install"
+    assert wheel_name() in install.group(0), f"the image must install the wheel: {install.group(0)}"
+    assert re.search(r"(--constraint|-c)\s+\S*constraints\.txt", install.group(0)), install.group(0)
+    assert not re.search(r"pip install\b[^&;]*\s\.(\s|$)", runs), "no `pip install .` from a source tree"
     assert "[dev]" not in runs, "dev extras (pytest, ruff, mypy, ...) do not belong in the image"
+    for path in ("src/app", "pyproject.toml", "signing", "app"):  # negative control: sources stay out
+        assert path not in copied, f"COPY {path}: the image installs the wheel, not sources"
+
+
+def test_make_wheel_builds_what_the_dockerfile_copies() -> None:
+    target = MAKEFILE.read_text(encoding="utf-8").split("\nwheel:", 1)
+    assert len(target) == 2, "the Makefile has no `wheel` target"
+    recipe = target[1].split("\n\n", 1)[0]
+    assert re.search(r"\$\(PIP\) wheel --no-deps --wheel-dir dist \.", recipe), recipe
+    assert re.search(r"freeze --exclude-editable > dist/constraints\.txt", recipe), recipe
 
 
 def test_healthcheck_probes_healthz_with_python(instructions: list[Instruction]) -> None:
@@ -209,3 +241,27 @@ def test_parser_joins_continuations_and_skips_comments() -> None:
         ("CMD", '["x", "y"]'),
     ]
     assert parsed[2].exec_form() == ["x", "y"]
+
+
+HADOLINT = Path(sys.executable).with_name("hadolint")
+
+
+def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
+    assert HADOLINT.is_file(), f"hadolint not found at {HADOLINT}: install the dev extras (make install)"
+    return subprocess.run(
+        [str(HADOLINT), "--no-color", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+    result = hadolint(DOCKERFILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_flags_a_known_mistake(tmp_path: Path) -> None:
+    """Negative control: the linter runs and reports (DL3003: `cd` inside RUN instead of WORKDIR)."""
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:3.11-slim-bookworm\nRUN cd /tmp && echo hi\n", encoding="utf-8")
+    result = hadolint(bad)
+    assert result.returncode != 0
+    assert "DL3003" in result.stdout

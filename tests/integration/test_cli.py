@@ -1,7 +1,7 @@
 """The operator CLI, run as the real `hallmark` console script in a subprocess against a temporary data dir.
 
-Exit codes (app/cli.py): 0 ok, 1 a Hallmark error with its diagnostics, 2 usage; `verify` also answers 2 for
-no or invalid credentials and 3 for an unsupported file.
+Exit codes (app/cli/exitcodes.py): 0 ok, 1 a Hallmark error with its diagnostics, 2 usage; `verify` also
+answers 3 valid but untrusted, 4 invalid, 5 no credentials.
 """
 
 from __future__ import annotations
@@ -347,29 +347,29 @@ def test_verify_detailed_adds_the_manifest_store(
     assert "manifest store:" not in ok(hallmark(shared_data_dir, "verify", str(out))).stdout
 
 
-def test_verify_unsigned_file_exits_2_with_outcome_none(shared_data_dir: Path, interop_dir: Path) -> None:
+def test_verify_unsigned_file_exits_5_with_outcome_none(shared_data_dir: Path, interop_dir: Path) -> None:
     path = str(interop_dir / "no_manifest.jpg")
     result = hallmark(shared_data_dir, "verify", "--json", path)
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 5, result.stderr
     assert json.loads(result.stdout)["outcome"] == "none"
     human = hallmark(shared_data_dir, "verify", path)
-    assert human.returncode == 2
+    assert human.returncode == 5
     assert re.search(r"^outcome:\s+none$", human.stdout, re.MULTILINE)
 
 
-def test_verify_tampered_file_exits_2_with_outcome_invalid(shared_data_dir: Path, interop_dir: Path) -> None:
+def test_verify_tampered_file_exits_4_with_outcome_invalid(shared_data_dir: Path, interop_dir: Path) -> None:
     result = hallmark(shared_data_dir, "verify", "--json", str(interop_dir / "XCA.jpg"))
-    assert result.returncode == 2, result.stderr
+    assert result.returncode == 4, result.stderr
     report = json.loads(result.stdout)
     assert report["outcome"] == "invalid"
     assert "assertion.dataHash.mismatch" in [c["code"] for c in report["codes"]["failure"]]
 
 
-def test_verify_unsupported_file_exits_3(shared_data_dir: Path, tmp_path: Path) -> None:
+def test_verify_unsupported_file_is_a_hallmark_error(shared_data_dir: Path, tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("plain text, not media\n")
     result = hallmark(shared_data_dir, "verify", str(path))
-    assert result.returncode == 3
+    assert result.returncode == 1
     assert "error:" in result.stderr
     no_traceback(result)
 

@@ -62,7 +62,9 @@ def test_generate_dev_then_activate_retires_the_previous_key(data_dir: Path) -> 
     assert (data_dir / "keys" / new_id / "key.pem").stat().st_mode & 0o077 == 0
 
     dry = ok(run(data_dir, "keys", "activate", new_id, "--dry-run"))
-    assert f"would activated: {new_id}" in dry.stdout
+    assert f"would activate {new_id}: pending -> active" in dry.stdout
+    assert "would retire default: active -> retired" in dry.stdout
+    assert "would activated" not in dry.stdout
     assert keys(data_dir)[new_id]["state"] == "pending", "--dry-run changed the keyring"
 
     ok(run(data_dir, "keys", "activate", new_id, "--yes"))
@@ -109,7 +111,8 @@ def test_ca_flow_generate_csr_import_chain_activate(data_dir: Path) -> None:
     assert keys(data_dir)[new_id]["certificate_sha256"]
     ok(run(data_dir, "keys", "activate", new_id, "--yes"))
     assert keys(data_dir)[new_id]["state"] == "active"
-    assert ok(run(data_dir, "keys", "doctor")).stdout.startswith("Engine accepts this credential: yes")
+    doctor = ok(run(data_dir, "keys", "doctor")).stdout.splitlines()
+    assert doctor[:2] == [f"Data directory: {data_dir}", "Engine accepts this credential: yes"]
 
 
 def test_doctor_exit_codes_and_verdicts(data_dir: Path, tmp_path: Path) -> None:

@@ -394,3 +394,40 @@ def test_input_with_credentials_that_fail_validation_is_a_client_error(
     assert response.status_code == 422, response.text
     assert "existing content credentials" in response.json()["detail"]
     assert client.app.state.runtime.ledger.count() == 0
+
+
+# --- the download's name ----------------------------------------------------------------------------
+
+
+def _jpeg() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (32, 24), (20, 120, 200)).save(out, "JPEG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("filename", "params", "disposition"),
+    [
+        ("photo.jpg", None, 'attachment; filename="photo.signed.jpg"'),
+        ("../../photo.jpg", None, 'attachment; filename="photo.signed.jpg"'),
+        ("photo.jpg", {"output": "sidecar"}, 'attachment; filename="photo.signed.c2pa"'),
+        (
+            "été.jpg",
+            None,
+            "attachment; filename=\"_t_.signed.jpg\"; filename*=UTF-8''%C3%A9t%C3%A9.signed.jpg",
+        ),
+    ],
+    ids=["plain", "path", "sidecar", "non-ascii"],
+)
+def test_the_download_is_named_after_the_upload(
+    client: TestClient,
+    auth: dict[str, str],
+    filename: str,
+    params: dict[str, str] | None,
+    disposition: str,
+) -> None:
+    response = sign(client, auth, _jpeg(), filename=filename, params=params)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Disposition"] == disposition

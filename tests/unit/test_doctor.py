@@ -948,3 +948,44 @@ def test_issue_leaf_from_devpki_with_a_public_key_only(ca: Ca) -> None:
     report = diagnose(pem(leaf) + pem(ca.inter), now=NOW)
     assert report.engine_accepts
     assert errors(report.engine_findings) == []
+
+
+# --- severities by environment ------------------------------------------------------------------------
+
+
+def _report(engine: tuple[Finding, ...], profile: tuple[Finding, ...]) -> DoctorReport:
+    return DoctorReport(
+        engine_accepts=not any(f.severity == "error" for f in engine),
+        engine_findings=engine,
+        trust_list_issuable=not any(f.severity == "error" for f in profile),
+        profile_findings=profile,
+        test_sign="Trusted",
+        subject=None,
+        issuer=None,
+        not_after=None,
+        fingerprint=None,
+    )
+
+
+def test_profile_errors_are_warnings_in_development_and_errors_in_production() -> None:
+    from signing import graded_doctor_report
+
+    profile = (Finding("policy", "error", "no policy"), Finding("serial", "ok", "fine"))
+    report = _report((Finding("ca-flag", "ok", "fine"),), profile)
+    assert report.has_errors
+    dev = graded_doctor_report(report, production=False)
+    assert [f.severity for f in dev.profile_findings] == ["warning", "ok"]
+    assert not dev.has_errors
+    assert dev.trust_list_issuable is False  # the verdict stays: a C2PA CA could not issue it
+    prod = graded_doctor_report(report, production=True)
+    assert prod == report
+    assert prod.has_errors
+
+
+def test_engine_errors_stay_errors_in_development() -> None:
+    from signing import graded_doctor_report
+
+    report = _report((Finding("ca-flag", "error", "a CA certificate"),), ())
+    dev = graded_doctor_report(report, production=False)
+    assert dev.has_errors
+    assert [f.severity for f in dev.engine_findings] == ["error"]
