@@ -159,8 +159,10 @@ def issue_from_csr(data_dir: Path, csr: x509.CertificateSigningRequest) -> Path:
     ca_dir = data_dir / "keys" / "dev-ca"
     inter = x509.load_pem_x509_certificate((ca_dir / "intermediate-ca.pem").read_bytes())
     inter_key = serialization.load_pem_private_key((ca_dir / "intermediate-ca.key.pem").read_bytes(), None)
+    assert isinstance(inter_key, ec.EllipticCurvePrivateKey)
     now = datetime.now(UTC)
     public = csr.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
     cert = (
         x509.CertificateBuilder()
         .subject_name(csr.subject)
@@ -174,11 +176,11 @@ def issue_from_csr(data_dir: Path, csr: x509.CertificateSigningRequest) -> Path:
             x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)  # type: ignore[arg-type]
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(inter_key.public_key()), critical=False
-        )  # type: ignore[arg-type]
-        .sign(inter_key, hashes.SHA256())  # type: ignore[arg-type]
+        )
+        .sign(inter_key, hashes.SHA256())
     )
     out = data_dir.parent / f"issued-{cert.serial_number}.pem"
     out.write_bytes(
@@ -199,18 +201,22 @@ def test_generate_encrypted_key_signs_with_the_passphrase(tmp_path: Path) -> Non
     secret = tmp_path / "passphrase"
     secret.write_text("correct horse battery staple\n")
     secret.chmod(0o600)
-    env_run = lambda *a: subprocess.run(  # noqa: E731 - a tiny local runner with one extra variable
-        [HALLMARK, *a],
-        env={
-            "HALLMARK_DATA_DIR": str(data_dir),
-            "PATH": "/usr/bin:/bin",
-            "HALLMARK_SIGNING_KEY_PASSPHRASE_FILE": str(secret),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+    def env_run(*a: str) -> subprocess.CompletedProcess[str]:
+        """`run` with one extra variable: the passphrase file."""
+        return subprocess.run(
+            [HALLMARK, *a],
+            env={
+                "HALLMARK_DATA_DIR": str(data_dir),
+                "PATH": "/usr/bin:/bin",
+                "HALLMARK_SIGNING_KEY_PASSPHRASE_FILE": str(secret),
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
     generated = env_run("keys", "generate", "--dev", "--encrypt")
     assert generated.returncode == 0, generated.stderr
     key_id = generated.stdout.strip().splitlines()[-1]

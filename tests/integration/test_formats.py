@@ -327,7 +327,7 @@ def test_a_key_failure_inside_the_engine_callback_keeps_its_own_error(
         def sign(self, data: bytes) -> bytes:
             raise signing.KeyringError("The token was removed.")
 
-    broken = signing.NativeSigner(UnpluggedToken(sign_ctx.signer.key))  # type: ignore[arg-type]
+    broken = signing.NativeSigner(UnpluggedToken(sign_ctx.signer.key))
     ctx = signing.SignContext(sign_ctx.engine, broken, sign_ctx.ledger, sign_ctx.clock, sign_ctx.generator)
     with pytest.raises(signing.KeyringError, match="token was removed"):
         signing.sign_asset(

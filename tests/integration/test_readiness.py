@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
 from app.main import create_app
@@ -23,10 +24,11 @@ def with_leaf(tmp_path: Path, pki: Pki, not_after: datetime) -> Path:
     ca = pki.root.parent
     inter = x509.load_pem_x509_certificate((ca / "intermediate-ca.pem").read_bytes())
     inter_key = serialization.load_pem_private_key((ca / "intermediate-ca.key.pem").read_bytes(), None)
+    assert isinstance(inter_key, ec.EllipticCurvePrivateKey)
     key = new_key("es256")
     leaf = issue_leaf(
         dev_name("Short-lived signer"), key, issuer=inter, issuer_key=inter_key, not_after=not_after
-    )  # type: ignore[arg-type]
+    )
     write_public(data_dir / "keys" / "signing-chain.pem", pem(leaf) + pem(inter))
     write_private(data_dir / "keys" / "signing-key.pem", key_pem(key))
     return data_dir
