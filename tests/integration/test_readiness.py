@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,11 +52,22 @@ def test_warns_within_the_expiry_window(tmp_path: Path, pki: Pki) -> None:
         assert client.get("/readyz").json()["warnings"] == []
 
 
+@dataclass(frozen=True)
+class FixedClock:
+    at: datetime
+
+    def now(self) -> datetime:
+        return self.at
+
+
 def test_not_ready_once_the_certificate_expired(tmp_path: Path, pki: Pki) -> None:
-    data_dir = with_leaf(tmp_path, pki, datetime.now(UTC) + timedelta(seconds=3))
+    not_after = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    data_dir = with_leaf(tmp_path, pki, not_after)
     with TestClient(create_app(Settings(data_dir=data_dir))) as client:
-        assert client.get("/readyz").status_code == 200
-        time.sleep(3.5)
+        rt = client.app.state.runtime  # type: ignore[attr-defined]
+        rt.clock = FixedClock(not_after - timedelta(seconds=1))
+        assert client.get("/readyz").status_code == 200  # the control: the same app a second earlier
+        rt.clock = FixedClock(not_after + timedelta(seconds=1))  # the certificate expired since start-up
         response = client.get("/readyz")
         assert response.status_code == 503
         assert response.json()["problem"] == "the signing certificate has expired"
