@@ -8,7 +8,6 @@ The trust-matrix rows with timestamps use the local TSA (tests/tsa.py).
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +23,7 @@ from tests.conftest import MemoryLedger, make_data_dir
 from tests.ocsp import Leaf, LocalOcsp
 from tests.pki import TestPki as Pki  # aliased: pytest would try to collect Test*
 from tests.tsa import LocalTsa
+from tests.waiting import wait_until_past
 
 RevocationStatus = signing.RevocationStatus
 Outcome = signing.Outcome
@@ -208,9 +208,7 @@ def revoke_after_signing(ocsp: LocalOcsp, leaf: Leaf) -> None:
     now = datetime.now(UTC)
     revoked_at = now.replace(microsecond=0) + timedelta(seconds=1)
     ocsp.revoke(leaf.serial, revoked_at)
-    while (left := (revoked_at - datetime.now(UTC)).total_seconds()) >= 0:
-        time.sleep(left + 0.001)  # a wait on the clock condition itself, re-checked
-    assert datetime.now(UTC) > revoked_at
+    wait_until_past(revoked_at)
 
 
 def test_revoked_before_signing_with_trusted_timestamp(ocsp: LocalOcsp, tsa: LocalTsa) -> None:
