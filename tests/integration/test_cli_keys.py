@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -129,26 +128,17 @@ def test_doctor_exit_codes_and_verdicts(data_dir: Path, tmp_path: Path) -> None:
 
 def test_running_service_switches_keys_without_restart(data_dir: Path) -> None:
     """The worker-side half of rotation, in-process: SignerWatch notices the keyring change."""
-    from app.keywatch import SignerWatch
-    from app.runtime import GENERATOR, load_trust, open_database
-    from app.settings import Settings
-    from app.store.ledger import SqlLedger
-    from signing import Engine, EngineConfig
-
-    cfg = Settings(data_dir=data_dir, keyring_poll_seconds=0.01)
-    engine = Engine(EngineConfig(trust=load_trust(cfg)))
-    watch = SignerWatch(cfg, engine, SqlLedger(open_database(cfg)), GENERATOR)
-    first = watch.start()
+    clock = ManualClock()
+    watch = _watch(data_dir, clock)
+    first = watch.current()
+    assert first is not None
     assert first.signer.key.key_id == "default"
     new_id = ok(run(data_dir, "keys", "generate", "--dev")).stdout.strip().splitlines()[-1]
     ok(run(data_dir, "keys", "activate", new_id, "--yes"))
-    deadline = datetime.now(UTC) + timedelta(seconds=5)
-    while datetime.now(UTC) < deadline:
-        current = watch.current()
-        if current is not None and current.signer.key.key_id == new_id:
-            break
-    else:
-        pytest.fail("the watcher did not switch to the newly active key")
+    clock.advance_past_the_poll()
+    current = watch.current()
+    assert current is not None
+    assert current.signer.key.key_id == new_id
     assert first.signer.key.key_id == "default", "a context taken before the switch keeps its key"
 
 
@@ -230,40 +220,59 @@ def test_generate_encrypted_key_signs_with_the_passphrase(tmp_path: Path) -> Non
     assert env_run("keys", "doctor", key_id).returncode == 0
 
 
-def _watch(data_dir: Path) -> Any:
+POLL_SECONDS = 5.0
+
+
+class ManualClock:
+    """The watcher's monotonic clock, moved by the test: a poll is due exactly when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance_past_the_poll(self) -> None:
+        self.now += POLL_SECONDS
+
+
+def _watch(data_dir: Path, clock: ManualClock) -> Any:
     from app.keywatch import SignerWatch
     from app.runtime import GENERATOR, load_trust, open_database
     from app.settings import Settings
     from app.store.ledger import SqlLedger
     from signing import Engine, EngineConfig
 
-    cfg = Settings(data_dir=data_dir, keyring_poll_seconds=0.001)
-    watch = SignerWatch(
-        cfg, Engine(EngineConfig(trust=load_trust(cfg))), SqlLedger(open_database(cfg)), GENERATOR
-    )
+    cfg = Settings(data_dir=data_dir, keyring_poll_seconds=POLL_SECONDS)
+    engine = Engine(EngineConfig(trust=load_trust(cfg)))
+    watch = SignerWatch(cfg, engine, SqlLedger(open_database(cfg)), GENERATOR, clock=clock)
     watch.start()
     return watch
 
 
-def test_revoking_the_active_key_stops_signing_at_once(data_dir: Path) -> None:
-    watch = _watch(data_dir)
+def test_revoking_the_active_key_stops_signing_at_the_next_poll(data_dir: Path) -> None:
+    clock = ManualClock()
+    watch = _watch(data_dir, clock)
     assert watch.current() is not None
     ok(run(data_dir, "keys", "revoke", "default", "--reason", "key compromise", "--yes"))
-    time.sleep(0.01)
+    assert watch.current() is not None, "the control: before the poll is due the watcher has not looked"
+    clock.advance_past_the_poll()
     assert watch.current() is None, "a revoked key must not keep signing"
     assert "no usable active key" in (watch.problem or "")
 
 
 def test_a_key_that_fails_to_load_is_retried_until_it_works(data_dir: Path) -> None:
-    watch = _watch(data_dir)
+    clock = ManualClock()
+    watch = _watch(data_dir, clock)
     new_id = ok(run(data_dir, "keys", "generate", "--dev")).stdout.strip().splitlines()[-1]
     ok(run(data_dir, "keys", "activate", new_id, "--yes"))
     key_file = data_dir / "keys" / new_id / "key.pem"
     key_file.chmod(0o644)  # the operator's mistake: the worker refuses a readable key
-    time.sleep(0.01)  # past the poll interval
+    clock.advance_past_the_poll()
     assert watch.current() is None, "the old key is retired: no signing until the new one loads"
     key_file.chmod(0o600)
-    time.sleep(0.01)
+    assert watch.current() is None, "no retry before the next poll"
+    clock.advance_past_the_poll()
     current = watch.current()
     assert current is not None
     assert current.signer.key.key_id == new_id
