@@ -19,7 +19,8 @@ MAX_SIDECAR_BYTES = 16 * 1024 * 1024
 @router.post(
     "/v1/verify",
     summary="Verify a file's content credentials",
-    description="Never fetches anything over the network. `outcome` is one of trusted, valid_untrusted, "
+    description="Never fetches a remote manifest; asks an OCSP responder only when HALLMARK_OCSP_RESPONDERS "
+    "names it. `outcome` is one of trusted, valid_untrusted, "
     "invalid, none; `none` means no credentials were found, which says nothing about how it was made.",
     response_model=VerificationReportOut,
     responses={k: v for k, v in PROBLEM_RESPONSES.items() if k != 403},
