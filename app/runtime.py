@@ -4,7 +4,7 @@ survive a fork) by the app's lifespan, and by the CLI for offline commands."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
@@ -16,11 +16,13 @@ from app.store.ledger import SqlLedger
 from app.tsa import CircuitBreaker, TsaRelay
 from signing import (
     ClaimGenerator,
+    Clock,
     ConfigError,
     Engine,
     EngineConfig,
     HallmarkError,
     SignContext,
+    SystemClock,
     TimestampGuard,
     TimestampPolicy,
     TrustProfile,
@@ -48,6 +50,8 @@ class Runtime:
     engine: Engine
     trust: tuple[TrustProfile, ...]
     signer_watch: SignerWatch
+    # What "now" is for certificate expiry at request time (readiness, sign); tests set a later one.
+    clock: Clock = field(default_factory=SystemClock)
 
     @property
     def sign_ctx(self) -> SignContext | None:

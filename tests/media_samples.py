@@ -19,12 +19,14 @@ from typing import TypeVar
 
 import pytest
 from PIL import Image, features
+from pypdf import PdfReader
 
 FFMPEG_HINT = "ffmpeg is not installed: run `make test-deps` (installs Debian's ffmpeg)."
 HEIF_HINT = (
     "pillow-heif is not installed: run `make install` "
     "(or `.venv/bin/pip install pillow-heif==1.8.1`) to generate and decode HEIC samples."
 )
+AVIF_HINT = "the pinned Pillow wheel includes libavif"
 TIMEOUT_S = 60
 
 
@@ -104,8 +106,37 @@ def make_heic(path: Path) -> None:
     Image.new("RGB", (64, 48), (40, 160, 90)).save(path, format="HEIF", quality=50)
 
 
+PDF_PAGES = ("Hallmark test sample, page one", "Hallmark test sample, page two")
+
+
+def pdf_with_text(pages: tuple[str, ...]) -> bytes:
+    """A minimal PDF, one line of Helvetica text per page, with a correct cross-reference table."""
+    n = len(pages)
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(n))
+    font = 3 + 2 * n
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode()]
+    for i, text in enumerate(pages):
+        stream = f"BT /F1 12 Tf 20 100 Td ({text}) Tj ET".encode()
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /Contents {4 + 2 * i} 0 R "
+            f"/Resources << /Font << /F1 {font} 0 R >> >> >>".encode()
+        )
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+    objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
 def make_pdf(path: Path) -> None:
-    Image.new("RGB", (32, 24), (200, 40, 40)).save(path, format="PDF")
+    path.write_bytes(pdf_with_text(PDF_PAGES))
 
 
 SVG_TEXT = """<?xml version="1.0" encoding="UTF-8"?>
@@ -136,10 +167,9 @@ def decode_heic(path: Path) -> str:
     return decode_raster(path)
 
 
-def decode_avif(path: Path) -> str | None:
-    """None when this Pillow build has no AVIF codec (nothing to check with)."""
+def decode_avif(path: Path) -> str:
     if not features.check("avif"):
-        return None
+        raise MissingToolError(f"this Pillow build has no AVIF codec: run `make install` ({AVIF_HINT})")
     return decode_raster(path)
 
 
@@ -173,11 +203,13 @@ def decode_svg(path: Path) -> str:
     return sha256_bytes(repr([d for d in drawing if "c2pa" not in d[0]]).encode())
 
 
-def decode_pdf(path: Path) -> None:
-    """No PDF parser is a dependency (pypdf is not installed): check the file's framing only."""
-    data = path.read_bytes()
-    assert data.startswith(b"%PDF-"), "output does not start with %PDF-"
-    assert data.rstrip().endswith(b"%%EOF"), "output does not end with %%EOF"
+def decode_pdf(path: Path) -> str:
+    """Parse with pypdf (strict: a malformed cross-reference or object fails); the digest covers the page
+    count and each page's box and extracted text."""
+    reader = PdfReader(path, strict=True)
+    pages = [(tuple(float(v) for v in page.mediabox), page.extract_text()) for page in reader.pages]
+    assert pages, f"{path.name} has no pages"
+    return sha256_bytes(repr(pages).encode())
 
 
 # --- the catalogue ----------------------------------------------------------------------------------
@@ -190,7 +222,7 @@ class Sample:
     interop: str | None = None  # file name in the interop corpus
     make: Callable[[Path], None] | None = None  # generator, when not from the corpus
     suffix: str = ""
-    decode: Callable[[Path], str | None] | None = None
+    decode: Callable[[Path], str] | None = None
     needs_ffmpeg: bool = False
 
 
@@ -222,7 +254,7 @@ class SampleStore:
         self.interop_dir = interop_dir
         self.work_dir = work_dir
         self._paths: dict[str, Path] = {}
-        self._decoded: dict[str, str | None] = {}
+        self._decoded: dict[str, str] = {}
 
     def path(self, sample: Sample | str) -> Path:
         s = BY_ID[sample] if isinstance(sample, str) else sample
@@ -241,11 +273,12 @@ class SampleStore:
     def data(self, sample: Sample | str) -> bytes:
         return self.path(sample).read_bytes()
 
-    def decoded(self, sample: Sample | str) -> str | None:
+    def decoded(self, sample: Sample | str) -> str:
         """The digest of the unsigned sample's decoded content (see `Sample.decode`), computed once."""
         s = BY_ID[sample] if isinstance(sample, str) else sample
+        assert s.decode is not None, f"sample {s.id} has no standard decoder"
         if s.id not in self._decoded:
-            self._decoded[s.id] = s.decode(self.path(s)) if s.decode else None
+            self._decoded[s.id] = s.decode(self.path(s))
         return self._decoded[s.id]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -35,7 +35,7 @@ def readyz(request: Request) -> ReadyOut | JSONResponse:
     key = ctx.signer.key
     not_after = key.certificate.not_valid_after_utc
     body = ReadyOut(status="ready", key_id=key.key_id, certificate_not_after=not_after.isoformat())
-    now = datetime.now(UTC)
+    now = rt.clock.now()
     if now >= not_after:
         expired = {"status": "not_ready", "problem": "the signing certificate has expired"}
         return _not_ready(body.model_copy(update=expired))

@@ -77,7 +77,8 @@ def sign(
         raise ConfigError(
             "Signing is unavailable: " + (rt.public_signer_problem or "no signing key is loaded.")
         )
-    check_validity(ctx.signer.key.certificate)  # expired since start-up: 503, never a broken signature
+    # Expired since start-up: 503, never a broken signature.
+    check_validity(ctx.signer.key.certificate, rt.clock.now())
     info = validate_generation(
         model_name=model_name,
         model_version=model_version,

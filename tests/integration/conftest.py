@@ -15,7 +15,7 @@ class SessionSamples(SampleStore):
     def path(self, sample: Sample | str) -> Path:
         return fail_if_missing_tool(lambda: super(SessionSamples, self).path(sample))
 
-    def decoded(self, sample: Sample | str) -> str | None:
+    def decoded(self, sample: Sample | str) -> str:
         return fail_if_missing_tool(lambda: super(SessionSamples, self).decoded(sample))
 
 

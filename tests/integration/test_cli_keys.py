@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -132,26 +131,17 @@ def test_doctor_exit_codes_and_verdicts(data_dir: Path, tmp_path: Path) -> None:
 
 def test_running_service_switches_keys_without_restart(data_dir: Path) -> None:
     """The worker-side half of rotation, in-process: SignerWatch notices the keyring change."""
-    from app.keywatch import SignerWatch
-    from app.runtime import GENERATOR, load_trust, open_database
-    from app.settings import Settings
-    from app.store.ledger import SqlLedger
-    from signing import Engine, EngineConfig
-
-    cfg = Settings(data_dir=data_dir, keyring_poll_seconds=0.01)
-    engine = Engine(EngineConfig(trust=load_trust(cfg)))
-    watch = SignerWatch(cfg, engine, SqlLedger(open_database(cfg)), GENERATOR)
-    first = watch.start()
+    clock = ManualClock()
+    watch = _watch(data_dir, clock)
+    first = watch.current()
+    assert first is not None
     assert first.signer.key.key_id == "default"
     new_id = ok(run(data_dir, "keys", "generate", "--dev")).stdout.strip().splitlines()[-1]
     ok(run(data_dir, "keys", "activate", new_id, "--yes"))
-    deadline = datetime.now(UTC) + timedelta(seconds=5)
-    while datetime.now(UTC) < deadline:
-        current = watch.current()
-        if current is not None and current.signer.key.key_id == new_id:
-            break
-    else:
-        pytest.fail("the watcher did not switch to the newly active key")
+    clock.advance_past_the_poll()
+    current = watch.current()
+    assert current is not None
+    assert current.signer.key.key_id == new_id
     assert first.signer.key.key_id == "default", "a context taken before the switch keeps its key"
 
 
@@ -162,8 +152,10 @@ def issue_from_csr(data_dir: Path, csr: x509.CertificateSigningRequest) -> Path:
     ca_dir = data_dir / "keys" / "dev-ca"
     inter = x509.load_pem_x509_certificate((ca_dir / "intermediate-ca.pem").read_bytes())
     inter_key = serialization.load_pem_private_key((ca_dir / "intermediate-ca.key.pem").read_bytes(), None)
+    assert isinstance(inter_key, ec.EllipticCurvePrivateKey)
     now = datetime.now(UTC)
     public = csr.public_key()
+    assert isinstance(public, ec.EllipticCurvePublicKey)
     cert = (
         x509.CertificateBuilder()
         .subject_name(csr.subject)
@@ -177,11 +169,11 @@ def issue_from_csr(data_dir: Path, csr: x509.CertificateSigningRequest) -> Path:
             x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)  # type: ignore[arg-type]
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(inter_key.public_key()), critical=False
-        )  # type: ignore[arg-type]
-        .sign(inter_key, hashes.SHA256())  # type: ignore[arg-type]
+        )
+        .sign(inter_key, hashes.SHA256())
     )
     out = data_dir.parent / f"issued-{cert.serial_number}.pem"
     out.write_bytes(
@@ -202,18 +194,22 @@ def test_generate_encrypted_key_signs_with_the_passphrase(tmp_path: Path) -> Non
     secret = tmp_path / "passphrase"
     secret.write_text("correct horse battery staple\n")
     secret.chmod(0o600)
-    env_run = lambda *a: subprocess.run(  # noqa: E731 - a tiny local runner with one extra variable
-        [HALLMARK, *a],
-        env={
-            "HALLMARK_DATA_DIR": str(data_dir),
-            "PATH": "/usr/bin:/bin",
-            "HALLMARK_SIGNING_KEY_PASSPHRASE_FILE": str(secret),
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+    def env_run(*a: str) -> subprocess.CompletedProcess[str]:
+        """`run` with one extra variable: the passphrase file."""
+        return subprocess.run(
+            [HALLMARK, *a],
+            env={
+                "HALLMARK_DATA_DIR": str(data_dir),
+                "PATH": "/usr/bin:/bin",
+                "HALLMARK_SIGNING_KEY_PASSPHRASE_FILE": str(secret),
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
     generated = env_run("keys", "generate", "--dev", "--encrypt")
     assert generated.returncode == 0, generated.stderr
     key_id = generated.stdout.strip().splitlines()[-1]
@@ -227,40 +223,59 @@ def test_generate_encrypted_key_signs_with_the_passphrase(tmp_path: Path) -> Non
     assert env_run("keys", "doctor", key_id).returncode == 0
 
 
-def _watch(data_dir: Path) -> Any:
+POLL_SECONDS = 5.0
+
+
+class ManualClock:
+    """The watcher's monotonic clock, moved by the test: a poll is due exactly when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance_past_the_poll(self) -> None:
+        self.now += POLL_SECONDS
+
+
+def _watch(data_dir: Path, clock: ManualClock) -> Any:
     from app.keywatch import SignerWatch
     from app.runtime import GENERATOR, load_trust, open_database
     from app.settings import Settings
     from app.store.ledger import SqlLedger
     from signing import Engine, EngineConfig
 
-    cfg = Settings(data_dir=data_dir, keyring_poll_seconds=0.001)
-    watch = SignerWatch(
-        cfg, Engine(EngineConfig(trust=load_trust(cfg))), SqlLedger(open_database(cfg)), GENERATOR
-    )
+    cfg = Settings(data_dir=data_dir, keyring_poll_seconds=POLL_SECONDS)
+    engine = Engine(EngineConfig(trust=load_trust(cfg)))
+    watch = SignerWatch(cfg, engine, SqlLedger(open_database(cfg)), GENERATOR, clock=clock)
     watch.start()
     return watch
 
 
-def test_revoking_the_active_key_stops_signing_at_once(data_dir: Path) -> None:
-    watch = _watch(data_dir)
+def test_revoking_the_active_key_stops_signing_at_the_next_poll(data_dir: Path) -> None:
+    clock = ManualClock()
+    watch = _watch(data_dir, clock)
     assert watch.current() is not None
     ok(run(data_dir, "keys", "revoke", "default", "--reason", "key compromise", "--yes"))
-    time.sleep(0.01)
+    assert watch.current() is not None, "the control: before the poll is due the watcher has not looked"
+    clock.advance_past_the_poll()
     assert watch.current() is None, "a revoked key must not keep signing"
     assert "no usable active key" in (watch.problem or "")
 
 
 def test_a_key_that_fails_to_load_is_retried_until_it_works(data_dir: Path) -> None:
-    watch = _watch(data_dir)
+    clock = ManualClock()
+    watch = _watch(data_dir, clock)
     new_id = ok(run(data_dir, "keys", "generate", "--dev")).stdout.strip().splitlines()[-1]
     ok(run(data_dir, "keys", "activate", new_id, "--yes"))
     key_file = data_dir / "keys" / new_id / "key.pem"
     key_file.chmod(0o644)  # the operator's mistake: the worker refuses a readable key
-    time.sleep(0.01)  # past the poll interval
+    clock.advance_past_the_poll()
     assert watch.current() is None, "the old key is retired: no signing until the new one loads"
     key_file.chmod(0o600)
-    time.sleep(0.01)
+    assert watch.current() is None, "no retry before the next poll"
+    clock.advance_past_the_poll()
     current = watch.current()
     assert current is not None
     assert current.signer.key.key_id == new_id

@@ -2,8 +2,8 @@
 
 For each format: sign an unsigned sample, verify it is `trusted` with intact integrity and the AI
 declaration as given, check the ledger entry, and decode the output with the standard decoder (Pillow,
-ffmpeg, an XML parser) to the same content as the original. Then, per format: sidecar output, re-signing
-a signed output (the first manifest becomes the parent ingredient), credentials from another
+ffmpeg, an XML parser, pypdf) to the same content as the original. Then, per format: sidecar output,
+re-signing a signed output (the first manifest becomes the parent ingredient), credentials from another
 implementation kept as the parent, and a tampered JPEG.
 """
 
@@ -15,9 +15,19 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from pypdf.errors import PdfReadError
 
 import signing
-from tests.media_samples import SAMPLES, Sample, SampleStore, fail_if_missing_tool, flip_jpeg_scan_byte
+from tests.media_samples import (
+    PDF_PAGES,
+    SAMPLES,
+    Sample,
+    SampleStore,
+    decode_pdf,
+    fail_if_missing_tool,
+    flip_jpeg_scan_byte,
+    pdf_with_text,
+)
 
 COMPOSITE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
 
@@ -65,11 +75,10 @@ def inspect(
     return signing.inspect_asset(engine, io.BytesIO(data), manifest_data=manifest_data)
 
 
-def decode(sample: Sample, path: Path) -> str | None:
-    """Decode a signed output with the sample's standard decoder (None: nothing to decode with)."""
+def decode(sample: Sample, path: Path) -> str:
+    """Decode a signed output with the sample's standard decoder: a digest of the decoded content."""
     check = sample.decode
-    if check is None:
-        return None
+    assert check is not None, f"sample {sample.id} has no standard decoder"
     return fail_if_missing_tool(lambda: check(path))
 
 
@@ -327,7 +336,7 @@ def test_a_key_failure_inside_the_engine_callback_keeps_its_own_error(
         def sign(self, data: bytes) -> bytes:
             raise signing.KeyringError("The token was removed.")
 
-    broken = signing.NativeSigner(UnpluggedToken(sign_ctx.signer.key))  # type: ignore[arg-type]
+    broken = signing.NativeSigner(UnpluggedToken(sign_ctx.signer.key))
     ctx = signing.SignContext(sign_ctx.engine, broken, sign_ctx.ledger, sign_ctx.clock, sign_ctx.generator)
     with pytest.raises(signing.KeyringError, match="token was removed"):
         signing.sign_asset(
@@ -341,3 +350,19 @@ def test_a_hostile_parent_label_never_reaches_headers_or_the_ledger() -> None:
     assert printable_label("urn:c2pa:8b7e0e6c-0f0a-4c3e-9d61-2f5a1c7e9b10") is not None
     for hostile in ("urn:c2pa:x\r\nSet-Cookie: a=b", "urn:c2pa:\u00fc", "", "x" * 201, None, 42):
         assert printable_label(hostile) is None
+
+
+def test_the_pdf_decoder_sees_pages_and_text(tmp_path: Path) -> None:
+    """The control for the PDF round trip: other text, fewer pages or a broken file change the answer."""
+    path = tmp_path / "a.pdf"
+
+    def decoded(data: bytes) -> str:
+        path.write_bytes(data)
+        return decode_pdf(path)
+
+    original = decoded(pdf_with_text(PDF_PAGES))
+    assert decoded(pdf_with_text(PDF_PAGES)) == original
+    assert decoded(pdf_with_text((PDF_PAGES[0], "Hallmark test sample, page 2"))) != original
+    assert decoded(pdf_with_text(PDF_PAGES[:1])) != original
+    with pytest.raises(PdfReadError):
+        decoded(pdf_with_text(PDF_PAGES)[:-40])  # no cross-reference table any more

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,9 @@ from app.settings import Settings
 from tests.conftest import make_data_dir
 from tests.pki import TestPki as Pki
 from tests.tsa import LocalTsa
+from tests.waiting import GENEROUS_SECONDS
+
+DEADLINE = 1.0
 
 
 def sign(client: TestClient, token: str, jpeg: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -36,8 +40,10 @@ def service(
 ) -> Iterator[tuple[TestClient, str]]:
     data_dir = make_data_dir(tmp_path / "var", pki)
     if trust_tsa:
-        (data_dir / "trust" / "test-tsa.pem").write_bytes(tsa.root_pem)  # the TSA root as its own profile
-    settings = Settings(data_dir=data_dir, tsa_url=tsa.url, tsa_deadline_seconds=1.0, **overrides)  # type: ignore[arg-type]
+        (data_dir / "trust" / "test-tsa.pem").write_bytes(
+            tsa.root_pem
+        )  # the TSA's anchor, as its own profile
+    settings = Settings(data_dir=data_dir, tsa_url=tsa.url, tsa_deadline_seconds=DEADLINE, **overrides)  # type: ignore[arg-type]
     with TestClient(create_app(settings)) as client:
         _, token = client.app.state.runtime.api_keys.create("t", {"sign"})  # type: ignore[attr-defined]
         yield client, token
@@ -79,17 +85,17 @@ def test_require_policy_fails_fast_with_retry_after(tmp_path: Path, pki: Pki, jp
         for client, token in service(tmp_path, pki, tsa, tsa_breaker_failures=2, tsa_breaker_open_seconds=30):
             started = time.monotonic()
             status, headers, body = sign(client, token, jpeg)
-            assert time.monotonic() - started < 3.0, "a black-hole TSA must cost at most the deadline"
+            # A timing property under a generous bound: the 1 s deadline, not the engine's own ~30 s.
+            assert time.monotonic() - started < DEADLINE + GENEROUS_SECONDS
             assert status == 503
             assert headers["content-type"] == "application/problem+json"
             assert int(headers["retry-after"]) >= 1
-            assert b"timestamp" in body.lower()
+            assert json.loads(body)["details"]["reason"] == "tsa_failed"
             sign(client, token, jpeg)  # second failure opens the breaker
             seen = tsa.requests
-            started = time.monotonic()
-            status, headers, _ = sign(client, token, jpeg)
+            status, headers, body = sign(client, token, jpeg)
             assert status == 503
-            assert time.monotonic() - started < 0.5, "an open breaker answers at once"
+            assert json.loads(body)["details"]["reason"] == "breaker_open"  # answered without the TSA
             assert tsa.requests == seen, "an open breaker does not contact the TSA"
             assert 1 <= int(headers["retry-after"]) <= 30
             assert client.app.state.runtime.ledger.count() == 0  # type: ignore[attr-defined]

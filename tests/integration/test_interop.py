@@ -11,9 +11,8 @@ import csv
 import re
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,11 +21,12 @@ import pytest
 
 import signing
 from tests.fixtures import INTEROP
+from tests.interop_corpus import refused_as_malformed
+from tests.waiting import wait_for
 
 T = TypeVar("T")
 
-TIME_LIMIT_S = 5.0
-REMOTE_TIME_LIMIT_S = 2.0
+HANG_LIMIT_S = 60.0
 UNTRUSTED = "signingCredential.untrusted"
 CREDENTIAL_PREFIXES = ("signingCredential.", "timeStamp.", "cawg.")
 
@@ -80,26 +80,23 @@ def no_python_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return attempts
 
 
-def bounded(fn: Callable[[], T], limit_s: float) -> tuple[T | None, BaseException | None, float]:
-    """Run `fn` in a daemon thread; fail the test (instead of hanging) if it does not return in time."""
+def bounded(fn: Callable[[], T]) -> tuple[T | None, BaseException | None]:
+    """Run `fn` in a daemon thread; fail the test (instead of hanging) if it never returns. The bound is
+    generous: it catches a hang (a remote fetch that waits on a socket, a parser loop), not slowness."""
     box: dict[str, Any] = {}
 
     def target() -> None:
-        start = time.perf_counter()
         try:
             box["value"] = fn()
         except BaseException as exc:  # handed back to the test thread
             box["error"] = exc
-        box["elapsed"] = time.perf_counter() - start
 
     worker = threading.Thread(target=target, daemon=True)
     worker.start()
-    worker.join(limit_s + 5.0)
+    worker.join(HANG_LIMIT_S)
     if worker.is_alive():
-        pytest.fail(
-            f"no answer after {limit_s + 5.0:.0f} s: the call hangs (thread abandoned)", pytrace=False
-        )
-    return box.get("value"), box.get("error"), box["elapsed"]
+        pytest.fail(f"no answer after {HANG_LIMIT_S:.0f} s: the call hangs (thread abandoned)", pytrace=False)
+    return box.get("value"), box.get("error")
 
 
 def _inspect(engine: signing.Engine, path: Path) -> Callable[[], signing.VerificationReport]:
@@ -121,16 +118,16 @@ def test_interop_file_matches_reference_verdict(
     row = expected[name]
     path = interop_dir / name
     assert path.is_file(), f"{path} is listed in EXPECTED.tsv but missing"
-    report, error, elapsed = bounded(_inspect(engine, path), TIME_LIMIT_S)
-    assert elapsed < TIME_LIMIT_S, f"{name} took {elapsed:.2f} s"
+    report, error = bounded(_inspect(engine, path))
     assert no_python_network == [], f"{name}: network access attempted: {no_python_network}"
 
     if row.state == "Error:Other":
-        # Hostile or malformed input: a clear 4xx-class error, or a report that says "unreadable".
-        if error is not None:
+        # Hostile or malformed input: each file gets the one answer tests/interop_corpus.py lists for it.
+        if refused_as_malformed(name):
             # MalformedAssetError is an AssetError: the client's file is at fault (HTTP 422, never a 500).
             assert isinstance(error, signing.MalformedAssetError), repr(error)
             return
+        assert error is None, repr(error)
         assert report is not None
         assert report.outcome is signing.Outcome.INVALID, report
         assert report.integrity is signing.Integrity.UNREADABLE, report
@@ -169,7 +166,6 @@ def test_interop_file_matches_reference_verdict(
         # The note is cut at 80 characters: the URL it shows is a prefix of the real one.
         assert report.remote_manifest.url.startswith(match.group(1)), report.remote_manifest
         assert report.remote_manifest.fetched is False
-        assert elapsed < REMOTE_TIME_LIMIT_S, f"{name} took {elapsed:.2f} s: was the remote manifest fetched?"
     else:
         pytest.fail(f"EXPECTED.tsv row for {name} has a state this test does not know: {row.state!r}")
 
@@ -185,7 +181,24 @@ def test_every_corpus_file_is_listed(interop_dir: Path, expected: dict[str, Row]
 
 @dataclass
 class Listener:
-    connections: list[Any]
+    connections: list[Any]  # peer addresses of the accepted connections
+    endpoints: list[tuple[socket.AddressFamily, str, int]] = field(default_factory=list)
+
+    def drain(self) -> bool:
+        """Connect once to every listening socket and wait (bounded) until each marker connection has been
+        accepted, then forget the markers. False if one was never accepted."""
+        for family, host, port in self.endpoints:
+            with socket.socket(family, socket.SOCK_STREAM) as marker:
+                marker.connect((host, port))
+                me = tuple(marker.getsockname()[:2])
+
+                def accepted(me: tuple[Any, ...] = me) -> bool:
+                    return any(tuple(a[:2]) == me for a in self.connections)
+
+                if not wait_for(accepted):
+                    return False
+                self.connections[:] = [a for a in self.connections if tuple(a[:2]) != me]
+        return True
 
 
 def _listen(host: str, family: socket.AddressFamily, port: int) -> socket.socket | None:
@@ -215,7 +228,7 @@ def listener_on_remote_port(interop_dir: Path, expected: dict[str, Row]) -> Iter
         pytest.skip(f"127.0.0.1:{port} is busy; cannot watch for a native remote-manifest fetch")
     ipv6 = _listen("::1", socket.AF_INET6, port)  # best effort: localhost may resolve to ::1 as well
     socks = [s for s in (ipv4, ipv6) if s is not None]
-    state = Listener(connections=[])
+    state = Listener(connections=[], endpoints=[(s.family, *s.getsockname()[:2]) for s in socks])
     stop = threading.Event()
 
     def serve(sock: socket.socket) -> None:
@@ -251,14 +264,16 @@ def test_remote_manifest_is_not_fetched_by_the_native_engine(
         c2pa.Reader(
             "image/png", stream, context=c2pa.Context.from_dict({"verify": {"remote_manifest_fetch": True}})
         )
+    assert listener_on_remote_port.drain()
     assert listener_on_remote_port.connections, "control failed: the listener did not see the engine's fetch"
     listener_on_remote_port.connections.clear()
 
-    report, error, elapsed = bounded(_inspect(engine, path), REMOTE_TIME_LIMIT_S)
+    report, error = bounded(_inspect(engine, path))
     assert error is None, repr(error)
     assert report is not None
     assert report.remote_manifest is not None
     assert report.remote_manifest.fetched is False
-    assert elapsed < REMOTE_TIME_LIMIT_S
-    time.sleep(0.2)
+    # Connections are accepted in order: once a marker connection made now has been accepted, any
+    # connection the engine made during the inspection has been accepted (and recorded) too.
+    assert listener_on_remote_port.drain(), "the listener did not accept its own marker connection"
     assert listener_on_remote_port.connections == [], "Hallmark's engine fetched the remote manifest"

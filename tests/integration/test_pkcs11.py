@@ -254,7 +254,7 @@ def test_missing_module(tmp_path: Path, token: SoftHsmToken, p256: TokenKey) -> 
 
 def test_certificate_for_another_key_is_refused(p256: TokenKey, ca: Ca) -> None:
     for other in (new_key("es256"), new_key("es384")):
-        chain = chain_for(other.public_key(), ca)  # type: ignore[arg-type]
+        chain = chain_for(other.public_key(), ca)
         with pytest.raises(signing.CertificateProfileError, match="does not belong to the leaf certificate"):
             Pkcs11KeySigner(p256.config, chain)
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
 
 from app.files import write_private, write_public
@@ -24,10 +25,11 @@ def with_leaf(tmp_path: Path, pki: Pki, not_after: datetime) -> Path:
     ca = pki.root.parent
     inter = x509.load_pem_x509_certificate((ca / "intermediate-ca.pem").read_bytes())
     inter_key = serialization.load_pem_private_key((ca / "intermediate-ca.key.pem").read_bytes(), None)
+    assert isinstance(inter_key, ec.EllipticCurvePrivateKey)
     key = new_key("es256")
     leaf = issue_leaf(
         dev_name("Short-lived signer"), key, issuer=inter, issuer_key=inter_key, not_after=not_after
-    )  # type: ignore[arg-type]
+    )
     write_public(data_dir / "keys" / "signing-chain.pem", pem(leaf) + pem(inter))
     write_private(data_dir / "keys" / "signing-key.pem", key_pem(key))
     return data_dir
@@ -51,11 +53,22 @@ def test_warns_within_the_expiry_window(tmp_path: Path, pki: Pki) -> None:
         assert client.get("/readyz").json()["warnings"] == []
 
 
+@dataclass(frozen=True)
+class FixedClock:
+    at: datetime
+
+    def now(self) -> datetime:
+        return self.at
+
+
 def test_not_ready_once_the_certificate_expired(tmp_path: Path, pki: Pki) -> None:
-    data_dir = with_leaf(tmp_path, pki, datetime.now(UTC) + timedelta(seconds=3))
+    not_after = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    data_dir = with_leaf(tmp_path, pki, not_after)
     with TestClient(create_app(Settings(data_dir=data_dir))) as client:
-        assert client.get("/readyz").status_code == 200
-        time.sleep(3.5)
+        rt = client.app.state.runtime  # type: ignore[attr-defined]
+        rt.clock = FixedClock(not_after - timedelta(seconds=1))
+        assert client.get("/readyz").status_code == 200  # the control: the same app a second earlier
+        rt.clock = FixedClock(not_after + timedelta(seconds=1))  # the certificate expired since start-up
         response = client.get("/readyz")
         assert response.status_code == 503
         assert response.json()["problem"] == "the signing certificate has expired"

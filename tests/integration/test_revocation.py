@@ -8,17 +8,22 @@ The trust-matrix rows with timestamps use the local TSA (tests/tsa.py).
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 import signing
+from app.main import create_app
+from app.settings import Settings
 from signing.selftest import tiny_png
-from tests.conftest import MemoryLedger
+from tests.conftest import MemoryLedger, make_data_dir
 from tests.ocsp import Leaf, LocalOcsp
+from tests.pki import TestPki as Pki  # aliased: pytest would try to collect Test*
 from tests.tsa import LocalTsa
+from tests.waiting import wait_until_past
 
 RevocationStatus = signing.RevocationStatus
 Outcome = signing.Outcome
@@ -158,18 +163,52 @@ def test_no_setting_means_not_checked_and_no_request(ocsp: LocalOcsp) -> None:
     assert "signingCredential.ocsp.skipped" in codes(report)
 
 
-def test_settings_feed_the_engine_config(monkeypatch: pytest.MonkeyPatch, ocsp: LocalOcsp) -> None:
-    from app.settings import Settings
-
-    monkeypatch.setenv("HALLMARK_OCSP_RESPONDERS", ocsp.host)
-    config = signing.EngineConfig(trust=profiles(ocsp), ocsp_responders=tuple(Settings().ocsp_responders))
-    data = sign(ocsp.issue("from-settings"))
-    report, asked = requests_during(ocsp, signing.Engine(config), data)
-    assert asked == 1
-    assert report.revocation is RevocationStatus.GOOD
+@pytest.mark.parametrize(
+    ("responders", "asked", "revocation"),
+    [("from-env", 1, "good"), (None, 0, "not_checked")],
+    ids=["HALLMARK_OCSP_RESPONDERS-set", "unset"],
+)
+def test_the_running_app_uses_the_responders_from_its_settings(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    pki: Pki,
+    ocsp: LocalOcsp,
+    responders: str | None,
+    asked: int,
+    revocation: str,
+) -> None:
+    """The engine the app built from Settings asks the responder iff HALLMARK_OCSP_RESPONDERS names it."""
+    if responders is None:
+        monkeypatch.delenv("HALLMARK_OCSP_RESPONDERS", raising=False)
+    else:
+        monkeypatch.setenv("HALLMARK_OCSP_RESPONDERS", ocsp.host)
+    data_dir = make_data_dir(tmp_path / "var", pki)
+    (data_dir / "trust" / "ocsp-ca.pem").write_bytes(ocsp.root_pem)
+    data = sign(ocsp.issue(f"app-{asked}"))
+    with TestClient(create_app(Settings(data_dir=data_dir))) as client:
+        before = ocsp.requests
+        response = client.post("/v1/verify", files={"file": ("a.png", data)})
+        assert ocsp.requests - before == asked
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["outcome"] == "trusted"
+    assert report["signer"]["trust_profile"] == "ocsp-ca"
+    assert report["revocation"] == revocation
 
 
 # --- the trust matrix with timestamps -----------------------------------------------------------------
+
+
+def revoke_after_signing(ocsp: LocalOcsp, leaf: Leaf) -> None:
+    """Revoke `leaf` at the first whole second after its timestamp, then wait until that is in the past.
+
+    OCSP and the TSA both speak whole seconds (the TSA's genTime is truncated), so the next whole second
+    is strictly after the signing time. The case under test is a revocation already in the past when
+    verifying, so the wall clock has to pass it: wait for exactly that (at most one second), not a guess."""
+    now = datetime.now(UTC)
+    revoked_at = now.replace(microsecond=0) + timedelta(seconds=1)
+    ocsp.revoke(leaf.serial, revoked_at)
+    wait_until_past(revoked_at)
 
 
 def test_revoked_before_signing_with_trusted_timestamp(ocsp: LocalOcsp, tsa: LocalTsa) -> None:
@@ -186,8 +225,7 @@ def test_revoked_before_signing_with_trusted_timestamp(ocsp: LocalOcsp, tsa: Loc
 def test_revoked_after_signing_with_trusted_timestamp(ocsp: LocalOcsp, tsa: LocalTsa) -> None:
     leaf = ocsp.issue("revoked-after")
     data = sign(leaf, tsa.url)
-    ocsp.revoke(leaf.serial, datetime.now(UTC) + timedelta(seconds=1))
-    time.sleep(1.5)  # the revocation is now in the past, but after the trusted signing time
+    revoke_after_signing(ocsp, leaf)
     report, asked = requests_during(ocsp, engine(ocsp, (ocsp.host,), tsa), data)
     assert asked == 1
     assert report.timestamp.status is signing.TimestampStatus.TRUSTED
@@ -201,8 +239,7 @@ def test_revoked_after_signing_with_trusted_timestamp(ocsp: LocalOcsp, tsa: Loca
 def test_revoked_after_signing_without_trusted_timestamp(ocsp: LocalOcsp, tsa: LocalTsa) -> None:
     leaf = ocsp.issue("revoked-after-untrusted-ts")
     data = sign(leaf, tsa.url)
-    ocsp.revoke(leaf.serial, datetime.now(UTC) + timedelta(seconds=1))
-    time.sleep(1.5)
+    revoke_after_signing(ocsp, leaf)
     report = verify(engine(ocsp, (ocsp.host,)), data)  # the TSA is not trusted: no trusted signing time
     assert report.timestamp.status is signing.TimestampStatus.UNTRUSTED
     assert report.revocation is RevocationStatus.REVOKED

@@ -31,9 +31,12 @@ from signing.timestamp import TimestampGuard, TimestampOutcome, TimestampPolicy
 from tests import pki as test_pki
 from tests.conftest import MemoryLedger
 from tests.tsa import LocalTsa, Mode
+from tests.waiting import GENEROUS_SECONDS, wait_for, wait_until_past
 
 SHORT_VALIDITY = timedelta(seconds=3)
 DEADLINE = 1.0
+LONG_DEADLINE = 60.0  # where a test shows that something did not wait for the deadline
+TIMED_OUT = "no reply within"  # how the relay names a deadline failure (our own message, not the engine's)
 
 
 # --- helpers --------------------------------------------------------------------------------------------
@@ -153,7 +156,8 @@ def expired_assets(
     trusting_engine: signing.Engine,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> ExpiredAssets:
-    """Sign with a leaf valid for 3 s, with and without a timestamp; wait until the leaf has expired."""
+    """Sign with a leaf valid for 3 s, with and without a timestamp; wait until the leaf has expired (the
+    engine reads the system clock, and refuses to sign with an expired leaf: real time has to pass)."""
     chain, key, not_after = issue_short_lived(pki, tmp_path_factory.mktemp("short"), SHORT_VALIDITY)
     short = key_signer(chain, key, "short-lived")
     with TsaRelay(tsa.url, deadline=DEADLINE) as relay:
@@ -161,9 +165,8 @@ def expired_assets(
     plain = sign_png(sign_ctx(plain_engine, signing.NativeSigner(short)))
     fresh_stamped = inspect(trusting_engine, stamped)
     fresh_plain = inspect(trusting_engine, plain)
-    wait = (not_after - datetime.now(UTC)).total_seconds() + 1.5
-    assert wait < 10, "signing took too long: the leaf is about to expire anyway"
-    time.sleep(max(0.0, wait))
+    # The engine compares whole seconds: at not_after + 0.x s the leaf is still valid to it.
+    wait_until_past(not_after + timedelta(seconds=1))
     return ExpiredAssets(stamped, plain, fresh_stamped, fresh_plain)
 
 
@@ -226,20 +229,35 @@ def test_untrusted_tsa_on_a_valid_certificate_is_reported_untrusted(
 # --- a TSA that hangs, errs or talks nonsense -----------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["blackhole", "error", "garbage"])
-def test_failing_tsa_behind_relay_fails_within_the_deadline(
+@pytest.mark.parametrize("mode", ["error", "garbage"])
+def test_failing_tsa_behind_relay_fails_without_waiting_for_the_deadline(
     mode: Mode, test_key: signing.PemKeySigner, plain_engine: signing.Engine
 ) -> None:
-    with LocalTsa(mode) as bad, TsaRelay(bad.url, deadline=DEADLINE) as relay:
+    with LocalTsa(mode) as bad, TsaRelay(bad.url, deadline=LONG_DEADLINE) as relay:
+        ctx = sign_ctx(plain_engine, signing.NativeSigner(test_key, tsa_url=relay.url))
+        _, error = timed(lambda: sign_png(ctx))
+        assert isinstance(error, signing.TimestampAuthorityError), error
+        assert bad.requests == 1
+        assert relay.stats.failed == 1
+        # The relay failed on the TSA's answer, not on its deadline.
+        assert relay.stats.last_error is not None
+        assert not relay.stats.last_error.startswith(TIMED_OUT), relay.stats.last_error
+
+
+def test_black_hole_tsa_behind_relay_fails_at_the_deadline(
+    test_key: signing.PemKeySigner, plain_engine: signing.Engine
+) -> None:
+    with LocalTsa("blackhole") as bad, TsaRelay(bad.url, deadline=DEADLINE) as relay:
         ctx = sign_ctx(plain_engine, signing.NativeSigner(test_key, tsa_url=relay.url))
         elapsed, error = timed(lambda: sign_png(ctx))
         assert isinstance(error, signing.TimestampAuthorityError), error
         assert bad.requests == 1
         assert relay.stats.failed == 1
-    limit = 2.0 if mode == "blackhole" else 0.5
-    assert elapsed < limit, f"{mode}: {elapsed:.2f} s"
-    if mode == "blackhole":
-        assert elapsed >= DEADLINE * 0.9  # it did wait for the TSA, just not longer
+    # A timing property, under generous bounds: it did wait for the TSA (a monotonic lower bound cannot
+    # flake; the black hole never answers, so only the deadline ended it), and far less than the engine's
+    # own ~30 s timeout that the relay exists to cut short. (Which of the relay's wait or its socket
+    # timeout, both set to the deadline, fires first varies: the message is not asserted.)
+    assert DEADLINE * 0.9 <= elapsed < DEADLINE + GENEROUS_SECONDS, f"{elapsed:.2f} s"
 
 
 def test_unreachable_tsa_behind_relay_fails_fast(
@@ -247,11 +265,14 @@ def test_unreachable_tsa_behind_relay_fails_fast(
 ) -> None:
     with LocalTsa("ok") as gone:
         url = gone.url
-    with TsaRelay(url, deadline=DEADLINE) as relay:
+    with TsaRelay(url, deadline=LONG_DEADLINE) as relay:
         ctx = sign_ctx(plain_engine, signing.NativeSigner(test_key, tsa_url=relay.url))
-        elapsed, error = timed(lambda: sign_png(ctx))
-    assert isinstance(error, signing.TimestampAuthorityError), error
-    assert elapsed < 0.5
+        _, error = timed(lambda: sign_png(ctx))
+        assert isinstance(error, signing.TimestampAuthorityError), error
+        assert relay.stats.failed == 1
+        # Refused connection, not the deadline: nothing waited for the TSA.
+        assert relay.stats.last_error is not None
+        assert not relay.stats.last_error.startswith(TIMED_OUT), relay.stats.last_error
 
 
 # --- the guard: breaker and policies with the real engine -----------------------------------------------
@@ -277,10 +298,8 @@ def test_breaker_opens_and_the_tsa_is_no_longer_contacted(
             assert failed.value.details["reason"] == "tsa_failed"
         assert bad.requests == 2
         assert breaker.state == "open"
-        start = time.monotonic()
         with pytest.raises(signing.TimestampAuthorityError) as refused:
             guarded(guard, stamped, plain)
-        assert time.monotonic() - start < 0.1
         assert refused.value.details["reason"] == "breaker_open"
         assert 1 <= refused.value.details["retry_after_seconds"] <= 60
         assert bad.requests == 2  # not contacted
@@ -295,10 +314,13 @@ def test_best_effort_signs_without_timestamp_when_tsa_fails(
     with LocalTsa("blackhole") as bad, TsaRelay(bad.url, deadline=DEADLINE) as relay:
         stamped = sign_ctx(plain_engine, signing.NativeSigner(test_key, tsa_url=relay.url))
         plain = sign_ctx(plain_engine, signing.NativeSigner(test_key))
-        elapsed, _ = timed(lambda: guarded(guard, stamped, plain))
+        first, error = timed(lambda: guarded(guard, stamped, plain))
+        assert error is None, error
+        assert relay.stats.failed == 1
         data, outcome = guarded(guard, stamped, plain)  # breaker now open: no TSA contact, no wait
         assert bad.requests == 1
-    assert elapsed < 2.0
+        assert relay.stats.failed == 1
+    assert DEADLINE * 0.9 <= first < DEADLINE + GENEROUS_SECONDS  # the first one waited for the deadline
     assert outcome == TimestampOutcome(timestamped=False, reason="breaker_open")
     report = inspect(trusting_engine, data)
     assert report.outcome is signing.Outcome.TRUSTED
@@ -348,12 +370,16 @@ def test_relay_refuses_anything_but_timestamp_queries(tsa: LocalTsa) -> None:
     assert tsa.requests == before + 1
 
 
-def test_relay_close_is_prompt_and_idempotent(tsa: LocalTsa) -> None:
+def test_relay_close_stops_it_and_is_idempotent(tsa: LocalTsa) -> None:
+    before = set(threading.enumerate())
     relay = TsaRelay(tsa.url, deadline=DEADLINE)
-    start = time.monotonic()
+    assert post(relay.url, b"\x30\x03\x02\x01\x01", "text/plain") == 415  # the control: it serves
+    assert {t.name for t in set(threading.enumerate()) - before} >= {"tsa-relay"}
     relay.close()
     relay.close()
-    assert time.monotonic() - start < 1.0
+    assert not {t for t in set(threading.enumerate()) - before if t.name == "tsa-relay"}
+    with pytest.raises(urllib.error.URLError):
+        post(relay.url, b"\x30\x03\x02\x01\x01", "text/plain")
 
 
 def test_local_tsa_reply_carries_its_certificate(
@@ -370,15 +396,12 @@ def test_nothing_is_left_running_after_a_black_hole() -> None:
     """A black-holed request does not keep the TSA, the relay or their threads alive past close()."""
     before = set(threading.enumerate())
     with LocalTsa("blackhole") as bad, TsaRelay(bad.url, deadline=0.3) as relay:
-        with pytest.raises(RelayError, match="no reply within"):
+        with pytest.raises(RelayError):
             relay.forward(b"\x30\x00")
         assert bad.requests == 1
-        closing = time.monotonic()
-    assert time.monotonic() - closing < 1.0
-    settle = time.monotonic() + 2.0
-    while set(threading.enumerate()) - before and time.monotonic() < settle:
-        time.sleep(0.02)
-    assert not set(threading.enumerate()) - before
+    # Leaving the block returned (a held black-hole handler would block close() forever); the relay's
+    # abandoned upstream worker ends once its socket is shut down: poll for it, under a generous bound.
+    assert wait_for(lambda: not set(threading.enumerate()) - before), set(threading.enumerate()) - before
 
 
 def test_engine_fact_a_tsa_anchor_also_trusts_claim_signers(

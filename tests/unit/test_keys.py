@@ -18,9 +18,11 @@ from signing.errors import CertificateProfileError, KeyNotFoundError, KeyringErr
 from signing.keys import CredentialFiles, PemKeySigner, algorithm_for, check_validity
 from tests.pki import TestPki as Pki  # aliased: pytest would try to collect Test*
 
+Ca = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
+
 
 @pytest.fixture(scope="module")
-def ca() -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def ca() -> Ca:
     key = ec.generate_private_key(ec.SECP256R1())
     return issue_ca(dev_name("Unit Test CA"), key), key
 
@@ -31,7 +33,7 @@ def write_key(path: Path, data: bytes, mode: int = 0o600) -> Path:
     return path
 
 
-def signer_for(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey, ca, algorithm: str) -> PemKeySigner:
+def signer_for(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey, ca: Ca, algorithm: str) -> PemKeySigner:
     leaf = issue_leaf(dev_name("Unit Signer"), key, issuer=ca[0], issuer_key=ca[1])
     return PemKeySigner(key, pem(leaf) + pem(ca[0]), "unit", algorithm)
 
@@ -167,7 +169,7 @@ def test_algorithm_for_refuses_weak_or_odd_keys() -> None:
         algorithm_for(ec.generate_private_key(ec.SECP256K1()))
 
 
-def test_rsa_pss_signature(ca, rsa2048: rsa.RSAPrivateKey) -> None:
+def test_rsa_pss_signature(ca: Ca, rsa2048: rsa.RSAPrivateKey) -> None:
     signer = signer_for(rsa2048, ca, "ps384")
     data = b"claim"
     public = signer.certificate.public_key()
@@ -176,14 +178,14 @@ def test_rsa_pss_signature(ca, rsa2048: rsa.RSAPrivateKey) -> None:
     public.verify(signer.sign(data), data, padding.PSS(padding.MGF1(hashes.SHA384()), 48), hashes.SHA384())
 
 
-def test_ed25519_signature(ca) -> None:
+def test_ed25519_signature(ca: Ca) -> None:
     signer = signer_for(ed25519.Ed25519PrivateKey.generate(), ca, "ed25519")
     public = signer.certificate.public_key()
     assert isinstance(public, ed25519.Ed25519PublicKey)
     public.verify(signer.sign(b"claim"), b"claim")
 
 
-def test_es384_from_files(ca, tmp_path: Path) -> None:
+def test_es384_from_files(ca: Ca, tmp_path: Path) -> None:
     key = new_key("es384")
     leaf = issue_leaf(dev_name("P-384 Signer"), key, issuer=ca[0], issuer_key=ca[1])
     chain = tmp_path / "chain.pem"
@@ -201,7 +203,7 @@ def test_es384_from_files(ca, tmp_path: Path) -> None:
 # --- validity --------------------------------------------------------------------------------------------
 
 
-def test_check_validity(ca) -> None:
+def test_check_validity(ca: Ca) -> None:
     now = datetime.now(UTC)
     key = new_key("es256")
     current = issue_leaf(dev_name("Current"), key, issuer=ca[0], issuer_key=ca[1])

@@ -72,7 +72,8 @@ def actions_of(definition: dict[str, Any]) -> list[dict[str, Any]]:
     found = [a for a in definition["assertions"] if a["label"] == "c2pa.actions.v2"]
     assert len(found) == 1
     assert found[0]["data"]["allActionsIncluded"] is True
-    return found[0]["data"]["actions"]
+    actions: list[dict[str, Any]] = found[0]["data"]["actions"]
+    return actions
 
 
 # --- validate_generation ---------------------------------------------------------------------------------

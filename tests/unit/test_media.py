@@ -173,7 +173,8 @@ def test_svg_sniffing_is_linear_on_hostile_comment_runs() -> None:
     for hostile in (b"<!---->" * 600 + b"x", b"<!--" + b"-->" * 1300, b"<?x?>" * 800 + b"<html>"):
         started = time.perf_counter()
         assert identify(hostile[:SNIFF_BYTES]) is None
-        assert time.perf_counter() - started < 0.05
+        # A generous bound: the backtracking took minutes, the linear scan takes microseconds.
+        assert time.perf_counter() - started < 2.0
     assert identify(b"<!---->" * 500 + b"<svg xmlns='http://www.w3.org/2000/svg'/>") is not None
 
 

@@ -1,0 +1,19 @@
+"""What Hallmark answers for the interop corpus's hostile or malformed files (EXPECTED.tsv `Error:Other`).
+
+The reference only says "error"; Hallmark answers each of these files in exactly one way, listed here so that
+a test checks that one answer: the file itself is refused as malformed (MalformedAssetError, HTTP 422), or it
+is read and its manifest reported unreadable (outcome `invalid`, integrity `unreadable`).
+"""
+
+from __future__ import annotations
+
+MALFORMED = frozenset({"nested_moov_1000.mp4", "sample3.invalid.wav", "tiff_poc.tiff"})
+UNREADABLE_MANIFEST = frozenset({"no_alg.jpg", "prerelease.jpg"})
+
+
+def refused_as_malformed(name: str) -> bool:
+    """True for a file refused as malformed, False for one reported unreadable; fails for any other file."""
+    assert name in MALFORMED | UNREADABLE_MANIFEST, (
+        f"{name} is an `Error:Other` row not listed in tests/interop_corpus.py: add it to one of the sets"
+    )
+    return name in MALFORMED
