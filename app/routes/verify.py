@@ -22,7 +22,7 @@ MAX_SIDECAR_BYTES = 16 * 1024 * 1024
     description="Never fetches a remote manifest; asks an OCSP responder only when HALLMARK_OCSP_RESPONDERS "
     "names it. `outcome` is one of trusted, valid_untrusted, invalid, none; `none` means no credentials were "
     "found, which says nothing about how it was made. With `detail=full` the report also carries "
-    "`manifest_store`: the whole manifest store as the engine read it (every manifest, ingredients included).",
+    "`manifest_store`: the whole manifest store as the engine read it (all manifests, ingredients included).",
     # The detailed model first: a plain report is not an instance of it and serialises as the plain one.
     response_model=DetailedVerificationReportOut | VerificationReportOut,
     responses={k: v for k, v in PROBLEM_RESPONSES.items() if k != 403},
