@@ -100,7 +100,7 @@ def _upright(pixels: Pixels) -> Image.Image:
 
 def _iscc(image: Image.Image) -> str:
     grey = _trim_border(_opaque(image)).convert("L").resize((32, 32), Image.Resampling.BICUBIC)
-    code: str = iscc_core.gen_image_code_v0(list(grey.getdata()), bits=ISCC_BITS)["iscc"]
+    code: str = iscc_core.gen_image_code_v0(np.asarray(grey).ravel().tolist(), bits=ISCC_BITS)["iscc"]
     return code
 
 

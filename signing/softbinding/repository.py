@@ -151,11 +151,11 @@ def check_entry(entry: RepositoryEntry, report: VerificationReport, declared: De
     """Check (2): whether `entry` may be offered. `report` and `declared` come from reading the entry's own
     manifest store with the engine (see reverify.py)."""
     faults: list[EntryFault] = []
-    if report.manifest_id is None or any(c.code not in HARD_BINDING_MISMATCHES for c in report.codes.failure):
+    if any(c.code not in HARD_BINDING_MISMATCHES for c in report.codes.failure):
         faults.append(EntryFault.SIGNATURE)
     if report.signer is None or not report.signer.trusted:
         faults.append(EntryFault.UNTRUSTED)
-    if report.manifest_id != entry.manifest_id:
+    if report.manifest_id is None or report.manifest_id != entry.manifest_id:
         faults.append(EntryFault.MANIFEST_ID)
     if declared.iscc != entry.iscc:
         faults.append(EntryFault.ISCC)
