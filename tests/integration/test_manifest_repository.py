@@ -12,12 +12,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from PIL import Image
 from skimage import data
 
 import signing
 from app.store.db import alembic_config, is_current, make_engine, migrate
 from app.store.manifests import SqlManifestRepository
+from app.store.tables import metadata
 from signing import ImageFingerprints, PdqHash, RepositoryEntry
 from signing.manifest import build_manifest_definition, new_manifest_id
 
@@ -117,6 +120,17 @@ def test_migration_0004_adds_the_repository_to_a_0003_database(tmp_path: Path) -
         assert "manifests" not in sa.inspect(engine).get_table_names()
     finally:
         engine.dispose()
+
+
+def test_migrations_build_exactly_the_tables_the_code_uses(db: sa.Engine) -> None:
+    with db.connect() as conn:
+        context = MigrationContext.configure(conn)
+        assert compare_metadata(context, metadata) == []
+        extra = sa.MetaData()  # negative control: a difference is reported
+        for table in metadata.tables.values():
+            table.to_metadata(extra)
+        sa.Table("not_migrated", extra, sa.Column("id", sa.Integer, primary_key=True))
+        assert [diff[0] for diff in compare_metadata(context, extra)] == ["add_table"]
 
 
 # --- put and lookups ------------------------------------------------------------------------------------
