@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import itertools
+import statistics
+import time
 from collections.abc import Callable
 
 from PIL import Image, ImageEnhance
@@ -87,6 +89,13 @@ def main() -> None:
     print(f"{'unrelated (min)':16} {min(iscc_u):9d} {min(pdq_u):8d}  over {len(pairs)} pairs")
     low = [name for name, fp in base.items() if not fp.pdq.indexable]
     print(f"PDQ quality < 50 (not indexed): {', '.join(low) or 'none'}")
+    megapixel = images["astronaut"].resize((1024, 1024))
+    times = []
+    for _ in range(50):
+        start = time.process_time()
+        image_fingerprints(megapixel)
+        times.append(time.process_time() - start)
+    print(f"both fingerprints of a 1 MP image: p50 {statistics.median(times) * 1e3:.1f} ms of CPU")
 
 
 if __name__ == "__main__":

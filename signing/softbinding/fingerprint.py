@@ -15,7 +15,7 @@ import iscc_core
 import numpy as np
 import pdqhash
 from numpy.typing import NDArray
-from PIL import Image, ImageChops, ImageOps
+from PIL import Image, ImageOps
 
 ISCC_ALG: Final = "io.iscc.v0"
 ISCC_BITS: Final = 64
@@ -28,6 +28,8 @@ PDQ_MAX_DISTANCE: Final = 31  # the threshold PDQ's authors recommend for 256-bi
 # PDQ's quality score (0-100) falls on flat or low-detail images, whose hashes collide; the authors advise
 # not to match on hashes below 50, so such hashes are kept but never indexed.
 PDQ_MIN_QUALITY: Final = 50
+
+PDQ_INPUT_SIDE: Final = 512
 
 Pixels = Image.Image | NDArray[np.uint8]
 
@@ -105,8 +107,12 @@ def _iscc(image: Image.Image) -> str:
 
 
 def _pdq(image: Image.Image) -> PdqHash:
-    rgb = np.asarray(_opaque(image).convert("RGB"))
-    bits, quality = pdqhash.compute(rgb)
+    rgb = _opaque(image)
+    if max(rgb.size) > PDQ_INPUT_SIDE:
+        # Hashing a megapixel at full size costs ~80 ms; at 512 px ~8 ms and a few bits of difference.
+        rgb = rgb.copy()
+        rgb.thumbnail((PDQ_INPUT_SIDE, PDQ_INPUT_SIDE), Image.Resampling.BOX)
+    bits, quality = pdqhash.compute(np.asarray(rgb))
     return PdqHash(bits=np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes(), quality=int(quality))
 
 
@@ -122,8 +128,18 @@ def _opaque(image: Image.Image) -> Image.Image:
 
 
 def _trim_border(image: Image.Image) -> Image.Image:
-    """Drop a uniform border (the colour of the top-left pixel): letterboxing must not change the code."""
-    background = Image.new(image.mode, image.size, image.getpixel((0, 0)))
-    diff = ImageChops.difference(image, background)
-    box = ImageChops.add(diff, diff).getbbox()
-    return image.crop(box) if box and box != (0, 0, *image.size) else image
+    """Drop a uniform border (the colour of the top-left pixel): letterboxing must not change the code.
+    Same result as iscc-sdk's `image_trim_border`, without a full-image pass in the usual case."""
+    pixels = np.asarray(image)
+
+    def differs(region: NDArray[np.uint8]) -> NDArray[np.bool_]:
+        unequal = region != pixels[0, 0]
+        return np.any(unequal, axis=-1) if pixels.ndim == 3 else unequal
+
+    if all(differs(edge).any() for edge in (pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1])):
+        return image  # no uniform border on any side
+    mask = differs(pixels)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return image  # one colour throughout
+    return image.crop((int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))

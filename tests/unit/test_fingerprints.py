@@ -88,10 +88,14 @@ def test_transparent_pixels_count_as_white(astronaut: Image.Image) -> None:
     assert signing.iscc_image_code(with_hole) != signing.iscc_image_code(black)
 
 
-def test_a_uniform_border_does_not_change_the_iscc(astronaut: Image.Image) -> None:
+@pytest.mark.parametrize("offset", [(40, 40), (80, 0), (0, 13)])
+def test_a_uniform_border_does_not_change_the_iscc(astronaut: Image.Image, offset: tuple[int, int]) -> None:
     framed = Image.new("RGB", (astronaut.width + 80, astronaut.height + 80), (0, 0, 0))
-    framed.paste(astronaut, (40, 40))
+    framed.paste(astronaut, offset)
     assert signing.iscc_image_code(framed) == signing.iscc_image_code(astronaut)
+    noisy = framed.copy()  # negative control: a border that is not uniform stays part of the image
+    noisy.putpixel((framed.width - 1, framed.height - 1), (255, 255, 255))
+    assert signing.iscc_image_code(noisy) != signing.iscc_image_code(astronaut)
 
 
 def test_iscc_body_round_trips_and_refuses_other_codes(astronaut: Image.Image) -> None:
