@@ -133,8 +133,8 @@ def _trim_border(image: Image.Image) -> Image.Image:
     pixels = np.asarray(image)
 
     def differs(region: NDArray[np.uint8]) -> NDArray[np.bool_]:
-        unequal = region != pixels[0, 0]
-        return np.any(unequal, axis=-1) if pixels.ndim == 3 else unequal
+        unequal: NDArray[np.bool_] = np.asarray(region != pixels[0, 0])
+        return unequal.any(axis=-1) if pixels.ndim == 3 else unequal
 
     if all(differs(edge).any() for edge in (pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1])):
         return image  # no uniform border on any side
