@@ -134,7 +134,7 @@ def _trim_border(image: Image.Image) -> Image.Image:
 
     def differs(region: NDArray[np.uint8]) -> NDArray[np.bool_]:
         unequal: NDArray[np.bool_] = np.asarray(region != pixels[0, 0])
-        return unequal.any(axis=-1) if pixels.ndim == 3 else unequal
+        return np.asarray(unequal.any(axis=-1)) if pixels.ndim == 3 else unequal
 
     if all(differs(edge).any() for edge in (pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1])):
         return image  # no uniform border on any side
