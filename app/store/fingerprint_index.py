@@ -2,7 +2,7 @@
 
 Chosen by measurement (bench/repository_lookup.py, 1,000,000 codes, one core): an exact flat scan with
 SIMD popcount answers a radius query in about 0.6 ms for 64-bit ISCC and 2 ms for 256-bit PDQ, with recall
-1 by construction; numpy brute force takes 1.6 ms / 25 ms; faiss's multi-index hashing is faster only
+1 by construction; numpy brute force takes 1.6 ms / 32 ms; faiss's multi-index hashing is faster only
 with table settings that miss matches near the threshold. Memory: 8 + 32 bytes per row plus its id.
 """
 

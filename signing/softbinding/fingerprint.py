@@ -21,15 +21,16 @@ ISCC_ALG: Final = "io.iscc.v0"
 ISCC_BITS: Final = 64
 PDQ_BITS: Final = 256
 
-# Match thresholds (inclusive Hamming distance), chosen from bench/fingerprint_distances.py: re-encodes
-# and resizes of a photo stay well below, unrelated photos sit near half the bits apart.
+# Match thresholds (inclusive Hamming distance), chosen from bench/fingerprint_distances.py: re-encodes,
+# resizes and brightness changes of a photo stay well below (ISCC <= 2, PDQ <= 22), unrelated photos far
+# above (ISCC >= 20, PDQ >= 106).
 ISCC_MAX_DISTANCE: Final = 12
 PDQ_MAX_DISTANCE: Final = 31  # the threshold PDQ's authors recommend for 256-bit matching
 # PDQ's quality score (0-100) falls on flat or low-detail images, whose hashes collide; the authors advise
 # not to match on hashes below 50, so such hashes are kept but never indexed.
 PDQ_MIN_QUALITY: Final = 50
 
-PDQ_INPUT_SIDE: Final = 512
+PDQ_INPUT_SIDE: Final = 512  # larger images are hashed from a copy scaled to this side (speed)
 
 Pixels = Image.Image | NDArray[np.uint8]
 
