@@ -54,3 +54,22 @@ key_events = sa.Table(
     sa.Column("certificate_sha256", sa.String(64), nullable=True),
     sa.Index("ix_key_events_key_id", "key_id"),
 )
+
+# The manifest repository: every signed manifest store, findable by id, watermark id and fingerprints.
+# `integrity` is signing.entry_digest over the other columns (seq aside).
+manifests = sa.Table(
+    "manifests",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("manifest_id", sa.String(200), nullable=False, unique=True),
+    sa.Column("manifest_store", sa.LargeBinary, nullable=False),
+    sa.Column("media_type", sa.String(100), nullable=False),
+    sa.Column("watermark_id", sa.String(64), nullable=True),
+    sa.Column("iscc", sa.String(32), nullable=True),
+    sa.Column("pdq", sa.LargeBinary(32), nullable=True),
+    sa.Column("pdq_quality", sa.SmallInteger, nullable=True),
+    sa.Column("key_id", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("integrity", sa.String(64), nullable=False),
+    sa.Index("ix_manifests_watermark_id", "watermark_id", unique=True),
+)

@@ -1,0 +1,160 @@
+"""`SqlManifestRepository`: the manifest repository behind the core's `ManifestRepository` port.
+
+Rows live in the `manifests` table; the fingerprint index lives in memory, loaded from the table at start
+and brought up to date before every lookup from rows other worker processes added (rows come in `seq`
+order, so that is one indexed query). A row whose digest does not match is never returned.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.store.fingerprint_index import BinaryRadiusIndex
+from app.store.tables import manifests
+from signing import (
+    ISCC_BITS,
+    ISCC_MAX_DISTANCE,
+    PDQ_BITS,
+    PDQ_MAX_DISTANCE,
+    PDQ_MIN_QUALITY,
+    FingerprintMatch,
+    LedgerError,
+    PdqHash,
+    RepositoryEntry,
+    digest_matches,
+    entry_digest,
+    fingerprint_match,
+    iscc_body,
+    match_rank,
+)
+
+_INDEXED = (manifests.c.seq, manifests.c.iscc, manifests.c.pdq, manifests.c.pdq_quality)
+
+
+class SqlManifestRepository:
+    def __init__(self, engine: sa.Engine):
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._iscc = BinaryRadiusIndex(ISCC_BITS, ISCC_MAX_DISTANCE)
+        self._pdq = BinaryRadiusIndex(PDQ_BITS, PDQ_MAX_DISTANCE)
+        self._last_seq = 0
+        self._catch_up()
+
+    def put(self, entry: RepositoryEntry) -> None:
+        row = {
+            "manifest_id": entry.manifest_id,
+            "manifest_store": entry.manifest_store,
+            "media_type": entry.media_type,
+            "watermark_id": entry.watermark_id,
+            "iscc": entry.iscc,
+            "pdq": entry.pdq.bits if entry.pdq else None,
+            "pdq_quality": entry.pdq.quality if entry.pdq else None,
+            "key_id": entry.key_id,
+            "created_at": entry.created_at,
+            "integrity": entry_digest(entry),
+        }
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(manifests.insert(), row)
+        except SQLAlchemyError as exc:
+            raise LedgerError(
+                "The signed manifest could not be stored in the manifest repository.",
+                hint="Check the database (disk space, permissions, migrations) and retry.",
+                details={"database_error": type(exc).__name__},
+            ) from None
+        self._catch_up()
+
+    def get(self, manifest_id: str) -> RepositoryEntry | None:
+        return self._one(manifests.c.manifest_id == manifest_id)
+
+    def by_watermark(self, watermark_id: str) -> RepositoryEntry | None:
+        return self._one(manifests.c.watermark_id == watermark_id)
+
+    def nearest(self, *, iscc: str | None, pdq: PdqHash | None, limit: int = 5) -> list[FingerprintMatch]:
+        self._catch_up()
+        candidates: dict[int, int] = {}  # seq -> best rank so far, to fetch the likeliest rows only
+        with self._lock:
+            if iscc is not None:
+                for seq, distance in self._iscc.within(iscc_body(iscc)):
+                    candidates[seq] = min(candidates.get(seq, distance), distance)
+            if pdq is not None and pdq.indexable:
+                for seq, distance in self._pdq.within(pdq.bits):
+                    scaled = distance * ISCC_MAX_DISTANCE // PDQ_MAX_DISTANCE
+                    candidates[seq] = min(candidates.get(seq, scaled), scaled)
+        # Fetch a few more than asked: altered rows are dropped after the fetch.
+        seqs = sorted(candidates, key=lambda s: candidates[s])[: limit * 2]
+        matches = []
+        for entry in self._many(manifests.c.seq.in_(seqs)) if seqs else []:
+            match = fingerprint_match(entry, iscc, pdq)
+            if match is not None:  # the row's own columns, digest-checked, decide (not the index)
+                matches.append(match)
+        return sorted(matches, key=match_rank)[:limit]
+
+    def count(self) -> int:
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(manifests)).scalar_one())
+
+    def _one(self, where: sa.ColumnElement[bool]) -> RepositoryEntry | None:
+        found = self._many(where)
+        return found[0] if found else None
+
+    def _many(self, where: sa.ColumnElement[bool]) -> list[RepositoryEntry]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(manifests.select().where(where)).mappings().all()
+        entries = [(_entry(row), row["integrity"]) for row in rows]
+        return [entry for entry, digest in entries if digest_matches(entry, digest)]
+
+    def _catch_up(self) -> None:
+        with self._lock:
+            query = sa.select(*_INDEXED).where(manifests.c.seq > self._last_seq).order_by(manifests.c.seq)
+            with self._engine.connect() as conn:
+                rows = conn.execute(query).all()
+            iscc_codes: list[bytes] = []
+            iscc_ids: list[int] = []
+            pdq_codes: list[bytes] = []
+            pdq_ids: list[int] = []
+            for seq, iscc, pdq, quality in rows:
+                body = _iscc_or_none(iscc)
+                if body is not None:
+                    iscc_codes.append(body)
+                    iscc_ids.append(seq)
+                if isinstance(pdq, bytes) and len(pdq) == PDQ_BITS // 8 and (quality or 0) >= PDQ_MIN_QUALITY:
+                    pdq_codes.append(pdq)
+                    pdq_ids.append(seq)
+            self._iscc.add(iscc_codes, iscc_ids)
+            self._pdq.add(pdq_codes, pdq_ids)
+            if rows:
+                self._last_seq = rows[-1][0]
+
+
+def _iscc_or_none(code: Any) -> bytes | None:
+    if not isinstance(code, str):
+        return None
+    try:
+        return iscc_body(code)
+    except ValueError:
+        return None  # an altered row: its digest check will refuse it anyway
+
+
+def _entry(row: Any) -> RepositoryEntry:
+    created = row["created_at"]
+    if isinstance(created, datetime) and created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)  # SQLite drops the zone; we only store UTC
+    pdq = None
+    if row["pdq"] is not None and row["pdq_quality"] is not None:
+        pdq = PdqHash(bits=bytes(row["pdq"]), quality=int(row["pdq_quality"]))
+    return RepositoryEntry(
+        manifest_id=row["manifest_id"],
+        manifest_store=bytes(row["manifest_store"]),
+        media_type=row["media_type"],
+        watermark_id=row["watermark_id"],
+        iscc=row["iscc"],
+        pdq=pdq,
+        key_id=row["key_id"],
+        created_at=created,
+    )
