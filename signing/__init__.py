@@ -33,6 +33,7 @@ from signing.errors import (
     SidecarUnavailableError,
     SigningError,
     TimestampAuthorityError,
+    UnmarkableImageError,
     UnsupportedMediaError,
     VerificationError,
 )
@@ -65,6 +66,17 @@ from signing.pkcs11 import Pkcs11Config, Pkcs11KeySigner, generate_pkcs11_key, p
 from signing.ports import Clock, Ledger, LedgerEntry, SystemClock
 from signing.selftest import self_test
 from signing.sign import SignContext, Timestamping, sign_asset
+from signing.softbinding import (
+    WATERMARK_ALGORITHM,
+    WATERMARK_FALSE_POSITIVE_TARGET,
+    WATERMARK_ID_BITS,
+    Pixels,
+    SpreadSpectrumWatermark,
+    WatermarkDetection,
+    WatermarkEngine,
+    WatermarkKey,
+    new_payload_id,
+)
 from signing.timestamp import CircuitBreaker, TimestampGuard, TimestampOutcome, TimestampPolicy, TsaRelay
 from signing.trust import TrustProfile, load_trust_dir, profile_from_pem
 from signing.verify import inspect_asset, require_trusted
@@ -77,6 +89,9 @@ __all__ = [
     "ENGINE_VERSION",
     "SUPPORTED_MEDIA",
     "TRAINED_ALGORITHMIC_MEDIA",
+    "WATERMARK_ALGORITHM",
+    "WATERMARK_FALSE_POSITIVE_TARGET",
+    "WATERMARK_ID_BITS",
     "AiDeclaration",
     "AssetError",
     "AssetTooLargeError",
@@ -116,6 +131,7 @@ __all__ = [
     "Outcome",
     "OutputMode",
     "PemKeySigner",
+    "Pixels",
     "Pkcs11Config",
     "Pkcs11KeySigner",
     "RemoteManifest",
@@ -125,6 +141,7 @@ __all__ = [
     "SignedAsset",
     "SignerInfo",
     "SigningError",
+    "SpreadSpectrumWatermark",
     "StatusCode",
     "SystemClock",
     "TimestampAuthorityError",
@@ -137,9 +154,13 @@ __all__ = [
     "TrainingMining",
     "TrustProfile",
     "TsaRelay",
+    "UnmarkableImageError",
     "UnsupportedMediaError",
     "VerificationError",
     "VerificationReport",
+    "WatermarkDetection",
+    "WatermarkEngine",
+    "WatermarkKey",
     "algorithm_for_public_key",
     "build_csr",
     "certificate_pem",
@@ -155,6 +176,7 @@ __all__ = [
     "keyring_rules",
     "load_trust_dir",
     "new_key",
+    "new_payload_id",
     "pin_from",
     "pkcs11_csr",
     "profile_from_pem",

@@ -1,0 +1,148 @@
+"""Geometry recovery for a tiled watermark: whitening, the tile lattice, and folding modulo the tile.
+
+A pattern repeated every TILE pixels puts peaks in the image's autocorrelation at the lattice vectors, rotated
+and scaled with the image. The detector finds those peaks, refines them on their multiples, and folds every
+pixel onto one canonical tile (a sum per tile position), so the shift that remains is found by one small FFT.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import fft, ndimage
+
+from signing.softbinding.codes import TILE
+
+Float = npt.NDArray[np.float32]
+
+_MIN_SCALE, _MAX_SCALE = 0.45, 2.2
+_MAX_ANGLE = math.radians(6.0)
+_AUTOCORR_SIDE = 1024
+CANDIDATES = 3  # lattice hypotheses tried per image; part of the false-positive bound
+_PEAKS = 8  # autocorrelation peaks ranked by how well they form a square lattice
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """Tile basis in image pixels: `v1` is the tile's x axis, `v2` its y axis, each as (x, y)."""
+
+    v1: tuple[float, float]
+    v2: tuple[float, float]
+
+    @property
+    def scale(self) -> float:
+        return math.hypot(*self.v1) / TILE
+
+
+def whiten(luma: Float) -> Float:
+    """High-pass residual, normalised by its local energy: the image is noise, the mark is the signal."""
+    residual = luma - ndimage.uniform_filter(luma, size=5)
+    energy = ndimage.uniform_filter(residual * residual, size=15)
+    white = (residual / np.sqrt(energy + np.float32(1.0))).astype(np.float32)
+    return np.clip(white, -3.0, 3.0, out=white)
+
+
+def _autocorrelation(white: Float) -> Float:
+    height, width = (min(side, _AUTOCORR_SIDE) for side in white.shape)
+    top, left = (white.shape[0] - height) // 2, (white.shape[1] - width) // 2
+    crop = white[top : top + height, left : left + width]
+    crop = crop - crop.mean()
+    spectrum = fft.rfft2(crop, workers=1)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    auto = fft.irfft2(power, s=crop.shape, workers=1).astype(np.float32)
+    return auto / max(float(auto[0, 0]), 1e-12)
+
+
+def _refine(auto: Float, x: float, y: float, radius: int) -> tuple[float, float, float]:
+    """The local maximum of `auto` near lag (x, y), with parabolic sub-pixel interpolation."""
+    height, width = auto.shape
+    cx, cy = round(x), round(y)
+    offsets = np.arange(-radius, radius + 1)
+    window = auto[np.ix_((cy + offsets) % height, (cx + offsets) % width)]
+    iy, ix = np.unravel_index(int(np.argmax(window)), window.shape)
+    best = float(window[iy, ix])
+    px, py = float(cx + offsets[ix]), float(cy + offsets[iy])
+    if 0 < ix < window.shape[1] - 1:
+        left, right = float(window[iy, ix - 1]), float(window[iy, ix + 1])
+        den = left - 2 * best + right
+        px += 0.5 * (left - right) / den if den < 0 else 0.0
+    if 0 < iy < window.shape[0] - 1:
+        up, down = float(window[iy - 1, ix]), float(window[iy + 1, ix])
+        den = up - 2 * best + down
+        py += 0.5 * (up - down) / den if den < 0 else 0.0
+    return px, py, best
+
+
+def _on_multiples(auto: Float, x: float, y: float) -> tuple[float, float]:
+    """Refine a lattice vector by least squares over its multiples that fit in the autocorrelation."""
+    half = min(auto.shape) // 2 - 3
+    sum_x, sum_y, weight = x, y, 1.0
+    n = 2
+    while math.hypot(n * x, n * y) < half:
+        px, py, _ = _refine(auto, n * x, n * y, 2)
+        sum_x, sum_y, weight = sum_x + n * px, sum_y + n * py, weight + n * n
+        n += 1
+    return sum_x / weight, sum_y / weight
+
+
+def _peaks(auto: Float) -> list[tuple[int, int, float]]:
+    """Local maxima in the sector where the tile's x-axis vector can lie, strongest first."""
+    half = min(auto.shape) // 2 - 1
+    longest = min(_MAX_SCALE * TILE, half)
+    shortest = _MIN_SCALE * TILE
+    if longest <= shortest:
+        return []
+    reach = math.ceil(longest * math.tan(_MAX_ANGLE))
+    xs = np.arange(math.floor(shortest * math.cos(_MAX_ANGLE)), math.ceil(longest) + 1)
+    ys = np.arange(-reach, reach + 1)
+    window = auto[np.ix_(ys % auto.shape[0], xs % auto.shape[1])]
+    radius = np.hypot(xs[None, :], ys[:, None])
+    inside = (
+        (radius >= shortest)
+        & (radius <= longest)
+        & (np.abs(ys[:, None]) <= xs[None, :] * math.tan(_MAX_ANGLE))
+    )
+    local_max = window == ndimage.maximum_filter(window, size=5, mode="nearest")
+    iy, ix = np.nonzero(inside & local_max)
+    values = window[iy, ix]
+    order = np.argsort(values)[::-1][:_PEAKS]
+    return [(int(xs[ix[i]]), int(ys[iy[i]]), float(values[i])) for i in order]
+
+
+def lattices(white: Float) -> list[Lattice]:
+    """Up to CANDIDATES tile lattices suggested by the autocorrelation, most likely first."""
+    auto = _autocorrelation(white)
+    scored = []
+    for x, y, height in _peaks(auto):
+        fx, fy, _ = _refine(auto, x, y, 1)
+        x1, y1 = _on_multiples(auto, fx, fy)
+        # the y axis is the x axis turned by 90 degrees (rescaling keeps the aspect ratio); refine it too
+        rx, ry, partner = _refine(auto, -y1, x1, 2)
+        x2, y2 = _on_multiples(auto, rx, ry)
+        # a tile lattice has both axes; a texture's period usually has one
+        scored.append((min(height, partner), Lattice(v1=(x1, y1), v2=(x2, y2))))
+    scored.sort(key=lambda item: -item[0])
+    return [lattice for _, lattice in scored[:CANDIDATES]]
+
+
+def fold(white: Float, lattice: Lattice) -> Float:
+    """Average the residual onto one canonical TILE x TILE tile (rows = tile y, columns = tile x)."""
+    (x1, y1), (x2, y2) = lattice.v1, lattice.v2
+    det = x1 * y2 - x2 * y1
+    a, b = TILE * y2 / det, -TILE * x2 / det  # tile x from image (x, y)
+    c, d = -TILE * y1 / det, TILE * x1 / det  # tile y from image (x, y)
+    height, width = white.shape
+    xs = np.arange(width, dtype=np.float32)
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    u = np.rint(np.float32(a) * xs + np.float32(b) * ys).astype(np.int64) % TILE
+    v = np.rint(np.float32(c) * xs + np.float32(d) * ys).astype(np.int64) % TILE
+    index = (v * TILE + u).ravel()
+    sums = np.bincount(index, weights=white.ravel(), minlength=TILE * TILE).reshape(TILE, TILE)
+    counts = np.bincount(index, minlength=TILE * TILE).reshape(TILE, TILE).astype(np.float64)
+    sigma = max(0.7, 0.7 / lattice.scale)
+    sums = ndimage.gaussian_filter(sums, sigma, mode="wrap")
+    counts = ndimage.gaussian_filter(counts, sigma, mode="wrap")
+    return (sums / np.maximum(counts, 1e-9)).astype(np.float32)
