@@ -119,18 +119,22 @@ ATTACKS: dict[str, Callable[[RGB], RGB]] = {
 EXEMPT = {"crop 25%", "flip"}
 
 
-def timings(engine: SpreadSpectrumWatermark, runs: int) -> tuple[float, float]:
-    """Median embed and detect milliseconds for a 1 MP (1024 x 1024) photo crop."""
+def timings(engine: SpreadSpectrumWatermark, runs: int) -> tuple[float, float, float]:
+    """Median embed, detect (marked) and detect (unmarked: every hypothesis tried) CPU milliseconds for a
+    1 MP (1024 x 1024) photo crop; process time, so other jobs on the machine do not count."""
     photo = rgb(data.retina())[200:1224, 200:1224]
-    embed, detect = [], []
+    embed, detect, miss = [], [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start = time.process_time()
         marked = engine.embed(photo, 42, KEY)
-        embed.append(time.perf_counter() - start)
-        start = time.perf_counter()
+        embed.append(time.process_time() - start)
+        start = time.process_time()
         engine.detect(marked, (KEY,))
-        detect.append(time.perf_counter() - start)
-    return 1000 * statistics.median(embed), 1000 * statistics.median(detect)
+        detect.append(time.process_time() - start)
+        start = time.process_time()
+        engine.detect(photo, (KEY,))
+        miss.append(time.process_time() - start)
+    return tuple(1000 * statistics.median(values) for values in (embed, detect, miss))  # type: ignore[return-value]
 
 
 def null_images(rng: np.random.Generator, photos: list[RGB], count: int) -> list[RGB]:
@@ -195,8 +199,11 @@ def main() -> None:
         f"false positives: {false} of {len(nulls)} never-marked images after the attacks "
         f"(largest sync statistic {largest:.2f}, threshold {limit:.2f})"
     )
-    embed_ms, detect_ms = timings(engine, 5 if args.quick else 15)
-    print(f"1 MP, one core: embed {embed_ms:.0f} ms (target <= 40), detect {detect_ms:.0f} ms (target <= 80)")
+    embed_ms, detect_ms, miss_ms = timings(engine, 5 if args.quick else 15)
+    print(
+        f"1 MP, one core: embed {embed_ms:.0f} ms (target <= 40), detect {detect_ms:.0f} ms marked, "
+        f"{miss_ms:.0f} ms unmarked (target <= 80)"
+    )
 
 
 if __name__ == "__main__":

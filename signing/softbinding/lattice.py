@@ -15,14 +15,16 @@ import numpy.typing as npt
 from scipy import fft, ndimage
 
 from signing.softbinding.codes import TILE
+from signing.softbinding.filters import box_mean, local_energy
 
 Float = npt.NDArray[np.float32]
 
 _MIN_SCALE, _MAX_SCALE = 0.45, 2.2
 _MAX_ANGLE = math.radians(6.0)
 _AUTOCORR_SIDE = 1024
-CANDIDATES = 3  # lattice hypotheses tried per image; part of the false-positive bound
-_PEAKS = 8  # autocorrelation peaks ranked by how well they form a square lattice
+# Lattice hypotheses tried per image (part of the false-positive bound): the unscaled, unrotated grid
+# first (re-encoding, cropping and brightness keep it, and it needs no estimate), then the best estimates.
+CANDIDATES = 4
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,9 @@ class Lattice:
 
 def whiten(luma: Float) -> Float:
     """High-pass residual, normalised by its local energy: the image is noise, the mark is the signal."""
-    residual = luma - ndimage.uniform_filter(luma, size=5)
-    energy = ndimage.uniform_filter(residual * residual, size=15)
-    white = (residual / np.sqrt(energy + np.float32(1.0))).astype(np.float32)
-    return np.clip(white, -3.0, 3.0, out=white)
+    residual = luma - box_mean(luma, 5)
+    residual /= np.sqrt(local_energy(residual, 4) + np.float32(1.0))
+    return np.clip(residual, -3.0, 3.0, out=residual)
 
 
 def _autocorrelation(white: Float) -> Float:
@@ -88,8 +89,28 @@ def _on_multiples(auto: Float, x: float, y: float) -> tuple[float, float]:
     return sum_x / weight, sum_y / weight
 
 
+_POINTS = tuple((n, m) for n in range(3) for m in range(-2, 3) if n > 0 or m > 0)
+
+
+def _lattice_scores(auto: Float, xs: npt.NDArray[np.int64], ys: npt.NDArray[np.int64]) -> Float:
+    """For every candidate x-axis vector (x, y): the autocorrelation summed over the lattice points
+    n * (x, y) + m * (-y, x) that fit, over the square root of their number. One texture period lines up
+    with a few of them; the tile lattice with all."""
+    height, width = auto.shape
+    half = min(height, width) // 2 - 2
+    x, y = xs[None, :], ys[:, None]
+    total = np.zeros((len(ys), len(xs)), dtype=np.float32)
+    count = np.zeros_like(total)
+    for n, m in _POINTS:
+        lx, ly = n * x - m * y, n * y + m * x
+        fits = (np.abs(lx) < half) & (np.abs(ly) < half)
+        total += np.where(fits, auto[ly % height, lx % width], 0.0)
+        count += fits
+    return (total / np.sqrt(np.maximum(count, 1.0))).astype(np.float32)
+
+
 def _peaks(auto: Float) -> list[tuple[int, int, float]]:
-    """Local maxima in the sector where the tile's x-axis vector can lie, strongest first."""
+    """Local maxima of the lattice score in the sector where the tile's x axis can lie, best first."""
     half = min(auto.shape) // 2 - 1
     longest = min(_MAX_SCALE * TILE, half)
     shortest = _MIN_SCALE * TILE
@@ -98,34 +119,36 @@ def _peaks(auto: Float) -> list[tuple[int, int, float]]:
     reach = math.ceil(longest * math.tan(_MAX_ANGLE))
     xs = np.arange(math.floor(shortest * math.cos(_MAX_ANGLE)), math.ceil(longest) + 1)
     ys = np.arange(-reach, reach + 1)
-    window = auto[np.ix_(ys % auto.shape[0], xs % auto.shape[1])]
+    # peaks a pixel wide would be missed at the outer lattice points when the true vector is fractional
+    score = _lattice_scores(box_mean(auto, 3), xs, ys)
     radius = np.hypot(xs[None, :], ys[:, None])
     inside = (
         (radius >= shortest)
         & (radius <= longest)
         & (np.abs(ys[:, None]) <= xs[None, :] * math.tan(_MAX_ANGLE))
     )
-    local_max = window == ndimage.maximum_filter(window, size=5, mode="nearest")
+    local_max = score == ndimage.maximum_filter(score, size=5, mode="nearest")
     iy, ix = np.nonzero(inside & local_max)
-    values = window[iy, ix]
-    order = np.argsort(values)[::-1][:_PEAKS]
+    values = score[iy, ix]
+    order = np.argsort(values)[::-1]
     return [(int(xs[ix[i]]), int(ys[iy[i]]), float(values[i])) for i in order]
 
 
+UNCHANGED = Lattice(v1=(float(TILE), 0.0), v2=(0.0, float(TILE)))
+
+
 def lattices(white: Float) -> list[Lattice]:
-    """Up to CANDIDATES tile lattices suggested by the autocorrelation, most likely first."""
+    """Up to CANDIDATES - 1 tile lattices suggested by the autocorrelation, most likely first."""
     auto = _autocorrelation(white)
-    scored = []
-    for x, y, height in _peaks(auto):
+    found = []
+    for x, y, _ in _peaks(auto)[: CANDIDATES - 1]:
         fx, fy, _ = _refine(auto, x, y, 1)
         x1, y1 = _on_multiples(auto, fx, fy)
         # the y axis is the x axis turned by 90 degrees (rescaling keeps the aspect ratio); refine it too
-        rx, ry, partner = _refine(auto, -y1, x1, 2)
+        rx, ry, _ = _refine(auto, -y1, x1, 2)
         x2, y2 = _on_multiples(auto, rx, ry)
-        # a tile lattice has both axes; a texture's period usually has one
-        scored.append((min(height, partner), Lattice(v1=(x1, y1), v2=(x2, y2))))
-    scored.sort(key=lambda item: -item[0])
-    return [lattice for _, lattice in scored[:CANDIDATES]]
+        found.append(Lattice(v1=(x1, y1), v2=(x2, y2)))
+    return found
 
 
 def fold(white: Float, lattice: Lattice) -> Float:
@@ -137,9 +160,12 @@ def fold(white: Float, lattice: Lattice) -> Float:
     height, width = white.shape
     xs = np.arange(width, dtype=np.float32)
     ys = np.arange(height, dtype=np.float32)[:, None]
-    u = np.rint(np.float32(a) * xs + np.float32(b) * ys).astype(np.int64) % TILE
-    v = np.rint(np.float32(c) * xs + np.float32(d) * ys).astype(np.int64) % TILE
-    index = (v * TILE + u).ravel()
+    # TILE is a power of two: "& (TILE - 1)" is the non-negative remainder, also for negative coordinates
+    u = np.rint(np.float32(a) * xs + np.float32(b) * ys).astype(np.int32) & (TILE - 1)
+    v = np.rint(np.float32(c) * xs + np.float32(d) * ys).astype(np.int32) & (TILE - 1)
+    v *= TILE
+    v += u
+    index = v.ravel()
     sums = np.bincount(index, weights=white.ravel(), minlength=TILE * TILE).reshape(TILE, TILE)
     counts = np.bincount(index, minlength=TILE * TILE).reshape(TILE, TILE).astype(np.float64)
     sigma = max(0.7, 0.7 / lattice.scale)

@@ -24,15 +24,17 @@ thousands of unmarked images (the largest z it sees stays far below t).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import numpy.typing as npt
-from scipy import fft, ndimage, special
+from scipy import fft, special
 
 from signing.errors import UnmarkableImageError
 from signing.softbinding import payload
 from signing.softbinding.codes import TILE, TilePatterns, patterns
-from signing.softbinding.lattice import CANDIDATES, fold, lattices, whiten
+from signing.softbinding.filters import box_mean, local_energy
+from signing.softbinding.lattice import CANDIDATES, UNCHANGED, Lattice, fold, lattices, whiten
 from signing.softbinding.port import Pixels, WatermarkDetection, WatermarkKey
 
 Float = npt.NDArray[np.float32]
@@ -77,10 +79,8 @@ class SpreadSpectrumWatermark:
 
     def _mask(self, luma: Float) -> Float:
         """Texture masking: local high-pass energy with a floor, normalised to unit RMS and capped."""
-        detail = luma - ndimage.uniform_filter(luma, size=3)
-        activity = np.sqrt(
-            ndimage.uniform_filter(detail * detail, size=9) + np.float32(self.texture_floor**2)
-        )
+        detail = luma - box_mean(luma, 3)
+        activity = np.sqrt(local_energy(detail, 2) + np.float32(self.texture_floor**2))
         activity /= np.sqrt(np.mean(activity * activity))
         return np.minimum(activity, np.float32(self.max_gain), out=activity)
 
@@ -100,12 +100,15 @@ class SpreadSpectrumWatermark:
         mark = np.tile(tile, reps)[:height, :width]
         mark *= self._mask(luma)
         mark *= np.float32(self.strength)
-        marked = pixels.astype(np.float32)
+        # round(x + d) == x + round(d) for integer x: add the rounded mark in 16-bit integers
+        delta = np.rint(mark).astype(np.int16)
+        marked = pixels.astype(np.int16)
         if pixels.ndim == 2:
-            marked += mark
+            marked += delta
         else:
-            marked[..., :3] += mark[..., None]
-        return np.clip(np.rint(marked), 0, 255).astype(np.uint8)
+            for channel in range(3):
+                marked[..., channel] += delta
+        return np.clip(marked, 0, 255).astype(np.uint8)
 
     def detect(self, pixels: Pixels, keys: tuple[WatermarkKey, ...]) -> WatermarkDetection:
         _check(pixels)
@@ -114,7 +117,7 @@ class SpreadSpectrumWatermark:
         best = -math.inf
         if keys and min(pixels.shape[:2]) >= TILE // 2:
             white = whiten(_luma(pixels))
-            for lattice in lattices(white):
+            for lattice in _hypotheses(white):
                 folded = fold(white, lattice)
                 for mirrored, tile in ((False, folded), (True, folded[:, ::-1])):
                     spectrum = fft.rfft2(tile, workers=1)
@@ -131,6 +134,16 @@ class SpreadSpectrumWatermark:
                             return WatermarkDetection(found, key.key_id, z, limit, _tail(z, trials), mirrored)
         best = best if math.isfinite(best) else 0.0
         return WatermarkDetection(None, None, best, limit, _tail(best, trials))
+
+
+def _hypotheses(white: Float) -> Iterator[Lattice]:
+    """The unchanged grid first; the autocorrelation (the costly part) only if that one finds nothing."""
+    yield UNCHANGED
+    yield from (lattice for lattice in lattices(white) if not _near(lattice, UNCHANGED))
+
+
+def _near(one: Lattice, other: Lattice) -> bool:
+    return max(abs(a - b) for a, b in zip(one.v1 + one.v2, other.v1 + other.v2, strict=True)) < 0.5
 
 
 def _tile_pattern(codes: TilePatterns, bits: npt.NDArray[np.uint8]) -> Float:
