@@ -80,9 +80,10 @@ class SpreadSpectrumWatermark:
     def _mask(self, luma: Float) -> Float:
         """Texture masking: local high-pass energy with a floor, normalised to unit RMS and capped."""
         detail = luma - box_mean(luma, 3)
-        activity = np.sqrt(local_energy(detail, 2) + np.float32(self.texture_floor**2))
-        activity /= np.sqrt(np.mean(activity * activity))
-        return np.minimum(activity, np.float32(self.max_gain), out=activity)
+        activity: Float = np.sqrt(local_energy(detail, 2) + np.float32(self.texture_floor**2))
+        activity /= np.float32(math.sqrt(float(np.mean(activity * activity))))
+        np.minimum(activity, np.float32(self.max_gain), out=activity)
+        return activity
 
     def embed(self, pixels: Pixels, payload_id: int, key: WatermarkKey) -> Pixels:
         _check(pixels)
