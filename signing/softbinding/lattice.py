@@ -41,7 +41,7 @@ class Lattice:
 
 def whiten(luma: Float) -> Float:
     """High-pass residual, normalised by its local energy: the image is noise, the mark is the signal."""
-    residual = luma - box_mean(luma, 5)
+    residual = luma - box_mean(luma, 3)
     residual /= np.sqrt(local_energy(residual, 4) + np.float32(1.0))
     return np.clip(residual, -3.0, 3.0, out=residual)
 

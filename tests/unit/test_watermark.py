@@ -121,25 +121,28 @@ def test_embedding_is_deterministic_per_key(photo: RGB, marked: RGB) -> None:
     assert not np.array_equal(ENGINE.embed(photo, PAYLOAD + 1, KEY), marked)
 
 
-def test_payload_code_corrects_three_wrong_bytes() -> None:
+def test_payload_code_corrects_thirteen_wrong_bits() -> None:
     soft = payload.encode(PAYLOAD).astype(np.float64) * 2 - 1
-    for byte in (0, 5, 9):  # one flipped bit in each of three bytes, data and parity
-        soft[8 * byte + 3] *= -1
+    soft[::9][:13] *= -1  # 13 wrong bits spread over data and parity
     assert payload.decode(soft) == PAYLOAD
 
 
-def test_payload_code_uses_reliability_for_erasures() -> None:
+def test_payload_code_uses_reliability_beyond_thirteen() -> None:
     soft = payload.encode(PAYLOAD).astype(np.float64) * 2 - 1
-    for byte in (1, 4, 7, 10):  # four wrong bytes: two barely wrong (erased), two confidently wrong
-        soft[8 * byte] *= -0.01 if byte in (1, 4) else -1
+    soft[::8][:13] *= -1  # 13 confidently wrong bits ...
+    soft[[5, 30, 77]] *= -0.01  # ... and 3 more barely wrong ones: only the Chase trials fix 16 errors
     assert payload.decode(soft) == PAYLOAD
 
 
 def test_payload_code_refuses_too_many_errors() -> None:
     soft = payload.encode(PAYLOAD).astype(np.float64) * 2 - 1
-    for byte in range(7):
-        soft[8 * byte + 1] *= -1
+    soft[::4][:24] *= -1
     assert payload.decode(soft) != PAYLOAD
+
+
+def test_random_words_do_not_decode() -> None:
+    rng = np.random.default_rng(5)
+    assert all(payload.decode(rng.normal(size=payload.CODED_BITS)) is None for _ in range(200))
 
 
 def test_new_ids_are_random_48_bit() -> None:
