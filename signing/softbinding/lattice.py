@@ -57,56 +57,50 @@ def _autocorrelation(white: Float) -> Float:
     return auto / max(float(auto[0, 0]), 1e-12)
 
 
-def _refine(auto: Float, x: float, y: float, radius: int) -> tuple[float, float, float]:
-    """The local maximum of `auto` near lag (x, y), with parabolic sub-pixel interpolation."""
-    height, width = auto.shape
-    cx, cy = round(x), round(y)
-    offsets = np.arange(-radius, radius + 1)
-    window = auto[np.ix_((cy + offsets) % height, (cx + offsets) % width)]
-    iy, ix = np.unravel_index(int(np.argmax(window)), window.shape)
-    best = float(window[iy, ix])
-    px, py = float(cx + offsets[ix]), float(cy + offsets[iy])
-    if 0 < ix < window.shape[1] - 1:
-        left, right = float(window[iy, ix - 1]), float(window[iy, ix + 1])
-        den = left - 2 * best + right
-        px += 0.5 * (left - right) / den if den < 0 else 0.0
-    if 0 < iy < window.shape[0] - 1:
-        up, down = float(window[iy - 1, ix]), float(window[iy + 1, ix])
-        den = up - 2 * best + down
-        py += 0.5 * (up - down) / den if den < 0 else 0.0
-    return px, py, best
-
-
-def _on_multiples(auto: Float, x: float, y: float) -> tuple[float, float]:
-    """Refine a lattice vector by least squares over its multiples that fit in the autocorrelation."""
-    half = min(auto.shape) // 2 - 3
-    sum_x, sum_y, weight = x, y, 1.0
-    n = 2
-    while math.hypot(n * x, n * y) < half:
-        px, py, _ = _refine(auto, n * x, n * y, 2)
-        sum_x, sum_y, weight = sum_x + n * px, sum_y + n * py, weight + n * n
-        n += 1
-    return sum_x / weight, sum_y / weight
-
-
 _POINTS = tuple((n, m) for n in range(3) for m in range(-2, 3) if n > 0 or m > 0)
 
 
-def _lattice_scores(auto: Float, xs: npt.NDArray[np.int64], ys: npt.NDArray[np.int64]) -> Float:
-    """For every candidate x-axis vector (x, y): the autocorrelation summed over the lattice points
-    n * (x, y) + m * (-y, x) that fit, over the square root of their number. One texture period lines up
-    with a few of them; the tile lattice with all."""
+def _lattice_scores(auto: Float, xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64]) -> Float:
+    """For candidate x-axis vectors (xs, ys), arrays of one shape: the autocorrelation (sampled bilinearly)
+    summed over the lattice points n * (x, y) + m * (-y, x) that fit, over the square root of their number.
+    One texture period lines up with a few of them; the tile lattice with all."""
     height, width = auto.shape
     half = min(height, width) // 2 - 2
-    x, y = xs[None, :], ys[:, None]
-    total = np.zeros((len(ys), len(xs)), dtype=np.float32)
-    count = np.zeros_like(total)
+    total = np.zeros(xs.shape, dtype=np.float64)
+    count = np.zeros(xs.shape, dtype=np.float64)
     for n, m in _POINTS:
-        lx, ly = n * x - m * y, n * y + m * x
+        lx, ly = n * xs - m * ys, n * ys + m * xs
         fits = (np.abs(lx) < half) & (np.abs(ly) < half)
-        total += np.where(fits, auto[ly % height, lx % width], 0.0)
+        x0, y0 = np.floor(lx), np.floor(ly)
+        fx, fy = lx - x0, ly - y0
+        col, row = x0.astype(np.int64) % width, y0.astype(np.int64) % height
+        col1, row1 = (col + 1) % width, (row + 1) % height
+        sample = (auto[row, col] * (1 - fx) + auto[row, col1] * fx) * (1 - fy)
+        sample += (auto[row1, col] * (1 - fx) + auto[row1, col1] * fx) * fy
+        total += np.where(fits, sample, 0.0)
         count += fits
     return (total / np.sqrt(np.maximum(count, 1.0))).astype(np.float32)
+
+
+def _polish(auto: Float, x: float, y: float) -> tuple[float, float]:
+    """The sub-pixel x-axis vector near (x, y) whose whole lattice lines up best: the far lattice points
+    pin down scale and angle far better than the nearest peak alone. Bilinear sampling favours whole
+    pixels, so the answer is the top of a quadratic fitted to the score around its best grid point."""
+    steps = np.arange(-1.5, 1.5001, 0.125)
+    xs, ys = np.meshgrid(x + steps, y + steps)
+    score = _lattice_scores(auto, xs, ys).astype(np.float64)
+    best = int(np.argmax(score))
+    bx, by = float(xs.flat[best]), float(ys.flat[best])
+    near = (np.abs(xs - bx) <= 0.75) & (np.abs(ys - by) <= 0.75)
+    dx, dy = xs[near] - bx, ys[near] - by
+    design = np.stack([np.ones_like(dx), dx, dy, dx * dx, dx * dy, dy * dy], axis=1)
+    c = np.linalg.lstsq(design, score[near], rcond=None)[0]
+    hessian = np.array([[2 * c[3], c[4]], [c[4], 2 * c[5]]])
+    if np.all(np.linalg.eigvalsh(hessian) < 0):
+        ox, oy = np.linalg.solve(hessian, -c[1:3])
+        if abs(ox) <= 0.75 and abs(oy) <= 0.75:
+            return bx + float(ox), by + float(oy)
+    return bx, by
 
 
 def _peaks(auto: Float) -> list[tuple[int, int, float]]:
@@ -119,8 +113,8 @@ def _peaks(auto: Float) -> list[tuple[int, int, float]]:
     reach = math.ceil(longest * math.tan(_MAX_ANGLE))
     xs = np.arange(math.floor(shortest * math.cos(_MAX_ANGLE)), math.ceil(longest) + 1)
     ys = np.arange(-reach, reach + 1)
-    # peaks a pixel wide would be missed at the outer lattice points when the true vector is fractional
-    score = _lattice_scores(box_mean(auto, 3), xs, ys)
+    grid_x, grid_y = np.meshgrid(xs.astype(np.float64), ys.astype(np.float64))
+    score = _lattice_scores(auto, grid_x, grid_y)
     radius = np.hypot(xs[None, :], ys[:, None])
     inside = (
         (radius >= shortest)
@@ -139,15 +133,13 @@ UNCHANGED = Lattice(v1=(float(TILE), 0.0), v2=(0.0, float(TILE)))
 
 def lattices(white: Float) -> list[Lattice]:
     """Up to CANDIDATES - 1 tile lattices suggested by the autocorrelation, most likely first."""
-    auto = _autocorrelation(white)
+    # peaks a pixel wide would be missed at the outer lattice points when the true vector is fractional
+    auto = box_mean(_autocorrelation(white), 3)
     found = []
     for x, y, _ in _peaks(auto)[: CANDIDATES - 1]:
-        fx, fy, _ = _refine(auto, x, y, 1)
-        x1, y1 = _on_multiples(auto, fx, fy)
-        # the y axis is the x axis turned by 90 degrees (rescaling keeps the aspect ratio); refine it too
-        rx, ry, _ = _refine(auto, -y1, x1, 2)
-        x2, y2 = _on_multiples(auto, rx, ry)
-        found.append(Lattice(v1=(x1, y1), v2=(x2, y2)))
+        x1, y1 = _polish(auto, x, y)
+        # the y axis is the x axis turned by 90 degrees: rescaling keeps the aspect ratio
+        found.append(Lattice(v1=(x1, y1), v2=(-y1, x1)))
     return found
 
 
