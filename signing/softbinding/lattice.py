@@ -1,8 +1,9 @@
 """Geometry recovery for a tiled watermark: whitening, the tile lattice, and folding modulo the tile.
 
 A pattern repeated every TILE pixels puts peaks in the image's autocorrelation at the lattice vectors, rotated
-and scaled with the image. The detector finds those peaks, refines them on their multiples, and folds every
-pixel onto one canonical tile (a sum per tile position), so the shift that remains is found by one small FFT.
+and scaled with the image. The detector ranks candidate vectors by how well a whole square lattice of peaks
+lines up, refines the best to a fraction of a pixel, and folds every pixel onto one canonical tile (a mean per
+tile position), so the shift that remains is found by one small FFT. Rescaling must keep the aspect ratio.
 """
 
 from __future__ import annotations
