@@ -26,6 +26,7 @@ from signing.errors import (
     SidecarUnavailableError,
     SigningError,
     TimestampAuthorityError,
+    UnmarkableImageError,
     UnsupportedMediaError,
     VerificationError,
 )
@@ -68,6 +69,17 @@ from signing.oids import C2PA_CLAIM_SIGNING_EKU, DOCUMENT_SIGNING_EKU, EMAIL_PRO
 from signing.ports import Breaker, Clock, Ledger, LedgerEntry, SystemClock
 from signing.selftest import self_test
 from signing.sign import SignContext, Timestamping, sign_asset
+from signing.softbinding import (
+    WATERMARK_ALGORITHM,
+    WATERMARK_FALSE_POSITIVE_TARGET,
+    WATERMARK_ID_BITS,
+    Pixels,
+    SpreadSpectrumWatermark,
+    WatermarkDetection,
+    WatermarkEngine,
+    WatermarkKey,
+    new_payload_id,
+)
 from signing.softbinding.binding_assertions import (
     FINGERPRINT_ASSERTION,
     SOFT_BINDING,
@@ -142,6 +154,9 @@ __all__ = [
     "TRUST_PROFILE_FILE",
     "TRUST_PROFILE_SCHEMA",
     "TRUST_TSA_ANCHORS_FILE",
+    "WATERMARK_ALGORITHM",
+    "WATERMARK_FALSE_POSITIVE_TARGET",
+    "WATERMARK_ID_BITS",
     "ActionRecord",
     "AiDeclaration",
     "AnchorList",
@@ -193,6 +208,7 @@ __all__ = [
     "OutputMode",
     "PdqHash",
     "PemKeySigner",
+    "Pixels",
     "RemoteManifest",
     "RepositoryEntry",
     "RevocationStatus",
@@ -201,6 +217,7 @@ __all__ = [
     "SignedAsset",
     "SignerInfo",
     "SigningError",
+    "SpreadSpectrumWatermark",
     "StatusCode",
     "SystemClock",
     "TimestampAuthorityError",
@@ -213,9 +230,13 @@ __all__ = [
     "TrainingMining",
     "TrainingMiningPreference",
     "TrustProfile",
+    "UnmarkableImageError",
     "UnsupportedMediaError",
     "VerificationError",
     "VerificationReport",
+    "WatermarkDetection",
+    "WatermarkEngine",
+    "WatermarkKey",
     "algorithm_for_public_key",
     "build_csr",
     "certificate_pem",
@@ -246,6 +267,7 @@ __all__ = [
     "load_trust_dir",
     "match_rank",
     "new_key",
+    "new_payload_id",
     "pdq_hash",
     "profile_from_pem",
     "public_key_sha256",

@@ -110,6 +110,13 @@ class EmptyAssetError(MalformedAssetError):
     title = "Empty file"
 
 
+class UnmarkableImageError(AssetError):
+    """The image is too small or too flat to hide a watermark (it can still be signed without one)."""
+
+    code = "unmarkable-image"
+    title = "Image cannot carry a watermark"
+
+
 # --- what the caller asked for --------------------------------------------------------------------------
 
 

@@ -1,0 +1,167 @@
+"""Geometry recovery for a tiled watermark: whitening, the tile lattice, and folding modulo the tile.
+
+A pattern repeated every TILE pixels puts peaks in the image's autocorrelation at the lattice vectors, rotated
+and scaled with the image. The detector ranks candidate vectors by how well a whole square lattice of peaks
+lines up, refines the best to a fraction of a pixel, and folds every pixel onto one canonical tile (a mean per
+tile position), so the shift that remains is found by one small FFT. Rescaling must keep the aspect ratio.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import fft, ndimage
+
+from signing.softbinding.codes import TILE
+from signing.softbinding.filters import box_mean, local_energy
+
+Float = npt.NDArray[np.float32]
+
+_MIN_SCALE, _MAX_SCALE = 0.45, 2.2
+_MAX_ANGLE = math.radians(6.0)
+_AUTOCORR_SIDE = 1024
+# Lattice hypotheses tried per image (part of the false-positive bound): the unscaled, unrotated grid
+# first (re-encoding, cropping and brightness keep it, and it needs no estimate), then the best estimates.
+CANDIDATES = 4
+
+
+@dataclass(frozen=True)
+class Lattice:
+    """Tile basis in image pixels: `v1` is the tile's x axis, `v2` its y axis, each as (x, y)."""
+
+    v1: tuple[float, float]
+    v2: tuple[float, float]
+
+    @property
+    def scale(self) -> float:
+        return math.hypot(*self.v1) / TILE
+
+
+def whiten(luma: Float) -> Float:
+    """High-pass residual, normalised by its local energy: the image is noise, the mark is the signal."""
+    residual = luma - box_mean(luma, 3)
+    residual /= np.sqrt(local_energy(residual, 4) + np.float32(1.0))
+    return np.clip(residual, -3.0, 3.0, out=residual)
+
+
+def _autocorrelation(white: Float) -> Float:
+    height, width = (min(side, _AUTOCORR_SIDE) for side in white.shape)
+    top, left = (white.shape[0] - height) // 2, (white.shape[1] - width) // 2
+    crop = white[top : top + height, left : left + width]
+    crop = crop - crop.mean()
+    spectrum = fft.rfft2(crop, workers=1)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    auto = fft.irfft2(power, s=crop.shape, workers=1).astype(np.float32)
+    return auto / max(float(auto[0, 0]), 1e-12)
+
+
+_POINTS = tuple((n, m) for n in range(3) for m in range(-2, 3) if n > 0 or m > 0)
+
+
+def _lattice_scores(auto: Float, xs: npt.NDArray[np.float64], ys: npt.NDArray[np.float64]) -> Float:
+    """For candidate x-axis vectors (xs, ys), arrays of one shape: the autocorrelation (sampled bilinearly)
+    summed over the lattice points n * (x, y) + m * (-y, x) that fit, over the square root of their number.
+    One texture period lines up with a few of them; the tile lattice with all."""
+    height, width = auto.shape
+    half = min(height, width) // 2 - 2
+    total = np.zeros(xs.shape, dtype=np.float64)
+    count = np.zeros(xs.shape, dtype=np.float64)
+    for n, m in _POINTS:
+        lx, ly = n * xs - m * ys, n * ys + m * xs
+        fits = (np.abs(lx) < half) & (np.abs(ly) < half)
+        x0, y0 = np.floor(lx), np.floor(ly)
+        fx, fy = lx - x0, ly - y0
+        col, row = x0.astype(np.int64) % width, y0.astype(np.int64) % height
+        col1, row1 = (col + 1) % width, (row + 1) % height
+        sample = (auto[row, col] * (1 - fx) + auto[row, col1] * fx) * (1 - fy)
+        sample += (auto[row1, col] * (1 - fx) + auto[row1, col1] * fx) * fy
+        total += np.where(fits, sample, 0.0)
+        count += fits
+    return (total / np.sqrt(np.maximum(count, 1.0))).astype(np.float32)
+
+
+def _polish(auto: Float, x: float, y: float) -> tuple[float, float]:
+    """The sub-pixel x-axis vector near (x, y) whose whole lattice lines up best: the far lattice points
+    pin down scale and angle far better than the nearest peak alone. Bilinear sampling favours whole
+    pixels, so the answer is the top of a quadratic fitted to the score around its best grid point."""
+    steps = np.arange(-1.5, 1.5001, 0.125)
+    xs, ys = np.meshgrid(x + steps, y + steps)
+    score = _lattice_scores(auto, xs, ys).astype(np.float64)
+    best = int(np.argmax(score))
+    bx, by = float(xs.flat[best]), float(ys.flat[best])
+    near = (np.abs(xs - bx) <= 0.75) & (np.abs(ys - by) <= 0.75)
+    dx, dy = xs[near] - bx, ys[near] - by
+    design = np.stack([np.ones_like(dx), dx, dy, dx * dx, dx * dy, dy * dy], axis=1)
+    c = np.linalg.lstsq(design, score[near], rcond=None)[0]
+    hessian = np.array([[2 * c[3], c[4]], [c[4], 2 * c[5]]])
+    if np.all(np.linalg.eigvalsh(hessian) < 0):
+        ox, oy = np.linalg.solve(hessian, -c[1:3])
+        if abs(ox) <= 0.75 and abs(oy) <= 0.75:
+            return bx + float(ox), by + float(oy)
+    return bx, by
+
+
+def _peaks(auto: Float) -> list[tuple[int, int, float]]:
+    """Local maxima of the lattice score in the sector where the tile's x axis can lie, best first."""
+    half = min(auto.shape) // 2 - 1
+    longest = min(_MAX_SCALE * TILE, half)
+    shortest = _MIN_SCALE * TILE
+    if longest <= shortest:
+        return []
+    reach = math.ceil(longest * math.tan(_MAX_ANGLE))
+    xs = np.arange(math.floor(shortest * math.cos(_MAX_ANGLE)), math.ceil(longest) + 1)
+    ys = np.arange(-reach, reach + 1)
+    grid_x, grid_y = np.meshgrid(xs.astype(np.float64), ys.astype(np.float64))
+    score = _lattice_scores(auto, grid_x, grid_y)
+    radius = np.hypot(xs[None, :], ys[:, None])
+    inside = (
+        (radius >= shortest)
+        & (radius <= longest)
+        & (np.abs(ys[:, None]) <= xs[None, :] * math.tan(_MAX_ANGLE))
+    )
+    local_max = score == ndimage.maximum_filter(score, size=5, mode="nearest")
+    iy, ix = np.nonzero(inside & local_max)
+    values = score[iy, ix]
+    order = np.argsort(values)[::-1]
+    return [(int(xs[ix[i]]), int(ys[iy[i]]), float(values[i])) for i in order]
+
+
+UNCHANGED = Lattice(v1=(float(TILE), 0.0), v2=(0.0, float(TILE)))
+
+
+def lattices(white: Float) -> list[Lattice]:
+    """Up to CANDIDATES - 1 tile lattices suggested by the autocorrelation, most likely first."""
+    # peaks a pixel wide would be missed at the outer lattice points when the true vector is fractional
+    auto = box_mean(_autocorrelation(white), 3)
+    found = []
+    for x, y, _ in _peaks(auto)[: CANDIDATES - 1]:
+        x1, y1 = _polish(auto, x, y)
+        # the y axis is the x axis turned by 90 degrees: rescaling keeps the aspect ratio
+        found.append(Lattice(v1=(x1, y1), v2=(-y1, x1)))
+    return found
+
+
+def fold(white: Float, lattice: Lattice) -> Float:
+    """Average the residual onto one canonical TILE x TILE tile (rows = tile y, columns = tile x)."""
+    (x1, y1), (x2, y2) = lattice.v1, lattice.v2
+    det = x1 * y2 - x2 * y1
+    a, b = TILE * y2 / det, -TILE * x2 / det  # tile x from image (x, y)
+    c, d = -TILE * y1 / det, TILE * x1 / det  # tile y from image (x, y)
+    height, width = white.shape
+    xs = np.arange(width, dtype=np.float32)
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    # TILE is a power of two: "& (TILE - 1)" is the non-negative remainder, also for negative coordinates
+    u = np.rint(np.float32(a) * xs + np.float32(b) * ys).astype(np.int32) & (TILE - 1)
+    v = np.rint(np.float32(c) * xs + np.float32(d) * ys).astype(np.int32) & (TILE - 1)
+    v *= TILE
+    v += u
+    index = v.ravel()
+    sums = np.bincount(index, weights=white.ravel(), minlength=TILE * TILE).reshape(TILE, TILE)
+    counts = np.bincount(index, minlength=TILE * TILE).reshape(TILE, TILE).astype(np.float64)
+    sigma = max(0.7, 0.7 / lattice.scale)
+    sums = ndimage.gaussian_filter(sums, sigma, mode="wrap")
+    counts = ndimage.gaussian_filter(counts, sigma, mode="wrap")
+    return (sums / np.maximum(counts, 1e-9)).astype(np.float32)

@@ -1,0 +1,73 @@
+"""The watermark port: what any invisible-watermark engine offers the rest of the core.
+
+Another engine (a learned one such as TrustMark, if an operator supplies its model files) fits behind the
+same `WatermarkEngine` protocol. Pixels are numpy uint8 arrays: (height, width) grey or (height, width, 3|4)
+RGB(A).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Pixels = npt.NDArray[np.uint8]
+
+
+@dataclass(frozen=True)
+class WatermarkKey:
+    """A watermark secret from configuration (never from the repository), named by a stable identifier."""
+
+    key_id: str
+    secret: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if len(self.secret) < 16:
+            raise ValueError("a watermark key needs at least 16 bytes of secret")
+
+    @property
+    def fingerprint(self) -> str:
+        """A public, secret-free name for the key (first 16 hex digits of its SHA-256)."""
+        return hashlib.sha256(b"hallmark/watermark-key/" + self.secret).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class WatermarkDetection:
+    """What a detector concluded about one image.
+
+    `payload_id` and `key_id` are set only when the image carries a mark: the synchronisation statistic
+    passed the threshold AND the payload's error correction decoded. `statistic` is the best standardised
+    synchronisation correlation seen, `threshold` the value it had to reach, and `false_positive_bound` the
+    Bonferroni bound on the probability that an unmarked image reaches `statistic` in this check.
+    """
+
+    payload_id: int | None
+    key_id: str | None
+    statistic: float
+    threshold: float
+    false_positive_bound: float
+    mirrored: bool = False
+
+    @property
+    def detected(self) -> bool:
+        return self.payload_id is not None
+
+
+class WatermarkEngine(Protocol):
+    """An invisible watermark carrying an integer payload id under a secret key."""
+
+    #: reverse-domain algorithm name and version, recorded in the manifest
+    algorithm: str
+    #: how many payload bits `embed` carries
+    payload_bits: int
+
+    def embed(self, pixels: Pixels, payload_id: int, key: WatermarkKey) -> Pixels:
+        """A marked copy of `pixels` (same shape and dtype); `UnmarkableImageError` if it cannot carry one."""
+        ...
+
+    def detect(self, pixels: Pixels, keys: tuple[WatermarkKey, ...]) -> WatermarkDetection:
+        """Look for a mark from any of `keys` (current and retired ones)."""
+        ...

@@ -1,0 +1,169 @@
+"""The invisible watermark engine: round trip, keys, unmarked images, attacks, quality, error correction."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+from PIL import Image
+from skimage import data
+
+from signing import (
+    WATERMARK_FALSE_POSITIVE_TARGET,
+    SpreadSpectrumWatermark,
+    UnmarkableImageError,
+    WatermarkKey,
+    new_payload_id,
+)
+from signing.softbinding import payload
+
+RGB = npt.NDArray[np.uint8]
+ENGINE = SpreadSpectrumWatermark()
+KEY = WatermarkKey("current", b"test watermark key number one....")
+OTHER = WatermarkKey("other", b"a different test watermark key...")
+PAYLOAD = 0x5A17_C0DE_BEEF
+
+
+def sample(name: str) -> npt.NDArray[np.uint8]:
+    """One of scikit-image's bundled photos (its loaders are untyped)."""
+    return np.asarray(getattr(data, name)(), dtype=np.uint8)
+
+
+def rgb(pixels: npt.NDArray[np.uint8]) -> RGB:
+    return np.stack([pixels] * 3, axis=-1) if pixels.ndim == 2 else np.ascontiguousarray(pixels[..., :3])
+
+
+@pytest.fixture(scope="module")
+def photo() -> RGB:
+    return rgb(sample("astronaut"))
+
+
+@pytest.fixture(scope="module")
+def marked(photo: RGB) -> RGB:
+    return ENGINE.embed(photo, PAYLOAD, KEY)
+
+
+def jpeg(pixels: RGB, quality: int) -> RGB:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+
+
+def half_size(pixels: RGB) -> RGB:
+    image = Image.fromarray(pixels)
+    return np.asarray(image.resize((image.width // 2, image.height // 2), Image.Resampling.BICUBIC))
+
+
+def psnr(a: RGB, b: RGB) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * float(np.log10(255**2 / mse))
+
+
+def test_embed_then_detect_recovers_the_id(marked: RGB) -> None:
+    found = ENGINE.detect(marked, (KEY,))
+    assert found.payload_id == PAYLOAD
+    assert found.key_id == "current"
+    assert found.statistic >= found.threshold
+    assert found.false_positive_bound <= WATERMARK_FALSE_POSITIVE_TARGET
+
+
+def test_retired_key_still_detects_among_several(marked: RGB) -> None:
+    found = ENGINE.detect(marked, (OTHER, KEY))
+    assert (found.payload_id, found.key_id) == (PAYLOAD, "current")
+
+
+def test_a_different_key_does_not_detect_it(marked: RGB) -> None:
+    found = ENGINE.detect(marked, (OTHER,))
+    assert found.payload_id is None
+    assert found.key_id is None
+    assert found.statistic < found.threshold
+
+
+@pytest.mark.parametrize("name", ["astronaut", "camera", "coffee", "rocket"])
+def test_unmarked_photos_are_not_detected(name: str) -> None:
+    picture = rgb(getattr(data, name)())
+    assert not ENGINE.detect(picture, (KEY, OTHER)).detected
+    # the negative control: the same picture once marked
+    assert ENGINE.detect(ENGINE.embed(picture, PAYLOAD, KEY), (KEY, OTHER)).payload_id == PAYLOAD
+
+
+def test_unmarked_noise_is_not_detected() -> None:
+    noise = np.random.default_rng(1).integers(0, 256, size=(512, 512, 3), dtype=np.uint8)
+    assert not ENGINE.detect(noise, (KEY,)).detected
+
+
+def test_survives_jpeg_75(marked: RGB, photo: RGB) -> None:
+    assert ENGINE.detect(jpeg(marked, 75), (KEY,)).payload_id == PAYLOAD
+    assert not ENGINE.detect(jpeg(photo, 75), (KEY,)).detected
+
+
+def test_survives_half_size(photo: RGB) -> None:
+    big = np.asarray(Image.fromarray(photo).resize((1024, 1024), Image.Resampling.BICUBIC))
+    assert ENGINE.detect(half_size(ENGINE.embed(big, PAYLOAD, KEY)), (KEY,)).payload_id == PAYLOAD
+    assert not ENGINE.detect(half_size(big), (KEY,)).detected
+
+
+def test_quality_stays_above_the_floor(photo: RGB, marked: RGB) -> None:
+    assert 38.0 <= psnr(photo, marked) < 60.0
+    assert marked.shape == photo.shape
+    assert marked.dtype == np.uint8
+
+
+def test_grey_and_rgba_keep_their_shape() -> None:
+    grey = sample("camera")
+    assert ENGINE.embed(grey, PAYLOAD, KEY).shape == grey.shape
+    rgba = np.dstack([rgb(sample("astronaut")), np.full((512, 512), 200, dtype=np.uint8)])
+    marked = ENGINE.embed(rgba, PAYLOAD, KEY)
+    assert np.array_equal(marked[..., 3], rgba[..., 3])
+    assert not np.array_equal(marked[..., :3], rgba[..., :3])
+
+
+def test_embedding_is_deterministic_per_key(photo: RGB, marked: RGB) -> None:
+    assert np.array_equal(ENGINE.embed(photo, PAYLOAD, KEY), marked)
+    assert not np.array_equal(ENGINE.embed(photo, PAYLOAD, OTHER), marked)
+    assert not np.array_equal(ENGINE.embed(photo, PAYLOAD + 1, KEY), marked)
+
+
+def test_payload_code_corrects_thirteen_wrong_bits() -> None:
+    soft = payload.encode(PAYLOAD).astype(np.float64) * 2 - 1
+    soft[::9][:13] *= -1  # 13 wrong bits spread over data and parity
+    assert payload.decode(soft) == PAYLOAD
+
+
+def test_payload_code_uses_reliability_beyond_thirteen() -> None:
+    soft = payload.encode(PAYLOAD).astype(np.float64) * 2 - 1
+    soft[::8][:13] *= -1  # 13 confidently wrong bits ...
+    soft[[5, 30, 77]] *= -0.01  # ... and 3 more barely wrong ones: only the Chase trials fix 16 errors
+    assert payload.decode(soft) == PAYLOAD
+
+
+def test_payload_code_refuses_too_many_errors() -> None:
+    soft = payload.encode(PAYLOAD).astype(np.float64) * 2 - 1
+    soft[::4][:24] *= -1
+    assert payload.decode(soft) != PAYLOAD
+
+
+def test_random_words_do_not_decode() -> None:
+    rng = np.random.default_rng(5)
+    assert all(payload.decode(rng.normal(size=payload.CODED_BITS)) is None for _ in range(200))
+
+
+def test_new_ids_are_random_48_bit() -> None:
+    ids = {new_payload_id() for _ in range(64)}
+    assert len(ids) == 64
+    assert all(0 <= value < 1 << 48 for value in ids)
+    assert max(ids) >= 1 << 40
+
+
+def test_small_and_flat_images_are_refused() -> None:
+    with pytest.raises(UnmarkableImageError):
+        ENGINE.embed(np.full((100, 600, 3), 128, dtype=np.uint8) + 1, PAYLOAD, KEY)
+    with pytest.raises(UnmarkableImageError):
+        ENGINE.embed(np.full((512, 512, 3), 128, dtype=np.uint8), PAYLOAD, KEY)
+
+
+def test_short_keys_are_refused() -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        WatermarkKey("short", b"too short")
