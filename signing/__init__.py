@@ -1,5 +1,8 @@
 """Hallmark's signing core: pure provenance logic. The adapters in app/ import only these names."""
 
+import importlib
+from typing import TYPE_CHECKING
+
 from signing import keyring as keyring_rules
 from signing._c2pa import BINDING_VERSION, ENGINE_VERSION, Engine, EngineConfig, NativeSigner
 from signing.certs import DEV_ORGANIZATION, is_development, load_chain, public_key_sha256, sha256_fingerprint
@@ -69,54 +72,6 @@ from signing.oids import C2PA_CLAIM_SIGNING_EKU, DOCUMENT_SIGNING_EKU, EMAIL_PRO
 from signing.ports import Breaker, Clock, Ledger, LedgerEntry, SystemClock
 from signing.selftest import self_test
 from signing.sign import SignContext, Timestamping, sign_asset
-from signing.softbinding import (
-    WATERMARK_ALGORITHM,
-    WATERMARK_FALSE_POSITIVE_TARGET,
-    WATERMARK_ID_BITS,
-    Pixels,
-    SpreadSpectrumWatermark,
-    WatermarkDetection,
-    WatermarkEngine,
-    WatermarkKey,
-    new_payload_id,
-)
-from signing.softbinding.binding_assertions import (
-    FINGERPRINT_ASSERTION,
-    SOFT_BINDING,
-    DeclaredBindings,
-    declared_bindings,
-    iscc_soft_binding,
-    soft_binding_assertions,
-)
-from signing.softbinding.fingerprint import (
-    ISCC_ALG,
-    ISCC_BITS,
-    ISCC_MAX_DISTANCE,
-    PDQ_BITS,
-    PDQ_MAX_DISTANCE,
-    PDQ_MIN_QUALITY,
-    ImageFingerprints,
-    PdqHash,
-    hamming,
-    image_fingerprints,
-    iscc_body,
-    iscc_code,
-    iscc_image_code,
-    pdq_hash,
-)
-from signing.softbinding.repository import (
-    EntryCheck,
-    EntryFault,
-    FingerprintMatch,
-    ManifestRepository,
-    RepositoryEntry,
-    check_entry,
-    digest_matches,
-    entry_digest,
-    fingerprint_match,
-    match_rank,
-)
-from signing.softbinding.reverify import check_stored_entry
 from signing.timestamp import BreakerRules, BreakerState, TimestampGuard, TimestampOutcome, TimestampPolicy
 from signing.trust import ANCHORS_FILE as TRUST_ANCHORS_FILE
 from signing.trust import PROFILE_FILE as TRUST_PROFILE_FILE
@@ -130,6 +85,106 @@ from signing.vocabulary import (
     TRAINED_ALGORITHMIC_MEDIA,
     expand_source_type,
 )
+
+# Soft bindings (watermark, fingerprints, the repository port) pull in numpy, scipy, faiss and iscc-core:
+# about half a second that every CLI call would pay. They load on first use instead (PEP 562).
+if TYPE_CHECKING:
+    from signing.softbinding.binding_assertions import (
+        FINGERPRINT_ASSERTION,
+        SOFT_BINDING,
+        DeclaredBindings,
+        declared_bindings,
+        iscc_soft_binding,
+        soft_binding_assertions,
+    )
+    from signing.softbinding.fingerprint import (
+        ISCC_ALG,
+        ISCC_BITS,
+        ISCC_MAX_DISTANCE,
+        PDQ_BITS,
+        PDQ_MAX_DISTANCE,
+        PDQ_MIN_QUALITY,
+        ImageFingerprints,
+        PdqHash,
+        hamming,
+        image_fingerprints,
+        iscc_body,
+        iscc_code,
+        iscc_image_code,
+        pdq_hash,
+    )
+    from signing.softbinding.payload import ID_BITS as WATERMARK_ID_BITS
+    from signing.softbinding.payload import new_payload_id
+    from signing.softbinding.port import Pixels, WatermarkDetection, WatermarkEngine, WatermarkKey
+    from signing.softbinding.repository import (
+        EntryCheck,
+        EntryFault,
+        FingerprintMatch,
+        ManifestRepository,
+        RepositoryEntry,
+        check_entry,
+        digest_matches,
+        entry_digest,
+        fingerprint_match,
+        match_rank,
+    )
+    from signing.softbinding.reverify import check_stored_entry
+    from signing.softbinding.spread_spectrum import ALGORITHM as WATERMARK_ALGORITHM
+    from signing.softbinding.spread_spectrum import FALSE_POSITIVE_TARGET as WATERMARK_FALSE_POSITIVE_TARGET
+    from signing.softbinding.spread_spectrum import SpreadSpectrumWatermark
+
+_LAZY: dict[str, tuple[str, str]] = {
+    "DeclaredBindings": ("signing.softbinding.binding_assertions", "DeclaredBindings"),
+    "EntryCheck": ("signing.softbinding.repository", "EntryCheck"),
+    "EntryFault": ("signing.softbinding.repository", "EntryFault"),
+    "FINGERPRINT_ASSERTION": ("signing.softbinding.binding_assertions", "FINGERPRINT_ASSERTION"),
+    "FingerprintMatch": ("signing.softbinding.repository", "FingerprintMatch"),
+    "ISCC_ALG": ("signing.softbinding.fingerprint", "ISCC_ALG"),
+    "ISCC_BITS": ("signing.softbinding.fingerprint", "ISCC_BITS"),
+    "ISCC_MAX_DISTANCE": ("signing.softbinding.fingerprint", "ISCC_MAX_DISTANCE"),
+    "ImageFingerprints": ("signing.softbinding.fingerprint", "ImageFingerprints"),
+    "ManifestRepository": ("signing.softbinding.repository", "ManifestRepository"),
+    "PDQ_BITS": ("signing.softbinding.fingerprint", "PDQ_BITS"),
+    "PDQ_MAX_DISTANCE": ("signing.softbinding.fingerprint", "PDQ_MAX_DISTANCE"),
+    "PDQ_MIN_QUALITY": ("signing.softbinding.fingerprint", "PDQ_MIN_QUALITY"),
+    "PdqHash": ("signing.softbinding.fingerprint", "PdqHash"),
+    "Pixels": ("signing.softbinding.port", "Pixels"),
+    "RepositoryEntry": ("signing.softbinding.repository", "RepositoryEntry"),
+    "SOFT_BINDING": ("signing.softbinding.binding_assertions", "SOFT_BINDING"),
+    "SpreadSpectrumWatermark": ("signing.softbinding.spread_spectrum", "SpreadSpectrumWatermark"),
+    "WATERMARK_ALGORITHM": ("signing.softbinding.spread_spectrum", "ALGORITHM"),
+    "WATERMARK_FALSE_POSITIVE_TARGET": ("signing.softbinding.spread_spectrum", "FALSE_POSITIVE_TARGET"),
+    "WATERMARK_ID_BITS": ("signing.softbinding.payload", "ID_BITS"),
+    "WatermarkDetection": ("signing.softbinding.port", "WatermarkDetection"),
+    "WatermarkEngine": ("signing.softbinding.port", "WatermarkEngine"),
+    "WatermarkKey": ("signing.softbinding.port", "WatermarkKey"),
+    "check_entry": ("signing.softbinding.repository", "check_entry"),
+    "check_stored_entry": ("signing.softbinding.reverify", "check_stored_entry"),
+    "declared_bindings": ("signing.softbinding.binding_assertions", "declared_bindings"),
+    "digest_matches": ("signing.softbinding.repository", "digest_matches"),
+    "entry_digest": ("signing.softbinding.repository", "entry_digest"),
+    "fingerprint_match": ("signing.softbinding.repository", "fingerprint_match"),
+    "hamming": ("signing.softbinding.fingerprint", "hamming"),
+    "image_fingerprints": ("signing.softbinding.fingerprint", "image_fingerprints"),
+    "iscc_body": ("signing.softbinding.fingerprint", "iscc_body"),
+    "iscc_code": ("signing.softbinding.fingerprint", "iscc_code"),
+    "iscc_image_code": ("signing.softbinding.fingerprint", "iscc_image_code"),
+    "iscc_soft_binding": ("signing.softbinding.binding_assertions", "iscc_soft_binding"),
+    "match_rank": ("signing.softbinding.repository", "match_rank"),
+    "new_payload_id": ("signing.softbinding.payload", "new_payload_id"),
+    "pdq_hash": ("signing.softbinding.fingerprint", "pdq_hash"),
+    "soft_binding_assertions": ("signing.softbinding.binding_assertions", "soft_binding_assertions"),
+}
+
+
+def __getattr__(name: str) -> object:
+    target = _LAZY.get(name)
+    if target is None:
+        raise AttributeError(f"module 'signing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(target[0]), target[1])
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BINDING_VERSION",
