@@ -17,13 +17,13 @@ from cryptography.x509.oid import NameOID
 
 from app.files import write_private, write_public
 from app.keysource import keyring_file, pkcs11_config, signer_for_entry
+from app.pem_keys import CredentialFiles, load_pem_signer
 from app.pkcs11 import generate_pkcs11_key, pkcs11_csr
 from app.runtime import GENERATOR, engine_config, load_trust, open_database
 from app.settings import Settings
 from app.store.ledger import SqlKeyEventLog
 from signing import (
     CertificateProfileError,
-    CredentialFiles,
     DoctorReport,
     Engine,
     KeyEntry,
@@ -32,7 +32,6 @@ from signing import (
     KeyringError,
     KeyState,
     NativeSigner,
-    PemKeySigner,
     algorithm_for_public_key,
     build_csr,
     certificate_pem,
@@ -344,7 +343,7 @@ def doctor_for_files(
     """Diagnose a chain and key that are not in the keyring yet (e.g. straight from a CA)."""
 
     def sign_test() -> str:
-        signer = PemKeySigner.from_files(CredentialFiles(chain, key, "doctor"))
+        signer = load_pem_signer(CredentialFiles(chain, key, "doctor"))
         engine = Engine(engine_config(settings, load_trust(settings)))
         return self_test(engine, NativeSigner(signer), GENERATOR)
 

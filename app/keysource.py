@@ -4,16 +4,15 @@ single key named by HALLMARK_SIGNING_CHAIN / HALLMARK_SIGNING_KEY (the layout be
 from __future__ import annotations
 
 from app.keyring_file import KeyringFile
+from app.pem_keys import CredentialFiles, load_pem_signer
 from app.pkcs11 import Pkcs11Config, Pkcs11KeySigner
 from app.settings import Settings
 from signing import (
     ConfigError,
-    CredentialFiles,
     KeyEntry,
     KeyNotFoundError,
     KeyringError,
     KeySigner,
-    PemKeySigner,
     check_validity,
     is_development,
 )
@@ -46,7 +45,7 @@ def signer_for_entry(settings: Settings, entry: KeyEntry) -> KeySigner:
             key_id=entry.id,
             passphrase=secret.get_secret_value().encode() if secret else None,
         )
-        return PemKeySigner.from_files(files, algorithm=entry.algorithm)
+        return load_pem_signer(files, algorithm=entry.algorithm)
     if entry.storage == "pkcs11" and entry.pkcs11_token and entry.pkcs11_label:
         chain_pem = (folder / entry.chain_path).read_bytes()
         config = pkcs11_config(settings, entry.pkcs11_token, entry.pkcs11_label)
@@ -72,7 +71,7 @@ def active_key_signer(settings: Settings) -> KeySigner:
             )
         key = signer_for_entry(settings, entry)
     else:
-        key = PemKeySigner.from_files(credential_files(settings))
+        key = load_pem_signer(credential_files(settings))
     if settings.is_production and is_development(key.certificate):
         raise ConfigError(
             "Production refuses a development signing certificate.",

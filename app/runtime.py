@@ -13,6 +13,7 @@ from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from app.store.db import make_engine, migrate
 from app.store.ledger import SqlLedger
+from app.trust.directory import load_trust_dir
 from app.tsa import CircuitBreaker, TsaRelay
 from signing import (
     ClaimGenerator,
@@ -26,7 +27,6 @@ from signing import (
     TimestampGuard,
     TimestampPolicy,
     TrustProfile,
-    load_trust_dir,
 )
 
 log = logging.getLogger("hallmark")

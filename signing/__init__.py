@@ -37,7 +37,6 @@ from signing.hashing import sha256_stream
 from signing.keyring import KeyEntry, KeyEvent, Keyring, KeyState
 from signing.keys import (
     CertifiedSigner,
-    CredentialFiles,
     KeySigner,
     PemKeySigner,
     algorithm_for_public_key,
@@ -74,10 +73,11 @@ from signing.selftest import self_test
 from signing.sign import SignContext, Timestamping, sign_asset
 from signing.timestamp import BreakerRules, BreakerState, TimestampGuard, TimestampOutcome, TimestampPolicy
 from signing.trust import ANCHORS_FILE as TRUST_ANCHORS_FILE
+from signing.trust import MAX_PROFILE_JSON as TRUST_PROFILE_MAX_BYTES
 from signing.trust import PROFILE_FILE as TRUST_PROFILE_FILE
 from signing.trust import PROFILE_SCHEMA as TRUST_PROFILE_SCHEMA
 from signing.trust import TSA_ANCHORS_FILE as TRUST_TSA_ANCHORS_FILE
-from signing.trust import TrustProfile, load_trust_dir, profile_from_pem, valid_eku
+from signing.trust import TrustProfile, profile_from_bundle, profile_from_pem, valid_eku
 from signing.verify import inspect_asset, require_trusted
 from signing.vocabulary import (
     DEFAULT_ALLOWED_SOURCE_TYPES,
@@ -207,6 +207,7 @@ __all__ = [
     "TRAINED_ALGORITHMIC_MEDIA",
     "TRUST_ANCHORS_FILE",
     "TRUST_PROFILE_FILE",
+    "TRUST_PROFILE_MAX_BYTES",
     "TRUST_PROFILE_SCHEMA",
     "TRUST_TSA_ANCHORS_FILE",
     "WATERMARK_ALGORITHM",
@@ -227,7 +228,6 @@ __all__ = [
     "Clock",
     "Codes",
     "ConfigError",
-    "CredentialFiles",
     "DeclaredBindings",
     "DevPki",
     "DoctorReport",
@@ -319,11 +319,11 @@ __all__ = [
     "key_pem",
     "keyring_rules",
     "load_chain",
-    "load_trust_dir",
     "match_rank",
     "new_key",
     "new_payload_id",
     "pdq_hash",
+    "profile_from_bundle",
     "profile_from_pem",
     "public_key_sha256",
     "render_doctor_report",

@@ -7,11 +7,7 @@ adapter: no accessor returns it and `repr` does not show it.
 
 from __future__ import annotations
 
-import os
-import stat
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Protocol
 
 from cryptography import x509
@@ -20,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from signing.certs import load_chain, sha256_fingerprint
-from signing.errors import CertificateProfileError, KeyNotFoundError, KeyringError
+from signing.errors import CertificateProfileError, KeyringError
 
 
 class KeySigner(Protocol):
@@ -57,17 +53,6 @@ _PS_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
 }
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-
-
-@dataclass(frozen=True)
-class CredentialFiles:
-    chain: Path
-    key: Path
-    key_id: str = "default"
-    passphrase: bytes | None = None
-
-    def __repr__(self) -> str:  # the passphrase never reaches a log line
-        return f"CredentialFiles(chain={self.chain!s}, key={self.key!s}, key_id={self.key_id!r})"
 
 
 def algorithm_for(key: PrivateKey, requested: str | None = None) -> str:
@@ -140,19 +125,22 @@ class PemKeySigner(CertifiedSigner):
         return f"PemKeySigner(key_id={self._key_id!r}, algorithm={self._algorithm!r})"
 
     @classmethod
-    def from_files(cls, files: CredentialFiles, *, algorithm: str | None = None) -> PemKeySigner:
-        for path, what in ((files.chain, "certificate chain"), (files.key, "private key")):
-            if not path.is_file():
-                raise KeyNotFoundError(
-                    f"The {what} file {path} does not exist.",
-                    hint="Run `hallmark keys init --dev` or set the key paths.",
-                )
-        _check_key_file_mode(files.key)
-        key = load_private_key(files.key.read_bytes(), files.passphrase, source=str(files.key))
-        chain_pem = files.chain.read_bytes()
-        chain = load_chain(chain_pem, source=str(files.chain))
+    def from_pem(
+        cls,
+        key_pem: bytes,
+        chain_pem: bytes,
+        *,
+        key_id: str,
+        passphrase: bytes | None = None,
+        algorithm: str | None = None,
+        key_source: str = "the private key",
+        chain_source: str = "the certificate chain",
+    ) -> PemKeySigner:
+        """A signer from PEM bytes (the adapter reads the files); the chain's leaf must match the key."""
+        key = load_private_key(key_pem, passphrase, source=key_source)
+        chain = load_chain(chain_pem, source=chain_source)
         check_key_matches(key, chain[0])
-        return cls(key, chain_pem, files.key_id, algorithm_for(key, algorithm))
+        return cls(key, chain_pem, key_id, algorithm_for(key, algorithm))
 
     @property
     def algorithm(self) -> str:
@@ -222,15 +210,4 @@ def check_validity(leaf: x509.Certificate, now: datetime | None = None) -> None:
         raise CertificateProfileError(
             f"The signing certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d}.",
             hint="Issue a new certificate for the key, or create a new key.",
-        )
-
-
-def _check_key_file_mode(path: Path) -> None:
-    if os.name != "posix":
-        return
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        raise KeyringError(
-            f"The private key file {path} is readable by other users (mode {mode:o}).",
-            hint=f"chmod 600 {path}",
         )

@@ -24,9 +24,8 @@ import hashlib
 import json
 import re
 import urllib.parse
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -93,40 +92,16 @@ def valid_eku(oid: str) -> bool:
     return bool(_OID.match(oid))
 
 
-# --- the trust directory -----------------------------------------------------------------------------
+# --- a profile bundle, as the adapter read it from the trust directory ---------------------------------
 
 
-def load_trust_dir(directory: Path, names: Collection[str] | None = None) -> tuple[TrustProfile, ...]:
-    """Every profile in `directory` (or only those in `names`), in name order: each `*.pem` file (named by
-    its stem) and each sub-directory holding a `profile.json`. Names starting with a dot (staging, backups)
-    are skipped."""
-    if not directory.is_dir():
-        return ()
-    found: dict[str, TrustProfile] = {}
-    for path in sorted(directory.iterdir()):
-        if path.name.startswith("."):
-            continue
-        if names is not None and (path.stem if path.suffix == ".pem" else path.name) not in names:
-            continue
-        if path.is_file() and path.suffix == ".pem":
-            profile = profile_from_pem(path.stem, path.read_bytes(), source=str(path))
-        elif path.is_dir() and (path / PROFILE_FILE).is_file():
-            profile = load_profile_dir(path)
-        else:
-            continue
-        if profile.name in found:
-            raise ConfigError(
-                f"Trust profile {profile.name!r} exists twice in {directory} (a .pem file and a directory).",
-                hint="Remove one of them.",
-            )
-        found[profile.name] = profile
-    return tuple(found[name] for name in sorted(found))
-
-
-def load_profile_dir(path: Path) -> TrustProfile:
-    """Read `path/profile.json` and its anchors files; every recorded SHA-256 must match."""
-    name = path.name
-    doc = _profile_json(path)
+def profile_from_bundle(
+    name: str, profile_json: bytes, files: Mapping[str, bytes], *, location: str
+) -> TrustProfile:
+    """The profile a bundle describes: `profile_json` and the anchors files it names (`files`, by file
+    name; absent ones are missing). Every recorded SHA-256 must match. `location` names the bundle in
+    messages and is its default source."""
+    doc = _profile_doc(name, profile_json, location)
     if doc.get("schema") != PROFILE_SCHEMA:
         raise ConfigError(
             f"Trust profile {name!r}: unsupported profile.json schema {doc.get('schema')!r}.",
@@ -136,8 +111,8 @@ def load_profile_dir(path: Path) -> TrustProfile:
         raise ConfigError(
             f"Trust profile {name!r}: profile.json names {doc.get('name')!r}, not its directory's name."
         )
-    signers = _anchor_file(path, doc, "anchors", ANCHORS_FILE)
-    tsa = _anchor_file(path, doc, "tsa_anchors", TSA_ANCHORS_FILE)
+    signers = _anchor_file(name, location, files, doc, "anchors", ANCHORS_FILE)
+    tsa = _anchor_file(name, location, files, doc, "tsa_anchors", TSA_ANCHORS_FILE)
     if not signers and not tsa:
         raise ConfigError(f"Trust profile {name!r}: profile.json lists no anchors file.")
     ekus = doc.get("allowed_ekus") or []
@@ -157,7 +132,7 @@ def load_profile_dir(path: Path) -> TrustProfile:
         anchors_pem=_reserialise(signer_certs),
         # A development anchor taints the profile whatever profile.json says; the flag can only add.
         development=flagged or any(is_development(c) for c in (*signer_certs, *tsa_certs)),
-        source=_text(doc.get("source")) or str(path),
+        source=_text(doc.get("source")) or location,
         sha256=_text(doc.get("sha256")) or primary[0],
         anchor_count=len(signer_certs),
         tsa_anchors_pem=_reserialise(tsa_certs),
@@ -173,34 +148,30 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _profile_json(path: Path) -> dict[str, Any]:
-    file = path / PROFILE_FILE
-    raw = file.read_bytes()
+def _profile_doc(name: str, raw: bytes, location: str) -> dict[str, Any]:
     if len(raw) > MAX_PROFILE_JSON:
-        raise ConfigError(f"Trust profile {path.name!r}: {file} is too large to be a profile.")
+        raise ConfigError(f"Trust profile {name!r}: {location}/{PROFILE_FILE} is too large to be a profile.")
     try:
         doc = json.loads(raw)
     except ValueError:
         doc = None
     if not isinstance(doc, dict):
-        raise ConfigError(f"Trust profile {path.name!r}: {file} is not a JSON object.")
+        raise ConfigError(f"Trust profile {name!r}: {location}/{PROFILE_FILE} is not a JSON object.")
     return doc
 
 
 def _anchor_file(
-    path: Path, doc: Mapping[str, Any], key: str, expected_file: str
+    name: str, location: str, files: Mapping[str, bytes], doc: Mapping[str, Any], key: str, expected_file: str
 ) -> tuple[str, list[x509.Certificate]] | None:
     """(sha256, certificates) of the anchors file `doc[key]` describes, or None when there is none."""
     entry = doc.get(key)
     if entry is None:
         return None
-    name = path.name
     if not isinstance(entry, dict) or entry.get("file") != expected_file:
         raise ConfigError(f"Trust profile {name!r}: profile.json's {key!r} must name {expected_file}.")
-    file = path / expected_file
-    if not file.is_file():
-        raise ConfigError(f"Trust profile {name!r}: {file} is missing.")
-    data = file.read_bytes()
+    data = files.get(expected_file)
+    if data is None:
+        raise ConfigError(f"Trust profile {name!r}: {location}/{expected_file} is missing.")
     digest = hashlib.sha256(data).hexdigest()
     if entry.get("sha256") != digest:
         raise ConfigError(
@@ -208,7 +179,7 @@ def _anchor_file(
             hint="The file was changed by hand or damaged; re-install the profile with `hallmark trust`.",
             details={"recorded": str(entry.get("sha256")), "actual": digest},
         )
-    return digest, _certificates(name, data, str(file))
+    return digest, _certificates(name, data, f"{location}/{expected_file}")
 
 
 # --- engine settings -----------------------------------------------------------------------------------

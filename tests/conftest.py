@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import signing
+from app.pem_keys import CredentialFiles, load_pem_signer
 from app.settings import Settings
 from tests.fixtures import INTEROP
 from tests.pki import TestPki, make_test_pki
@@ -47,7 +48,7 @@ def engine(trust_profile: signing.TrustProfile) -> signing.Engine:
 
 @pytest.fixture(scope="session")
 def native_signer(pki: TestPki) -> signing.NativeSigner:
-    key = signing.PemKeySigner.from_files(signing.CredentialFiles(pki.chain, pki.key, "test-key"))
+    key = load_pem_signer(CredentialFiles(pki.chain, pki.key, "test-key"))
     return signing.NativeSigner(key)
 
 

@@ -1,7 +1,7 @@
 """The trust directory: list and read its profiles, and add, update or remove one without ever leaving a
 profile half-written.
 
-Layout (the core reads it, see `signing.load_trust_dir`): `trust/<name>.pem` (a plain bundle of signer
+Layout (read by `app.trust.directory`, interpreted by the core): `trust/<name>.pem` (a plain bundle of signer
 anchors, as `keys init --dev` writes it) or `trust/<name>/` with `profile.json`, `anchors.pem` and/or
 `tsa-anchors.pem`. Anchors files are the source bundles byte for byte, so `sha256sum anchors.pem` equals the
 hash that was pinned when the profile was installed.
@@ -21,6 +21,7 @@ from typing import Any
 
 from app.files import delete, exclusive_lock, fsync_dir, write_new
 from app.trust.bundles import Bundle, check_sha256
+from app.trust.directory import load_trust_dir
 from app.trust.profiles import check_name, installed_bundles, profile_document, single_kind
 from app.trust.sources import DEFAULT_SOURCES, Kind
 from signing import (
@@ -29,7 +30,6 @@ from signing import (
     TRUST_TSA_ANCHORS_FILE,
     ConfigError,
     TrustProfile,
-    load_trust_dir,
 )
 
 

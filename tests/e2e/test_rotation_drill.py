@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import signing
+from app.trust import load_trust_dir
 from tests.e2e.rotation import SIGNS_PER_KEY, run_drill
 from tests.e2e.server import hallmark_env, key_lines, serve
 
@@ -28,7 +29,7 @@ def test_rotation_under_load_loses_nothing(tmp_path: Path, interop_dir: Path) ->
         server.wait_until_ready()
         [api_key] = key_lines(server)
         drill = run_drill(server, env, api_key, jpeg, ROTATIONS)
-        trust = signing.load_trust_dir(data_dir / "trust")
+        trust = load_trust_dir(data_dir / "trust")
 
     failures = [(r.status, r.body[:200]) for r in drill.results if r.status != 200]
     assert not failures, f"{len(failures)} of {len(drill.results)} requests failed: {failures[:3]}"

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import signing
+from app.pem_keys import CredentialFiles, load_pem_signer
 from signing.devpki import key_pem, new_key, pem
 from signing.doctor import DoctorReport, diagnose, render
 from signing.keys import PrivateKey
@@ -252,7 +253,7 @@ def test_the_static_verdict_equals_what_the_engine_does(
 
 
 def test_the_good_credential_tests_trusted(pki: TestPki, engine: signing.Engine) -> None:
-    key = signing.PemKeySigner.from_files(signing.CredentialFiles(pki.chain, pki.key, "test-key"))
+    key = load_pem_signer(CredentialFiles(pki.chain, pki.key, "test-key"))
 
     def test() -> str:
         return signing.self_test(engine, signing.NativeSigner(key), signing.ClaimGenerator("Hallmark", "t"))
@@ -301,7 +302,7 @@ def test_an_old_key_format_is_refused_by_hallmark_loader(
     key_path.chmod(0o600)
 
     def test() -> str:
-        key = signing.PemKeySigner.from_files(signing.CredentialFiles(chain_path, key_path, "sec1"))
+        key = load_pem_signer(CredentialFiles(chain_path, key_path, "sec1"))
         return signing.self_test(engine, signing.NativeSigner(key), signing.ClaimGenerator("Hallmark", "t"))
 
     assert engine_verdict(test) is False

@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 
 import signing
 from app.main import create_app
+from app.pem_keys import CredentialFiles, load_pem_signer
 from app.settings import Settings
 from signing.selftest import tiny_png
 from tests.conftest import MemoryLedger, make_data_dir
@@ -67,7 +68,7 @@ def engine(ocsp: LocalOcsp, responders: tuple[str, ...] = (), tsa: LocalTsa | No
 def sign(leaf: Leaf, tsa_url: str | None = None) -> bytes:
     # Signing never asks the responder: the fresh-sign context has no OCSP whatever the configuration.
     signer = signing.NativeSigner(
-        signing.PemKeySigner.from_files(signing.CredentialFiles(leaf.chain, leaf.key, "ocsp-leaf")), tsa_url
+        load_pem_signer(CredentialFiles(leaf.chain, leaf.key, "ocsp-leaf")), tsa_url
     )
     ctx = signing.SignContext(
         signing.Engine(signing.EngineConfig()),

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 
 import signing
 from app.files import write_private, write_public
+from app.pem_keys import CredentialFiles, load_pem_signer
 from app.tsa import CircuitBreaker, RelayError, TsaRelay
 from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem
 from signing.selftest import tiny_png
@@ -43,7 +44,7 @@ TIMED_OUT = "no reply within"  # how the relay names a deadline failure (our own
 
 
 def key_signer(chain: Path, key: Path, key_id: str) -> signing.PemKeySigner:
-    return signing.PemKeySigner.from_files(signing.CredentialFiles(chain, key, key_id))
+    return load_pem_signer(CredentialFiles(chain, key, key_id))
 
 
 def sign_ctx(engine: signing.Engine, signer: signing.NativeSigner) -> signing.SignContext:

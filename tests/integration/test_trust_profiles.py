@@ -21,9 +21,10 @@ from typer.testing import CliRunner
 import signing
 from app.cli import app as cli
 from app.files import write_private, write_public
+from app.pem_keys import CredentialFiles, load_pem_signer
 from app.runtime import load_trust
 from app.settings import Settings
-from app.trust import Bundle, TrustStore
+from app.trust import Bundle, TrustStore, load_trust_dir
 from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem
 from signing.oids import C2PA_CLAIM_SIGNING_EKU
 from signing.selftest import tiny_png
@@ -53,9 +54,7 @@ def run(data_dir: Path, *args: str) -> tuple[int, str]:
 def sign_png(
     engine: signing.Engine, chain: Path, key: Path, tsa_url: str | None = None, provider: str = "Example AI"
 ) -> bytes:
-    signer = signing.NativeSigner(
-        signing.PemKeySigner.from_files(signing.CredentialFiles(chain, key, "test-key")), tsa_url
-    )
+    signer = signing.NativeSigner(load_pem_signer(CredentialFiles(chain, key, "test-key")), tsa_url)
     ctx = signing.SignContext(
         engine, signer, MemoryLedger(), signing.SystemClock(), signing.ClaimGenerator("Hallmark", "test")
     )
@@ -131,7 +130,7 @@ def test_cli_add_list_show_remove(pki: Pki, lists: Path, tmp_path: Path) -> None
     assert code == 0, out
     code, out = run(data, "trust", "remove", "c2pa")
     assert code == 0, out
-    assert [p.name for p in signing.load_trust_dir(data / "trust")] == ["test-root"]
+    assert [p.name for p in load_trust_dir(data / "trust")] == ["test-root"]
     code, out = run(data, "trust", "remove", "c2pa")
     assert code == 1
 
@@ -148,7 +147,7 @@ def test_cli_update_from_file_checks_the_hash(lists: Path, tmp_path: Path) -> No
     code, out = run(data, "trust", "update", "c2pa-tsa", "--from", tsa_list, "--sha256", C2PA_TSA_LIST_SHA256)
     assert code == 0, out
     assert "0 signer anchor(s), 22 TSA anchor(s)" in out
-    (profile,) = signing.load_trust_dir(data / "trust")
+    (profile,) = load_trust_dir(data / "trust")
     assert (profile.name, profile.anchor_count, profile.tsa_anchor_count) == ("c2pa-tsa", 0, 22)
     assert hashlib.sha256((data / "trust" / "c2pa-tsa" / "tsa-anchors.pem").read_bytes()).hexdigest() == (
         C2PA_TSA_LIST_SHA256

@@ -13,9 +13,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
+from app.pem_keys import CredentialFiles, load_pem_signer
 from signing.devpki import dev_name, issue_ca, issue_leaf, new_key, pem
 from signing.errors import CertificateProfileError, KeyNotFoundError, KeyringError
-from signing.keys import CredentialFiles, PemKeySigner, algorithm_for, check_validity
+from signing.keys import PemKeySigner, algorithm_for, check_validity
 from tests.pki import TestPki as Pki  # aliased: pytest would try to collect Test*
 
 Ca = tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
@@ -42,7 +43,7 @@ def signer_for(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey, ca: Ca, algor
 
 
 def test_from_files(pki: Pki) -> None:
-    signer = PemKeySigner.from_files(CredentialFiles(pki.chain, pki.key, "test-key"))
+    signer = load_pem_signer(CredentialFiles(pki.chain, pki.key, "test-key"))
     assert signer.algorithm == "es256"
     assert signer.key_id == "test-key"
     assert signer.chain_pem == pki.chain.read_bytes()
@@ -55,7 +56,7 @@ def test_from_files(pki: Pki) -> None:
 
 
 def test_sign_verifies_with_certificate_key(pki: Pki) -> None:
-    signer = PemKeySigner.from_files(CredentialFiles(pki.chain, pki.key))
+    signer = load_pem_signer(CredentialFiles(pki.chain, pki.key))
     data = b"claim bytes to be signed"
     signature = signer.sign(data)
     public = signer.certificate.public_key()
@@ -75,7 +76,7 @@ def test_refuses_sec1_key(pki: Pki, tmp_path: Path) -> None:
     assert b"BEGIN EC PRIVATE KEY" in sec1
     path = write_key(tmp_path / "sec1.pem", sec1)
     with pytest.raises(KeyringError) as caught:
-        PemKeySigner.from_files(CredentialFiles(pki.chain, path))
+        load_pem_signer(CredentialFiles(pki.chain, path))
     assert "pkcs8" in (caught.value.hint or "").lower()
 
 
@@ -84,33 +85,33 @@ def test_refuses_sec1_key(pki: Pki, tmp_path: Path) -> None:
 def test_refuses_readable_key_file(pki: Pki, tmp_path: Path, mode: int) -> None:
     path = write_key(tmp_path / "key.pem", pki.key.read_bytes(), mode)
     with pytest.raises(KeyringError) as caught:
-        PemKeySigner.from_files(CredentialFiles(pki.chain, path))
+        load_pem_signer(CredentialFiles(pki.chain, path))
     assert caught.value.hint == f"chmod 600 {path}"
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o400])
 def test_accepts_owner_only_key_file(pki: Pki, tmp_path: Path, mode: int) -> None:
     path = write_key(tmp_path / "key.pem", pki.key.read_bytes(), mode)
-    assert PemKeySigner.from_files(CredentialFiles(pki.chain, path)).algorithm == "es256"
+    assert load_pem_signer(CredentialFiles(pki.chain, path)).algorithm == "es256"
 
 
 def test_refuses_key_of_another_leaf(pki: Pki) -> None:
     with pytest.raises(CertificateProfileError):
-        PemKeySigner.from_files(CredentialFiles(pki.chain, pki.untrusted_key))
+        load_pem_signer(CredentialFiles(pki.chain, pki.untrusted_key))
 
 
 def test_missing_files(pki: Pki, tmp_path: Path) -> None:
     with pytest.raises(KeyNotFoundError):
-        PemKeySigner.from_files(CredentialFiles(tmp_path / "nope.pem", pki.key))
+        load_pem_signer(CredentialFiles(tmp_path / "nope.pem", pki.key))
     with pytest.raises(KeyNotFoundError):
-        PemKeySigner.from_files(CredentialFiles(pki.chain, tmp_path / "nope.pem"))
+        load_pem_signer(CredentialFiles(pki.chain, tmp_path / "nope.pem"))
 
 
 def test_chain_without_certificate(pki: Pki, tmp_path: Path) -> None:
     chain = tmp_path / "chain.pem"
     chain.write_bytes(b"not a certificate\n")
     with pytest.raises(CertificateProfileError):
-        PemKeySigner.from_files(CredentialFiles(chain, pki.key))
+        load_pem_signer(CredentialFiles(chain, pki.key))
 
 
 def test_encrypted_key_and_passphrase(pki: Pki, tmp_path: Path) -> None:
@@ -123,18 +124,18 @@ def test_encrypted_key_and_passphrase(pki: Pki, tmp_path: Path) -> None:
     )
     path = write_key(tmp_path / "enc.pem", encrypted)
     files = CredentialFiles(pki.chain, path, "enc", secret)
-    signer = PemKeySigner.from_files(files)
+    signer = load_pem_signer(files)
     assert signer.algorithm == "es256"
     assert secret.decode() not in repr(files)
     assert str(secret) not in repr(files)
     for wrong in (None, b"wrong passphrase"):
         with pytest.raises(KeyringError):
-            PemKeySigner.from_files(CredentialFiles(pki.chain, path, "enc", wrong))
+            load_pem_signer(CredentialFiles(pki.chain, path, "enc", wrong))
 
 
 def test_repr_has_no_secrets(pki: Pki) -> None:
     files = CredentialFiles(pki.chain, pki.key, "k1", b"s3cret-passphrase")
-    signer = PemKeySigner.from_files(CredentialFiles(pki.chain, pki.key, "k1"))
+    signer = load_pem_signer(CredentialFiles(pki.chain, pki.key, "k1"))
     key_body = pki.key.read_text().splitlines()[1]  # first base64 line of the private key
     for text in (repr(files), repr(signer), str(files)):
         assert "s3cret" not in text
@@ -193,7 +194,7 @@ def test_es384_from_files(ca: Ca, tmp_path: Path) -> None:
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    signer = PemKeySigner.from_files(CredentialFiles(chain, write_key(tmp_path / "k.pem", key_pem)))
+    signer = load_pem_signer(CredentialFiles(chain, write_key(tmp_path / "k.pem", key_pem)))
     assert signer.algorithm == "es384"
     public = signer.certificate.public_key()
     assert isinstance(public, ec.EllipticCurvePublicKey)

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from app.trust import load_trust_dir
 from signing.certs import DEV_ORGANIZATION, common_name, is_development, organization
 from signing.errors import ConfigError
-from signing.trust import load_trust_dir, profile_from_pem
+from signing.trust import profile_from_pem
 from tests.pki import TestPki as Pki  # aliased: pytest would try to collect Test*
 
 

@@ -19,6 +19,7 @@ from app.trust import (
     Bundle,
     TrustStore,
     fetch_bundle,
+    load_trust_dir,
     normalise_sha256,
 )
 from signing.errors import ConfigError
@@ -30,7 +31,6 @@ from signing.trust import (
     TrustListRef,
     TrustProfile,
     engine_trust_settings,
-    load_trust_dir,
     parse_trust_list_uri,
     profile_from_pem,
     trust_list_uri,
