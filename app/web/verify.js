@@ -49,9 +49,13 @@ function el(tag, text, cls) {
   return node;
 }
 
+// A titled card; the title names it, so assistive technology lists it as a region.
 function section(title) {
   const box = el("section", undefined, "card");
-  box.append(el("h3", title));
+  const heading = el("h3", title);
+  heading.id = `card-${title.toLowerCase().replace(/[^a-z]+/g, "-")}`;
+  box.setAttribute("aria-labelledby", heading.id);
+  box.append(heading);
   return box;
 }
 
@@ -79,6 +83,7 @@ function outcomeBox(report) {
 
 function aiBox(report) {
   const box = section("AI declaration");
+  if (report.outcome === "invalid") box.append(el("p", "These statements failed validation: do not rely on them.", "bad"));
   const ai = report.ai;
   if (!ai) {
     box.append(el("p", "No statement about AI involvement was found."));
