@@ -1,5 +1,5 @@
 // The public verify page. Every string from a report is attacker-controlled: it is only ever set with
-// textContent (never innerHTML), and the page's CSP allows no inline script.
+// textContent (never parsed as HTML), and the page's CSP allows no inline script.
 "use strict";
 
 const OUTCOMES = {

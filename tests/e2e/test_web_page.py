@@ -46,8 +46,8 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.is_file():
         pytest.fail(
-            f"Debian's chromium is missing at {CHROMIUM}: run `make test-deps` (scripts/test-deps.sh installs "
-            "it with apt); Playwright's own browser download is not used"
+            f"Debian's chromium is missing at {CHROMIUM}: run `make test-deps` (scripts/test-deps.sh "
+            "installs it with apt); Playwright's own browser download is not used"
         )
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(CHROMIUM))
@@ -158,7 +158,9 @@ def test_signed_file_shows_trust_the_ai_declaration_and_the_signer(
     page.screenshot(path=artifacts / "signed.png", full_page=True)
 
 
-def test_tampered_file_says_the_credentials_failed(page: Page, files: dict[str, Path], artifacts: Path) -> None:
+def test_tampered_file_says_the_credentials_failed(
+    page: Page, files: dict[str, Path], artifacts: Path
+) -> None:
     check(page, files["tampered"])
     assert outcome_title(page) == INVALID
     expect(card(page, "Integrity")).to_contain_text("Changed")
