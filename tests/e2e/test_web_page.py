@@ -5,6 +5,7 @@ var/test-artifacts/web-page/ (printed at the start)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 from collections.abc import Iterator
@@ -36,9 +37,11 @@ NONE = "No Content Credentials found"
 @pytest.fixture(scope="module")
 def artifacts(request: pytest.FixtureRequest) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"web page screenshots: {ARTIFACTS}")
+    if capture is not None and reporter is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"web page screenshots: {ARTIFACTS}")
     return ARTIFACTS
 
 
@@ -178,6 +181,26 @@ def test_file_without_credentials_says_what_none_does_not_mean(
     expect(page.locator("#report")).not_to_contain_text(MODEL)  # the stripped file's claim is gone
     expect(page.locator("section.card")).to_have_count(0)
     page.screenshot(path=artifacts / f"{name}.png", full_page=True)
+
+
+def test_a_dropped_file_is_checked(page: Page, files: dict[str, Path]) -> None:
+    zone = page.locator("#drop-zone")
+    content = base64.b64encode(files["signed"].read_bytes()).decode()
+    dropped = page.evaluate_handle(
+        """(b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "dropped.jpg", { type: "image/jpeg" }));
+            return transfer;
+        }""",
+        content,
+    )
+    zone.dispatch_event("dragover", {"dataTransfer": dropped})
+    expect(zone).to_have_class(re.compile(r"\bdragging\b"))
+    zone.dispatch_event("drop", {"dataTransfer": dropped})
+    expect(page.locator("#status")).to_have_text("Checked dropped.jpg.")
+    expect(zone).not_to_have_class(re.compile(r"\bdragging\b"))
+    assert outcome_title(page) == TRUSTED
 
 
 def test_attacker_controlled_names_are_shown_as_text(page: Page, server: Server, tmp_path: Path) -> None:
