@@ -45,15 +45,21 @@ def artifacts(request: pytest.FixtureRequest) -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
+def require_chromium(path: Path) -> Path:
+    """A missing browser fails the tests (never skips them), saying how to install it."""
+    if not path.is_file():
         pytest.fail(
-            f"Debian's chromium is missing at {CHROMIUM}: run `make test-deps` (scripts/test-deps.sh "
+            f"Debian's chromium is missing at {path}: run `make test-deps` (scripts/test-deps.sh "
             "installs it with apt); Playwright's own browser download is not used"
         )
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = require_chromium(CHROMIUM)
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        launched = playwright.chromium.launch(executable_path=str(executable))
         try:
             yield launched
         finally:
@@ -138,6 +144,12 @@ def feedback_rows(data_dir: Path) -> list[dict[str, object]]:
             return [dict(r._mapping) for r in conn.execute(sa.text("SELECT * FROM feedback ORDER BY seq"))]
     finally:
         engine.dispose()
+
+
+def test_a_missing_chromium_fails_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"make test-deps"):
+        require_chromium(tmp_path / "chromium")
+    assert require_chromium(CHROMIUM) == CHROMIUM  # control: the installed one is accepted
 
 
 # --- what a person sees ---------------------------------------------------------------------------------
