@@ -13,11 +13,15 @@ from typing import Any
 
 from anyio import to_thread
 from fastapi import FastAPI
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 
 from app import errors
 from app.auth import ApiKeyGate
+from app.headers import NoSniff
+from app.json_limit import JsonBodyLimit
 from app.limits import BodySizeLimit, InflightBudget
-from app.routes import health, sign, verify
+from app.routes import feedback, health, sign, verify, web
 from app.runtime import HALLMARK_VERSION, Runtime, build_runtime
 from app.schemas import ProblemOut
 from app.settings import Settings
@@ -32,6 +36,8 @@ DESCRIPTION = """Labels AI-generated media with C2PA Content Credentials and ver
   it AI-generated (IPTC `trainedAlgorithmicMedia` by default), by which model, when, with a unique id.
 * `POST /v1/verify` (public by default): an honest report: integrity, signer and trust, timestamp,
   declared AI involvement, ingredients, and the C2PA status codes behind each field.
+* `POST /v1/feedback` (public): "was this result right?" from the verify page at `/`, stored without
+  personal data.
 
 Errors are RFC 9457 `application/problem+json`.
 """
@@ -83,12 +89,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             rt.signer_watch.close()
             rt.db.dispose()
 
-    app = FastAPI(title="Hallmark", version=HALLMARK_VERSION, description=DESCRIPTION, lifespan=lifespan)
+    # The docs are served from vendored files (app/web/vendor/), not a CDN; ReDoc is not offered.
+    app = FastAPI(
+        title="Hallmark",
+        version=HALLMARK_VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.budget = InflightBudget(settings.max_inflight_bytes)
     errors.install(app)
     app.include_router(sign.router)
     app.include_router(verify.router)
     app.include_router(health.router)
+    app.include_router(feedback.router)
+    app.include_router(web.router)
+    app.mount(web.ASSETS, StaticFiles(directory=web.WEB_DIR), name="assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return web.docs_page(app.openapi_url or "/openapi.json", app.title)
 
     def key_store() -> ApiKeyStore | None:
         rt: Runtime | None = getattr(app.state, "runtime", None)
@@ -105,4 +126,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         BodySizeLimit, limit=settings.max_upload_bytes, budget=app.state.budget, factors=factors
     )
+    app.add_middleware(JsonBodyLimit, limits={"/v1/feedback": feedback.MAX_FEEDBACK_BYTES})
+    app.add_middleware(NoSniff)
     return app

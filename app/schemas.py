@@ -156,3 +156,27 @@ class ProblemOut(BaseModel):
     status: int
     detail: str
     hint: str | None = None
+
+
+Outcome = Literal["trusted", "valid_untrusted", "invalid", "none"]
+
+
+class FeedbackIn(BaseModel):
+    """An answer to "Was this result right?" about one verify report."""
+
+    model_config = {"extra": "forbid"}
+
+    manifest_id: str | None = Field(None, max_length=200, description="The report's manifest_id, if any.")
+    outcome: Outcome = Field(description="The report's outcome.")
+    verdict_correct: bool = Field(description="Whether the person thinks the result was right.")
+    comment: str | None = Field(None, max_length=500, description="Optional short comment.")
+
+
+class FeedbackOut(BaseModel):
+    """Exactly what was stored: no address, no user agent, no file, no time finer than the UTC day."""
+
+    day: str = Field(description="The UTC day the feedback arrived (YYYY-MM-DD).")
+    outcome: Outcome
+    verdict_correct: bool
+    manifest_id: str | None
+    comment: str | None

@@ -5,6 +5,8 @@
 #   openssl         the local RFC 3161 timestamp authority (`openssl ts -reply`) and OCSP helpers
 #   softhsm2        a real PKCS#11 token for the hardware-key tests (a throw-away token per test)
 #   nodejs, npm     run the official C2PA conformance rubric (json-formula) over our outputs
+#   chromium        the headless browser Playwright drives in the web page tests (Playwright's own browser
+#                   download is not used)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +15,7 @@ command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 { command -v softhsm2-util >/dev/null 2>&1 && [ -e /usr/lib/softhsm/libsofthsm2.so ]; } || need+=(softhsm2 libsofthsm2)
 { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || need+=(nodejs npm)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -66,7 +66,7 @@ def serve(
     os.environ["HALLMARK_DATA_DIR"] = str(cfg.data_dir)
     typer.echo(
         f"Serving on http://{host}:{port} with data directory {cfg.data_dir} "
-        "(API docs at /docs; POST /v1/sign, POST /v1/verify)"
+        "(verify page at /, API docs at /docs; POST /v1/sign, POST /v1/verify)"
     )
     uvicorn.run(
         "app.main:create_app",

@@ -73,3 +73,16 @@ manifests = sa.Table(
     sa.Column("integrity", sa.String(64), nullable=False),
     sa.Index("ix_manifests_watermark_id", "watermark_id", unique=True),
 )
+
+# Answers to the public page's "Was this result right?". No personal data: no address, no user agent, no
+# file or hash of it, no exact time (the UTC day only); `comment` is what the person typed, if anything.
+feedback = sa.Table(
+    "feedback",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("outcome", sa.String(20), nullable=False),
+    sa.Column("verdict_correct", sa.Boolean, nullable=False),
+    sa.Column("manifest_id", sa.String(200), nullable=True),
+    sa.Column("comment", sa.String(500), nullable=True),
+)
