@@ -6,6 +6,7 @@ a bad signing key raises, so only Hallmark's probes can tell the two apart."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,13 +42,13 @@ def sign(client: TestClient, auth: dict[str, str], body: bytes) -> object:
 
 @pytest.mark.parametrize("damage", [damaged, truncated_manifest], ids=["certificate-byte", "truncated-box"])
 def test_damaged_parent_credentials_are_the_inputs_fault(
-    client: TestClient, auth: dict[str, str], interop_dir: Path, damage: object
+    client: TestClient, auth: dict[str, str], interop_dir: Path, damage: Callable[[Path], bytes]
 ) -> None:
-    assert callable(damage)
     response = sign(client, auth, damage(interop_dir))
     problem = assert_problem(response, 422, "already in your file are damaged")
     assert problem["type"] == "/problems/damaged-credentials"
-    assert "signing key" not in problem["detail"] and "keys list" not in problem.get("hint", "")
+    assert "signing key" not in problem["detail"]
+    assert "keys list" not in problem.get("hint", "")
     assert ledger_count(client) == 0
 
 

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 import signing
 from app.main import create_app
 from app.settings import Settings
-from signing.selftest import tiny_png
+from signing.tiny_png import tiny_png
 from tests.conftest import MemoryLedger, make_data_dir
 from tests.ocsp import Leaf, LocalOcsp
 from tests.pki import TestPki as Pki  # aliased: pytest would try to collect Test*
