@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import make_data_dir
 from tests.integration.test_cli import hallmark
 from tests.integration.test_http_bad_input import assert_problem, ledger_count
-from tests.pki import TestPki
+from tests.pki import TestPki as Pki  # aliased: pytest would try to collect Test*
 
 FORM = {"model_name": "test-diffusion", "model_version": "2.1"}
 # Found by flipping bytes through C.jpg's JUMBF: this one lands in the signer's certificate.
@@ -60,7 +60,7 @@ def test_control_the_intact_file_signs_with_its_credentials_as_parent(
     assert ledger_count(client) == 1
 
 
-def test_cli_names_the_input_not_the_key(tmp_path: Path, pki: TestPki, interop_dir: Path) -> None:
+def test_cli_names_the_input_not_the_key(tmp_path: Path, pki: Pki, interop_dir: Path) -> None:
     data_dir = make_data_dir(tmp_path / "var", pki)
     source = tmp_path / "damaged.jpg"
     source.write_bytes(damaged(interop_dir))
