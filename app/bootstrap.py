@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.dev_pki import create_dev_pki
+from app.files import write_private
 from app.keyadmin import LEGACY_ID_DEFAULT, ensure_keyring
 from app.keysource import keyring_file
 from app.settings import Settings
@@ -36,8 +36,7 @@ def init_dev_keys(settings: Settings, *, force: bool = False) -> bool:
         settings.dev_ca_dir, chain, key, provider=f"{settings.default_provider} (development)"
     )
     trust = settings.resolved_trust_dir / f"{DEV_TRUST_PROFILE}.pem"
-    trust.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(pki.root, trust)
+    write_private(trust, pki.root.read_bytes())
     keyring = keyring_file(settings)
     if force and keyring.exists():
         keyring.path.unlink()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.files import write_private, write_public
+from app.files import write_private
 from signing import DevPki, issue_dev_pki
 
 
@@ -25,9 +25,9 @@ def create_dev_pki(
         chain=chain_path,
         key=key_path,
     )
-    write_public(out.root, material.root)
-    write_public(out.intermediate, material.intermediate)
+    write_private(out.root, material.root)
+    write_private(out.intermediate, material.intermediate)
     write_private(out.intermediate_key, material.intermediate_key)
     write_private(out.key, material.key)
-    write_public(out.chain, material.chain)
+    write_private(out.chain, material.chain)
     return out

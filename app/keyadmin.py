@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
-from app.files import write_private, write_public
+from app.files import write_private
 from app.keysource import keyring_file, pkcs11_config, signer_for_entry
 from app.pem_keys import CredentialFiles, load_pem_signer
 from app.pkcs11 import generate_pkcs11_key, pkcs11_csr
@@ -183,12 +183,12 @@ def generate(
         )
         csr = build_csr(private, country=country, organization=org, common_name=cn, algorithm=alg)
     csr_path = folder / "request.csr.pem"
-    write_public(csr_path, csr)
+    write_private(csr_path, csr)
     chain_path: Path | None = None
     facts: dict[str, str | bool] = {}
     if dev:
         chain_path = folder / "chain.pem"
-        write_public(chain_path, _dev_chain(settings, public, org))
+        write_private(chain_path, _dev_chain(settings, public, org))
         _, facts = _chain_facts(chain_path.read_bytes())
     entry = KeyEntry(
         id=kid,
@@ -274,7 +274,7 @@ def import_chain(settings: Settings, key_id: str, chain_file: Path, *, dry_run: 
 
     outcome = _apply(settings, change, dry_run)  # refuses (nothing written) if the key stopped being pending
     if not dry_run:
-        write_public(target, chain_pem)
+        write_private(target, chain_pem)
     return outcome
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.files import atomic_write, exclusive_lock
+from app.files import exclusive_lock, write_private
 from signing import Keyring
 from signing import keyring_rules as rules
 
@@ -47,5 +47,5 @@ class KeyringFile:
         with exclusive_lock(self.folder / (FILE_NAME + ".lock")):
             ring, events = rules.apply(self.load(), change)
             if not dry_run:
-                atomic_write(self.path, rules.encode(ring), 0o644)
+                write_private(self.path, rules.encode(ring))
             return ring, events

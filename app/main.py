@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from anyio import to_thread
@@ -18,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app import errors
 from app.auth import ApiKeyGate
+from app.files import loose_paths
 from app.headers import NoSniff
 from app.json_limit import JsonBodyLimit
 from app.limits import BodySizeLimit, InflightBudget
@@ -64,6 +66,21 @@ def _document_problem_schema(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _warn_if_loose(data_dir: Path) -> None:
+    """Hallmark creates its data directory owner-only; one made before (or by hand) with wider modes is
+    reported, not changed: group access may be deliberate (a backup agent), and the keys are the operator's
+    to decide about."""
+    loose = loose_paths(data_dir) if data_dir.is_dir() else []
+    if loose:
+        log.warning(
+            "%d path(s) in the data directory are open to group or others (first: %s); "
+            "run `chmod -R go-rwx %s` unless that is intended",
+            len(loose),
+            ", ".join(str(p) for p in loose[:3]),
+            data_dir,
+        )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     configure_logging(settings)
@@ -76,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.error("cannot start: %s", exc.diagnostics())
             raise
         app.state.runtime = rt
+        _warn_if_loose(settings.data_dir)
         log.info(
             "ready: data directory %s, key %s, trust profiles %s, database %s",
             settings.data_dir,

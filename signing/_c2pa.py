@@ -7,6 +7,7 @@ into data. Nothing here decides provenance semantics; it reports what the engine
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from contextvars import ContextVar
@@ -16,6 +17,7 @@ from typing import IO, Any
 import c2pa
 
 from signing.errors import (
+    DamagedCredentialsError,
     HallmarkError,
     MalformedAssetError,
     SigningError,
@@ -24,6 +26,7 @@ from signing.errors import (
 )
 from signing.keys import KeySigner
 from signing.reading import RawReading
+from signing.tiny_png import tiny_png
 from signing.trust import TrustProfile, engine_trust_settings
 
 ENGINE_VERSION: str = c2pa.sdk_version()
@@ -38,8 +41,37 @@ _ALGS = {
     "ps512": c2pa.C2paSigningAlg.PS512,
     "ed25519": c2pa.C2paSigningAlg.ED25519,
 }
+# The URL is data shown to the reader, never what decides the class of an error.
 _REMOTE_URL = re.compile(r"(https?://\S+)")
-_UNPARSABLE = ("asset could not be parsed", "invalid asset", "unsupported asset", "Boxes are too deply")
+# Engine errors are classified by the binding's `C2paError` subclass only, never by message text. The
+# binding maps the native "Remote:" prefix to no subclass: an untyped `C2paError` that carries a URL is
+# that remote reference (the only untyped native error seen on the whole interop corpus).
+_INPUT_ERRORS = (c2pa.C2paError.Io, c2pa.C2paError.Other, c2pa.C2paError.Decoding, c2pa.C2paError.Encoding)
+_MANIFEST_ERRORS = (
+    c2pa.C2paError.Verify,
+    c2pa.C2paError.Json,
+    c2pa.C2paError.Manifest,
+    c2pa.C2paError.Assertion,
+    c2pa.C2paError.AssertionNotFound,
+    c2pa.C2paError.ResourceNotFound,
+)
+_PROBE_DEFINITION: dict[str, Any] = {
+    "claim_generator_info": [{"name": "Hallmark signing probe", "version": "0"}],
+    "assertions": [
+        {
+            "label": "c2pa.actions.v2",
+            "data": {
+                "actions": [
+                    {
+                        "action": "c2pa.created",
+                        "digitalSourceType": "http://cv.iptc.org/newscodes/digitalsourcetype/"
+                        "trainedAlgorithmicMedia",
+                    }
+                ]
+            },
+        }
+    ],
+}
 
 
 @dataclass(frozen=True)
@@ -117,9 +149,19 @@ class NativeSigner:
                 "The engine refused the signing certificate chain.", details={"engine": _short(exc)}
             ) from None
 
+        self._plain: NativeSigner | None = None
+
     @property
     def handle(self) -> Any:
         return self._signer
+
+    def untimestamped(self) -> NativeSigner:
+        """The same key without a TSA: what the failure probes sign with (they never contact the TSA)."""
+        if self.tsa_url is None:
+            return self
+        if self._plain is None:
+            self._plain = NativeSigner(self.key)
+        return self._plain
 
     def take_failure(self) -> Exception | None:
         exc = self._failure.get()
@@ -156,18 +198,79 @@ class Engine:
     ) -> bytes:
         """Sign `source` into `dest`; returns the manifest store bytes."""
         try:
-            context = self._fresh_context if parent is None else self._edit_context
-            builder = c2pa.Builder(definition, context=context)
-            if sidecar:
-                builder.set_no_embed()
-            if parent is not None:
-                source.seek(0)
-                builder.add_ingredient(parent, mime, source)
-            source.seek(0)
-            data: bytes = builder.sign(signer.handle, mime, source, dest)
-            return data
+            return self._sign_once(definition, signer, mime, source, dest, parent=parent, sidecar=sidecar)
         except c2pa.C2paError as exc:
-            raise _sign_error(exc, signer, has_parent=parent is not None) from None
+            raise self._sign_failure(exc, definition, signer, mime, source, parent, sidecar) from None
+
+    def _sign_once(
+        self,
+        definition: dict[str, Any],
+        signer: NativeSigner,
+        mime: str,
+        source: IO[bytes],
+        dest: IO[bytes],
+        *,
+        parent: dict[str, Any] | None,
+        sidecar: bool,
+    ) -> bytes:
+        context = self._fresh_context if parent is None else self._edit_context
+        builder = c2pa.Builder(definition, context=context)
+        if sidecar:
+            builder.set_no_embed()
+        if parent is not None:
+            source.seek(0)
+            builder.add_ingredient(parent, mime, source)
+        source.seek(0)
+        data: bytes = builder.sign(signer.handle, mime, source, dest)
+        return data
+
+    def _probe(
+        self,
+        definition: dict[str, Any],
+        signer: NativeSigner,
+        mime: str,
+        source: IO[bytes],
+        parent: dict[str, Any] | None,
+        sidecar: bool,
+    ) -> c2pa.C2paError | None:
+        """Sign once more, output discarded, to see which part of a failed sign is at fault."""
+        try:
+            self._sign_once(definition, signer, mime, source, io.BytesIO(), parent=parent, sidecar=sidecar)
+        except c2pa.C2paError as exc:
+            return exc
+        return None
+
+    def _sign_failure(
+        self,
+        exc: c2pa.C2paError,
+        definition: dict[str, Any],
+        signer: NativeSigner,
+        mime: str,
+        source: IO[bytes],
+        parent: dict[str, Any] | None,
+        sidecar: bool,
+    ) -> HallmarkError:
+        """The engine's error types cannot tell a damaged parent, a failed TSA and a bad key apart (all three
+        can raise `Signature`), so each suspect is ruled out by signing again without it. Only failures
+        pay for the probes; their output is discarded and never leaves the process."""
+        own = _callback_failure(signer)
+        if own is not None or isinstance(exc, c2pa.C2paError.NotSupported):
+            return own or _classify(exc, has_parent=False)
+        plain = signer.untimestamped()
+        if plain is not signer:
+            retry = self._probe(definition, plain, mime, source, parent, sidecar)
+            if retry is None:
+                return TimestampAuthorityError(
+                    "The timestamp authority did not answer in time.", details={"engine": _short(exc)}
+                )
+            exc = retry
+        if parent is None:
+            return _callback_failure(plain) or _classify(exc, has_parent=False)
+        # With a parent: can this key sign a clean file at all? If so, the parent is what failed.
+        clean = self._probe(_PROBE_DEFINITION, plain, "image/png", io.BytesIO(tiny_png()), None, False)
+        if clean is not None:
+            return _callback_failure(plain) or _classify(clean, has_parent=False)
+        return _classify(exc, has_parent=True)
 
     # --- reading -----------------------------------------------------------------------------------
 
@@ -192,12 +295,13 @@ class Engine:
             raise UnsupportedMediaError("The C2PA engine does not support this file's format.") from None
         except c2pa.C2paError as exc:
             message = _short(exc)
-            if message.startswith("Remote:") or isinstance(exc, c2pa.C2paError.RemoteManifest):
-                match = _REMOTE_URL.search(message)
-                return RawReading(kind="remote", remote_url=match.group(1) if match else None)
-            if isinstance(exc, c2pa.C2paError.Io) or any(s in message for s in _UNPARSABLE):
+            url = _REMOTE_URL.search(message)
+            if isinstance(exc, c2pa.C2paError.RemoteManifest) or (type(exc) is c2pa.C2paError and url):
+                return RawReading(kind="remote", remote_url=url.group(1) if url else None)
+            if isinstance(exc, _INPUT_ERRORS):
                 raise MalformedAssetError(
-                    "The file could not be parsed as the media type its bytes announce.",
+                    "The file, or the content credentials in it, could not be parsed as the media type its "
+                    "bytes announce.",
                     details={"engine": message},
                 ) from None
             return RawReading(kind="error", error=message)
@@ -205,46 +309,39 @@ class Engine:
             stream.seek(0)
 
 
-# What the engine says when its RFC 3161 request failed. Behind the deadline relay every TSA failure is
-# an HTTP error status from the relay (or the relay being unreachable): matched narrowly, so a malformed
-# upload whose parse error quotes a URL cannot open the breaker for everyone.
-_TSA_FAILURES = ("service responded with an http error", "http resolver", "error sending request")
-
-
-def _sign_error(exc: BaseException, signer: NativeSigner, *, has_parent: bool) -> HallmarkError:
-    message = _short(exc)
-    lowered = message.lower()
+def _callback_failure(signer: NativeSigner) -> HallmarkError | None:
     cause = signer.take_failure()
     if isinstance(cause, HallmarkError):
         return cause  # e.g. a token that went away: the key's own error (503), not a bad signature
     if cause is not None:
         return SigningError("The signing key failed to sign.", details={"cause": type(cause).__name__})
-    if signer.tsa_url and any(s in lowered for s in _TSA_FAILURES):
-        return TimestampAuthorityError(
-            "The timestamp authority did not answer in time.", details={"engine": message}
+    return None
+
+
+def _classify(exc: c2pa.C2paError, *, has_parent: bool) -> HallmarkError:
+    """By the binding's error subclass only. `has_parent` means a probe proved the key signs a clean file and
+    no TSA was involved: whatever failed is the credentials the input already carries."""
+    message = _short(exc)
+    if has_parent:
+        return DamagedCredentialsError(
+            "The content credentials already in your file are damaged, so Hallmark cannot keep them as "
+            "its parent ingredient (Hallmark never strips incoming credentials). Nothing was signed.",
+            hint="Verify the file to see what failed; sign the original asset instead.",
+            details={"engine": message},
         )
     if isinstance(exc, c2pa.C2paError.NotSupported):
         return UnsupportedMediaError("The C2PA engine cannot sign this file's format.")
-    if any(s in message for s in _UNPARSABLE) or isinstance(exc, c2pa.C2paError.Io):
+    if isinstance(exc, _INPUT_ERRORS):
         return MalformedAssetError(
             "The file could not be parsed as the media type its bytes announce.", details={"engine": message}
         )
-    if isinstance(exc, c2pa.C2paError.Signature) or "certificate" in lowered:
+    if isinstance(exc, c2pa.C2paError.Signature):
         return SigningError(
             "The engine refused the signing credential.",
             hint="Run `hallmark keys list` and check the certificate profile (EKU, key usage, validity).",
             details={"engine": message},
         )
-    if has_parent and isinstance(exc, c2pa.C2paError.Verify):
-        return MalformedAssetError(
-            "The file's existing content credentials do not validate, so they cannot be kept as its parent "
-            "ingredient (Hallmark never strips incoming credentials).",
-            hint="Verify the file to see what failed; sign the original asset instead.",
-            details={"engine": message},
-        )
-    if isinstance(
-        exc, c2pa.C2paError.Verify | c2pa.C2paError.Json | c2pa.C2paError.Manifest | c2pa.C2paError.Assertion
-    ):
+    if isinstance(exc, _MANIFEST_ERRORS):
         # The engine refused our manifest definition: our fault, not the client's file.
         return SigningError("The engine refused the manifest Hallmark built.", details={"engine": message})
-    return MalformedAssetError("The engine could not sign this file.", details={"engine": message})
+    return SigningError("The engine could not sign this file.", details={"engine": message})

@@ -105,6 +105,14 @@ class IncompleteAssetError(MalformedAssetError):
         )
 
 
+class DamagedCredentialsError(MalformedAssetError):
+    """The credentials the input already carries cannot be kept as its parent ingredient: the input's fault,
+    never the operator's key (the engine's own error types cannot say which, so signing probes)."""
+
+    code = "damaged-credentials"
+    title = "Damaged content credentials"
+
+
 class EmptyAssetError(MalformedAssetError):
     code = "empty-asset"
     title = "Empty file"

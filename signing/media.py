@@ -60,6 +60,7 @@ _QUICKTIME_BRANDS = {b"qt  "}
 # (without an internal subset) may come before it. HTML with inline SVG is not SVG.
 _SVG_ROOT = re.compile(rb"<svg[\s>/]", re.I)
 _DOCTYPE = re.compile(rb"<!DOCTYPE[^>\[]*>", re.I)
+_PDF_HEADER = re.compile(rb"%PDF-[0-9]\.[0-9]")
 ID3_HEADER = 10
 
 
@@ -88,15 +89,58 @@ def _bmff_type(head: bytes) -> MediaType | None:
     return MP4
 
 
-def _is_mp3(head: bytes) -> bool:
-    if head.startswith(b"ID3"):
-        return True
-    # An MPEG audio frame header: 11 sync bits, a layer that is not "reserved", a valid bitrate index.
-    if len(head) >= 4 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0:
-        layer = (head[1] >> 1) & 0x3
-        bitrate = head[2] >> 4
-        return layer != 0 and bitrate not in (0, 0xF)
-    return False
+def mpeg_frame_header(head: bytes) -> bool:
+    """An MPEG audio frame header: 11 sync bits, a version and a layer that are not "reserved", a bitrate
+    index that is neither free nor bad, a sample-rate index that is not reserved."""
+    if len(head) < 4 or head[0] != 0xFF or (head[1] & 0xE0) != 0xE0:
+        return False
+    version, layer = (head[1] >> 3) & 0x3, (head[1] >> 1) & 0x3
+    bitrate, rate = head[2] >> 4, (head[2] >> 2) & 0x3
+    return version != 1 and layer != 0 and bitrate not in (0, 0xF) and rate != 3
+
+
+def _after_id3(first: bytes) -> MediaType | None:
+    """What follows an ID3v2 tag decides the type: FLAC's marker (the engine puts its manifest in a tag
+    before it) or the first MPEG audio frame; anything else is not audio of ours."""
+    if first.startswith(b"fLaC"):
+        return FLAC
+    return MP3 if mpeg_frame_header(first) else None
+
+
+def _identify_id3(head: bytes) -> MediaType | None:
+    end = id3_end(head)
+    if end is None:
+        return None
+    if end + 4 <= len(head):
+        return _after_id3(head[end : end + 4])
+    return MP3  # the tag runs past the head: `sniff` reads what follows it from the stream
+
+
+def _is_jpeg(head: bytes) -> bool:
+    """SOI, then a marker that may follow it (no restart, SOI or EOI) and a segment length of 2 or more."""
+    if not head.startswith(b"\xff\xd8\xff") or len(head) < 6:
+        return False
+    marker = head[3]
+    return 0xC0 <= marker < 0xFF and not 0xD0 <= marker <= 0xD9 and int.from_bytes(head[4:6], "big") >= 2
+
+
+def _is_riff(head: bytes, form: bytes, first_chunks: tuple[bytes, ...] | None) -> bool:
+    """A RIFF header of `form`, then a first chunk id of printable ASCII (one of `first_chunks` if given)."""
+    if head[:4] != b"RIFF" or head[8:12] != form or len(head) < 20:
+        return False
+    chunk = head[12:16]
+    if first_chunks is not None:
+        return chunk in first_chunks
+    return all(0x20 <= b < 0x7F for b in chunk)
+
+
+def _is_tiff(head: bytes) -> bool:
+    """The byte-order mark, 42, and a first IFD offset past the 8-byte header."""
+    if len(head) < 8:
+        return False
+    if head[:4] == b"II*\x00":
+        return int.from_bytes(head[4:8], "little") >= 8
+    return head[:4] == b"MM\x00*" and int.from_bytes(head[4:8], "big") >= 8
 
 
 def _is_svg(head: bytes) -> bool:
@@ -124,37 +168,51 @@ def _is_svg(head: bytes) -> bool:
             return _SVG_ROOT.match(text, pos) is not None
 
 
+# ID3v2 flags each version defines (unsync, extended header/compression, experimental, footer): others
+# must be clear.
+_ID3_FLAGS = {2: 0xC0, 3: 0xE0, 4: 0xF0}
+
+
 def id3_end(head: bytes) -> int | None:
-    """Where an ID3v2 tag at the start of `head` ends (its size is a 28-bit "syncsafe" integer)."""
-    if len(head) < ID3_HEADER or not head.startswith(b"ID3") or any(b & 0x80 for b in head[6:10]):
+    """Where an ID3v2 tag at the start of `head` ends, or None unless its 10-byte header is valid: version
+    2-4, a revision that is not 0xFF, only that version's flags, and a 28-bit "syncsafe" size (high bits
+    clear)."""
+    if len(head) < ID3_HEADER or not head.startswith(b"ID3"):
+        return None
+    version, revision, flags = head[3], head[4], head[5]
+    allowed = _ID3_FLAGS.get(version)
+    if allowed is None or revision == 0xFF or flags & ~allowed or any(b & 0x80 for b in head[6:10]):
         return None
     size = (head[6] << 21) | (head[7] << 14) | (head[8] << 7) | head[9]
-    footer = ID3_HEADER if head[5] & 0x10 else 0
+    footer = ID3_HEADER if flags & 0x10 else 0
     return ID3_HEADER + size + footer
 
 
 def identify(head: bytes) -> MediaType | None:
     """The allow-listed media type whose signature `head` (the first bytes of a file) carries, or None."""
-    if head.startswith(b"\xff\xd8\xff"):
+    if _is_jpeg(head):
         return JPEG
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[8:16] == b"\x00\x00\x00\rIHDR":
         return PNG
-    if head[:6] in (b"GIF87a", b"GIF89a"):
+    if head[:6] in (b"GIF87a", b"GIF89a") and len(head) >= 13:  # header + logical screen descriptor
         return GIF
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+    if _is_riff(head, b"WEBP", (b"VP8 ", b"VP8L", b"VP8X")):
         return WEBP
-    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+    if _is_riff(head, b"WAVE", None):
         return WAV
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+    if _is_tiff(head):
         return TIFF
-    if head.startswith(b"fLaC"):
+    # STREAMINFO must be the first metadata block, and it is 34 bytes long.
+    if head.startswith(b"fLaC") and len(head) >= 8 and head[4] & 0x7F == 0 and head[5:8] == b"\x00\x00\x22":
         return FLAC
-    if head.startswith(b"%PDF-"):
+    if _PDF_HEADER.match(head):
         return PDF
     bmff = _bmff_type(head)
     if bmff is not None:
         return bmff
-    if _is_mp3(head):
+    if head.startswith(b"ID3"):
+        return _identify_id3(head)
+    if mpeg_frame_header(head):
         return MP3
     if _is_svg(head):
         return SVG
@@ -168,12 +226,10 @@ def sniff(stream: IO[bytes]) -> MediaType:
     if not head:
         raise EmptyAssetError("The file is empty.")
     media = identify(head)
-    # FLAC may start with an ID3v2 tag (the engine puts its manifest there): look behind the tag.
-    end = id3_end(head) if media is MP3 else None
-    if end is not None:
+    end = id3_end(head) if media is not None else None
+    if end is not None and end + 4 > len(head):  # the tag runs past the head: look behind it
         stream.seek(end)
-        if stream.read(4) == b"fLaC":
-            media = FLAC
+        media = _after_id3(stream.read(4))
     stream.seek(0)
     if media is None:
         supported = ", ".join(sorted({m.extension.upper() for m in SUPPORTED}))

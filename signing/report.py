@@ -6,7 +6,6 @@ says "authentic" or "human-made": credentials tell who signed what and what they
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +30,7 @@ from signing.models import (
     TrainingMiningPreference,
     VerificationReport,
 )
+from signing.quoting import neutral_text, quoted
 from signing.reading import RawReading
 from signing.trust import TrustProfile, parse_trust_list_uri
 from signing.vocabulary import AI_SOURCE_TYPES, IPTC_DST_BASE, SOURCE_TYPE_WORDS, expand_source_type
@@ -318,14 +318,6 @@ def _generator(manifest: dict[str, Any]) -> str | None:
     return _str(manifest.get("claim_generator"))
 
 
-def quoted(value: str, limit: int = 80) -> str:
-    """A value the file supplied, shown as a quotation: never read as Hallmark's own words."""
-    clean = "".join(ch for ch in value if unicodedata.category(ch)[0] != "C").strip()
-    if len(clean) > limit:
-        clean = clean[: limit - 1] + "\u2026"
-    return '"' + clean.replace('"', "'") + '"'
-
-
 def _source_type_words(uri: str) -> str:
     """Only codes of the IPTC vocabulary are named; any other string is the file's text, not ours."""
     known = expand_source_type(uri) if uri.startswith(IPTC_DST_BASE) else None
@@ -353,7 +345,7 @@ def _with_summary(report: VerificationReport, failures: list[str]) -> Verificati
         declares = f" They declare that the content {words}" + (f" ({model})." if model else ".")
     elif ai is not None:
         declares = " They make no declaration about AI involvement."
-    shown = ", ".join(sorted(set(failures))[:4])
+    shown = ", ".join(neutral_text(code) for code in sorted(set(failures))[:4])
     because = f" ({shown})" if shown else ""
     if report.outcome is Outcome.TRUSTED:
         via = (

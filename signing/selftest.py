@@ -4,8 +4,6 @@ first sign, so every process signs and verifies a tiny image before it declares 
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 from signing._c2pa import Engine, NativeSigner
 from signing.errors import ConfigError, HallmarkError
@@ -14,16 +12,8 @@ from signing.models import GenerationInfo
 from signing.ports import LedgerEntry, SystemClock
 from signing.reading import RawReading
 from signing.sign import SignContext, sign_asset
+from signing.tiny_png import tiny_png
 from signing.vocabulary import TRAINED_ALGORITHMIC_MEDIA
-
-
-def tiny_png() -> bytes:
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
-    pixels = zlib.compress(b"".join(b"\x00" + b"\x80\x40\x20" * 8 for _ in range(8)))
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
 
 
 class _DiscardLedger:

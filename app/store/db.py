@@ -15,7 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from app.files import exclusive_lock
+from app.files import exclusive_lock, make_private_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -29,7 +29,7 @@ def make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         file = _sqlite_file(url)
         if file is not None:
-            file.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(file.parent)
             _private_file(file)
         engine = sa.create_engine(url, connect_args={"timeout": 15, "check_same_thread": False})
 

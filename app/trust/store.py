@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from app.files import delete, exclusive_lock, fsync_dir, write_new
+from app.files import delete, exclusive_lock, fsync_dir, make_private_dir, write_new
 from app.trust.bundles import Bundle, check_sha256
 from app.trust.directory import load_trust_dir
 from app.trust.profiles import check_name, installed_bundles, profile_document, single_kind
@@ -198,7 +198,7 @@ class TrustStore:
         staging = self.directory / f".staging-{name}-{secrets.token_hex(4)}"
         try:
             folder = staging / name
-            folder.mkdir(parents=True)
+            make_private_dir(folder)
             if anchors is not None:
                 write_new(folder / TRUST_ANCHORS_FILE, anchors.data)
             if tsa_anchors is not None:
@@ -216,7 +216,7 @@ class TrustStore:
         target = self.directory / name
         legacy = self.directory / f"{name}.pem"
         trash = self.directory / f".replaced-{name}-{secrets.token_hex(4)}"
-        trash.mkdir()
+        make_private_dir(trash)
         try:
             if target.exists():
                 os.rename(target, trash / "dir")

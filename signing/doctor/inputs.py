@@ -113,7 +113,9 @@ def read_key(pem: bytes, passphrase: bytes | None, out: list[Finding]) -> Privat
                 "Convert a copy: ssh-keygen -p -m PKCS8 -f COPY_OF_KEY (rewrites the file in place).",
             )
         )
-        return _load(lambda: serialization.load_ssh_private_key(pem, passphrase), out)
+        return _load(
+            lambda: serialization.load_ssh_private_key(pem, passphrase), out, given=passphrase is not None
+        )
     elif b"-----BEGIN CERTIFICATE-----" in pem and b"PRIVATE KEY" not in pem:
         out.append(
             Finding(
@@ -133,7 +135,9 @@ def read_key(pem: bytes, passphrase: bytes | None, out: list[Finding]) -> Privat
                 "Convert it: openssl pkey -inform DER -in key.der -out key.pem",
             )
         )
-        return _load(lambda: serialization.load_der_private_key(pem, passphrase), out)
+        return _load(
+            lambda: serialization.load_der_private_key(pem, passphrase), out, given=passphrase is not None
+        )
     else:
         out.append(
             Finding(
@@ -144,14 +148,17 @@ def read_key(pem: bytes, passphrase: bytes | None, out: list[Finding]) -> Privat
             )
         )
         return None
-    return _load(lambda: serialization.load_pem_private_key(pem, passphrase), out)
+    return _load(
+        lambda: serialization.load_pem_private_key(pem, passphrase), out, given=passphrase is not None
+    )
 
 
-def _load(fn: Callable[[], PrivateKeyTypes], out: list[Finding]) -> PrivateKeyTypes | None:
+def _load(fn: Callable[[], PrivateKeyTypes], out: list[Finding], *, given: bool) -> PrivateKeyTypes | None:
     try:
         key = fn()
-    except TypeError as exc:
-        given = "not encrypted" in str(exc)
+    except TypeError:
+        # cryptography's TypeError has two causes, told apart by whether a passphrase was passed (not by
+        # its message): one given for a plain key, or none for an encrypted key.
         out.append(
             Finding(
                 "key-unreadable",

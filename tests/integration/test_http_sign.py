@@ -392,7 +392,8 @@ def test_input_with_credentials_that_fail_validation_is_a_client_error(
         data={"model_name": "m", "model_version": "1"},
     )
     assert response.status_code == 422, response.text
-    assert "existing content credentials" in response.json()["detail"]
+    assert "credentials already in your file are damaged" in response.json()["detail"]
+    assert response.json()["type"] == "/problems/damaged-credentials"
     assert client.app.state.runtime.ledger.count() == 0
 
 

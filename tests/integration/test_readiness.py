@@ -86,6 +86,6 @@ def test_not_ready_once_the_certificate_expired(tmp_path: Path, pki: Pki) -> Non
 
 
 def _tiny_png() -> bytes:
-    from signing.selftest import tiny_png
+    from signing.tiny_png import tiny_png
 
     return tiny_png()

@@ -19,7 +19,7 @@ import signing
 from app.main import create_app
 from app.pem_keys import CredentialFiles, load_pem_signer
 from app.settings import Settings
-from signing.selftest import tiny_png
+from signing.tiny_png import tiny_png
 from tests.conftest import MemoryLedger, make_data_dir
 from tests.ocsp import Leaf, LocalOcsp
 from tests.pki import TestPki as Pki  # aliased: pytest would try to collect Test*

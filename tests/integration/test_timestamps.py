@@ -27,8 +27,8 @@ from app.files import write_private, write_public
 from app.pem_keys import CredentialFiles, load_pem_signer
 from app.tsa import CircuitBreaker, RelayError, TsaRelay
 from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem
-from signing.selftest import tiny_png
 from signing.timestamp import TimestampGuard, TimestampOutcome, TimestampPolicy
+from signing.tiny_png import tiny_png
 from tests import pki as test_pki
 from tests.conftest import MemoryLedger
 from tests.tsa import LocalTsa, Mode

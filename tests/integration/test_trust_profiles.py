@@ -27,7 +27,7 @@ from app.settings import Settings
 from app.trust import Bundle, TrustStore, load_trust_dir
 from signing.devpki import dev_name, issue_leaf, key_pem, new_key, pem
 from signing.oids import C2PA_CLAIM_SIGNING_EKU
-from signing.selftest import tiny_png
+from signing.tiny_png import tiny_png
 from tests.conftest import MemoryLedger
 from tests.fixtures import TRUST_LISTS
 from tests.pki import TestPki as Pki  # aliased: pytest would try to collect Test*

@@ -14,7 +14,7 @@ from signing.completeness import check_complete
 from signing.completeness_audio import mp3_frame_length
 from signing.errors import IncompleteAssetError
 from signing.models import MediaType
-from signing.selftest import tiny_png
+from signing.tiny_png import tiny_png
 
 MP3_FRAME = b"\xff\xfb\x90\x64" + bytes(413)  # MPEG-1 Layer III, 128 kbit/s, 44.1 kHz: 417 bytes
 
