@@ -23,6 +23,7 @@ from signing import (
     MalformedAssetError,
     SidecarUnavailableError,
     SigningError,
+    StorageError,
     TimestampAuthorityError,
     UnsupportedMediaError,
     VerificationError,
@@ -43,6 +44,7 @@ STATUS: tuple[tuple[type[HallmarkError], int], ...] = (
     (AssetError, 422),  # any other problem with the uploaded file is still the request's
     (TimestampAuthorityError, 503),
     (LedgerError, 503),
+    (StorageError, 503),
     (CapacityError, 503),
     (VerificationError, 422),
     (KeyringError, 503),

@@ -151,6 +151,14 @@ class LedgerError(SigningError):
     title = "Audit ledger unavailable"
 
 
+class StorageError(HallmarkError):
+    """The service's database could not store something other than a signature (feedback, the manifest
+    repository): the request itself was fine."""
+
+    code = "storage-unavailable"
+    title = "Database unavailable"
+
+
 class CapacityError(HallmarkError):
     code = "over-capacity"
     title = "Server busy"

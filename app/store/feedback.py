@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.store.tables import feedback
-from signing import LedgerError
+from signing import StorageError
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class SqlFeedback:
             with self._engine.begin() as conn:
                 conn.execute(feedback.insert(), asdict(entry))
         except SQLAlchemyError as exc:
-            raise LedgerError(
+            raise StorageError(
                 "The feedback could not be stored.",
                 details={"database_error": type(exc).__name__},
             ) from None

@@ -23,9 +23,9 @@ from signing import (
     PDQ_MAX_DISTANCE,
     PDQ_MIN_QUALITY,
     FingerprintMatch,
-    LedgerError,
     PdqHash,
     RepositoryEntry,
+    StorageError,
     digest_matches,
     entry_digest,
     fingerprint_match,
@@ -62,7 +62,7 @@ class SqlManifestRepository:
             with self._engine.begin() as conn:
                 conn.execute(manifests.insert(), row)
         except SQLAlchemyError as exc:
-            raise LedgerError(
+            raise StorageError(
                 "The signed manifest could not be stored in the manifest repository.",
                 hint="Check the database (disk space, permissions, migrations) and retry.",
                 details={"database_error": type(exc).__name__},

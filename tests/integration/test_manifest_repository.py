@@ -161,7 +161,7 @@ def test_an_unrelated_photo_finds_nothing(db: sa.Engine, astronaut: Signed, coff
 def test_a_manifest_id_is_stored_once(db: sa.Engine, astronaut: Signed) -> None:
     repo = SqlManifestRepository(db)
     repo.put(astronaut.entry)
-    with pytest.raises(signing.LedgerError):
+    with pytest.raises(signing.StorageError):
         repo.put(dataclasses.replace(astronaut.entry, watermark_id="w-other"))
     assert repo.count() == 1
 

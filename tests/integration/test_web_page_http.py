@@ -137,6 +137,18 @@ def test_feedback_stores_exactly_its_fields_and_the_day(client: TestClient) -> N
     assert "tracker" not in repr(row)
 
 
+def test_feedback_the_database_cannot_store_is_a_503_that_blames_no_ledger(client: TestClient) -> None:
+    ok = {"outcome": "trusted", "verdict_correct": True}
+    assert client.post("/v1/feedback", json=ok).status_code == 201  # the control: the same body stores
+    with client.app.state.runtime.db.begin() as conn:  # type: ignore[attr-defined]
+        conn.execute(sa.text("DROP TABLE feedback"))
+    response = client.post("/v1/feedback", json=ok)
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "/problems/storage-unavailable"
+    assert "ledger" not in response.text.lower()
+
+
 def test_feedback_with_only_the_required_fields(client: TestClient) -> None:
     response = client.post("/v1/feedback", json={"outcome": "trusted", "verdict_correct": True})
     assert response.status_code == 201, response.text

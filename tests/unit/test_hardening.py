@@ -25,6 +25,7 @@ from signing import (
     LedgerError,
     MalformedAssetError,
     SigningError,
+    StorageError,
     UnsupportedMediaError,
     devpki,
 )
@@ -147,6 +148,7 @@ def test_a_failed_write_removes_its_temporary_file(tmp_path: Path, monkeypatch: 
         (MalformedAssetError("x"), 422),
         (InvalidMetadataError("x"), 422),
         (LedgerError("x"), 503),
+        (StorageError("x"), 503),
         (KeyringError("x"), 503),
         (SigningError("x"), 500),
         (ConfigError("x"), 503),
