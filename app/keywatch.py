@@ -123,4 +123,12 @@ class SignerWatch:
         if self._timestamping is not None:
             relay, guard = self._timestamping
             stamps = Timestamping(NativeSigner(key, relay.url), guard)
-        return SignContext(self._engine, signer, self._ledger, SystemClock(), self._generator, stamps)
+        return SignContext(
+            self._engine,
+            signer,
+            self._ledger,
+            SystemClock(),
+            self._generator,
+            stamps,
+            max_image_pixels=self._settings.max_image_pixels,
+        )

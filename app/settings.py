@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.pkcs11 import pin_from
-from signing import DEFAULT_ALLOWED_SOURCE_TYPES, ConfigError, expand_source_type
+from signing import DEFAULT_ALLOWED_SOURCE_TYPES, DEFAULT_MAX_IMAGE_PIXELS, ConfigError, expand_source_type
 
 MiB = 1024 * 1024
 # An OCSP responder the engine may contact: host or IP, optional port, optional scheme, optional single
@@ -97,6 +97,11 @@ class Settings(BaseSettings):
     )
     thumbnails: bool = Field(False, description="Embed a thumbnail (costs ~20x sign time and up to 1 MB).")
     max_upload_bytes: int = Field(200 * MiB, gt=0, description="Largest accepted request body.")
+    max_image_pixels: int = Field(
+        DEFAULT_MAX_IMAGE_PIXELS,
+        gt=0,
+        description="Largest image (width x height) sign decodes; larger ones get 413 before any decoding.",
+    )
     max_inflight_bytes: int = Field(
         1024 * MiB, gt=0, description="Bytes of uploads processed at once per worker."
     )

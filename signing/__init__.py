@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from signing import keyring as keyring_rules
 from signing._c2pa import BINDING_VERSION, ENGINE_VERSION, Engine, EngineConfig, NativeSigner
 from signing.certs import DEV_ORGANIZATION, is_development, load_chain, public_key_sha256, sha256_fingerprint
+from signing.completeness import DEFAULT_MAX_PIXELS as DEFAULT_MAX_IMAGE_PIXELS
 from signing.csr import build_csr
 from signing.devpki import DevPki, dev_name, issue_dev_pki, issue_leaf, key_pem, new_key
 from signing.devpki import pem as certificate_pem
@@ -192,6 +193,7 @@ __all__ = [
     "BINDING_VERSION",
     "C2PA_CLAIM_SIGNING_EKU",
     "DEFAULT_ALLOWED_SOURCE_TYPES",
+    "DEFAULT_MAX_IMAGE_PIXELS",
     "DEV_ORGANIZATION",
     "DIGITAL_SOURCE_TYPES",
     "DOCUMENT_SIGNING_EKU",

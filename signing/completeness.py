@@ -28,16 +28,22 @@ _CHUNK = 1 << 20
 # Past this many top-level boxes or chunks a file is refused rather than walked (legitimate files have
 # a handful; a fragmented MP4 a few thousand).
 MAX_UNITS = 200_000
+# Decoding costs memory in proportion to the pixels, not the bytes: a PNG of a few hundred KB can hold
+# 12000x12000 pixels (573 MB decoded). The operator's limit (HALLMARK_MAX_IMAGE_PIXELS) defaults to this.
+DEFAULT_MAX_PIXELS = 100_000_000
 _BMFF_REQUIRED = {"video": b"moov", "audio": b"moov", "image": b"meta"}
 _TIFF_EXTENTS = ((273, 279), (324, 325))  # (StripOffsets, StripByteCounts), (TileOffsets, TileByteCounts)
 
 
-def check_complete(media: MediaType, stream: IO[bytes]) -> None:
-    """Raise `IncompleteAssetError` (422) unless `stream` holds a complete file of `media`'s format.
+def check_complete(media: MediaType, stream: IO[bytes], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    """Raise `IncompleteAssetError` (422) unless `stream` holds a complete file of `media`'s format, and
+    `AssetTooLargeError` (413) for an image of more than `max_pixels` pixels, before decoding it.
 
     `stream` is seekable; it is left at offset 0.
     """
     try:
+        if media.mime in _RASTER:
+            _check_pixels(media, stream, max_pixels)
         _CHECKS[media.mime](media, stream)
     finally:
         stream.seek(0)
@@ -287,6 +293,32 @@ def _ints(value: object) -> tuple[int, ...]:
     return tuple(v for v in value if isinstance(v, int)) if isinstance(value, tuple | list) else ()
 
 
+def _check_pixels(media: MediaType, stream: IO[bytes], max_pixels: int) -> None:
+    """Only the header is read here; a header that does not parse is left to the walk and the decode,
+    which say what is wrong with the file."""
+    _register_heif()
+    stream.seek(0)
+    try:
+        with Image.open(stream) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(media, None, max_pixels) from None
+    except Exception:
+        return
+    if width * height > max_pixels:
+        raise _too_many_pixels(media, (width, height), max_pixels)
+
+
+def _too_many_pixels(media: MediaType, size: tuple[int, int] | None, max_pixels: int) -> AssetTooLargeError:
+    shown = f" is {size[0]}x{size[1]} pixels and" if size else ""
+    return AssetTooLargeError(
+        f"The {media.extension.upper()} image{shown} has more pixels than this service decodes "
+        f"({max_pixels:,}).",
+        hint="Send a smaller image, or ask the operator to raise HALLMARK_MAX_IMAGE_PIXELS.",
+        details={"max_pixels": max_pixels, **({"width": size[0], "height": size[1]} if size else {})},
+    )
+
+
 def _decode_raster(
     media: MediaType, stream: IO[bytes], per_frame: Callable[[Image.Image], None] | None = None
 ) -> None:
@@ -354,6 +386,9 @@ def _svg(media: MediaType, stream: IO[bytes]) -> None:
         raise incomplete(media, "its root element is not <svg>")
 
 
+_RASTER = frozenset(
+    {m.JPEG.mime, m.PNG.mime, m.GIF.mime, m.WEBP.mime, m.TIFF.mime, m.AVIF.mime, m.HEIC.mime, m.HEIF.mime}
+)
 _CHECKS: dict[str, Callable[[MediaType, IO[bytes]], None]] = {
     m.JPEG.mime: _jpeg,
     m.PNG.mime: _png,

@@ -9,7 +9,7 @@ from typing import IO, Any
 
 from signing._c2pa import Engine, NativeSigner
 from signing.certs import sha256_fingerprint
-from signing.completeness import check_complete
+from signing.completeness import DEFAULT_MAX_PIXELS, check_complete
 from signing.errors import SidecarUnavailableError
 from signing.hashing import sha256_stream
 from signing.manifest import (
@@ -44,6 +44,7 @@ class SignContext:
     clock: Clock
     generator: ClaimGenerator
     timestamps: Timestamping | None = None
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
 
 
 _LABEL = re.compile(r"[\x21-\x7e]{1,200}")
@@ -77,7 +78,7 @@ def sign_asset(
     The ledger write happens before this returns: if it fails, `LedgerError` propagates and the caller
     must not release `dest`. Existing credentials in `source` become the parent ingredient.
     """
-    media = check_input(source)
+    media = check_input(source, max_pixels=ctx.max_image_pixels)
     input_sha256, _ = sha256_stream(source)
     parent = _read_parent(ctx.engine, media, source)
     if parent is not None and info.source_type_defaulted:
@@ -115,11 +116,11 @@ def sign_asset(
     return signed
 
 
-def check_input(source: IO[bytes]) -> MediaType:
+def check_input(source: IO[bytes], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaType:
     """Every check that refuses the input runs here, before any hashing or signing: the media type comes
     from the magic bytes (never the client's claim), and a truncated or undecodable file is refused (422)."""
     media = sniff(source)
-    check_complete(media, source)
+    check_complete(media, source, max_pixels=max_pixels)
     return media
 
 

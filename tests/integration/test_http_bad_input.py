@@ -3,7 +3,10 @@ nothing written in the ledger, never a 500."""
 
 from __future__ import annotations
 
+import io
 import random
+import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from app.main import create_app
 from app.settings import Settings
@@ -303,3 +307,71 @@ def test_concurrent_uploads_beyond_the_byte_budget_are_refused_before_reading(
         huge_alone = settings.model_copy(update={"max_inflight_bytes": 1_000})
     with TestClient(create_app(huge_alone)) as client:
         assert client.post("/v1/verify", files={"file": ("a.jpg", jpeg)}).status_code == 200
+
+
+# --- pixel limit: decoding costs memory by pixels, not by bytes -------------------------------------------
+
+PIXEL_LIMIT = 10_000
+
+
+def png_of(width: int, height: int) -> bytes:
+    """A real (flat, so tiny) PNG of the given size."""
+    out = io.BytesIO()
+    Image.new("L", (width, height), 128).save(out, "PNG")
+    return out.getvalue()
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that announces its size and holds no pixel data: refused by size, it must never be decoded."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def pixel_client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings.model_copy(update={"max_image_pixels": PIXEL_LIMIT}))) as test_client:
+        yield test_client
+
+
+def sign_png(client: TestClient, width: int, height: int) -> Any:
+    _, token = client.app.state.runtime.api_keys.create("t", {"sign"})  # type: ignore[attr-defined]
+    headers = {"Authorization": f"Bearer {token}"}
+    return client.post(
+        "/v1/sign", headers=headers, data=FORM, files={"file": ("p.png", png_of(width, height))}
+    )
+
+
+@pytest.mark.parametrize(("width", "height"), [(101, 100), (10_000, 2)])
+def test_images_over_the_pixel_limit_are_413_before_decoding(
+    pixel_client: TestClient, width: int, height: int
+) -> None:
+    problem = assert_problem(sign_png(pixel_client, width, height), 413, f"{width}x{height}")
+    assert problem["details"] == {"max_pixels": PIXEL_LIMIT, "width": width, "height": height}
+    assert ledger_count(pixel_client) == 0
+
+
+def test_an_image_at_the_pixel_limit_signs(pixel_client: TestClient) -> None:
+    response = sign_png(pixel_client, 100, 100)
+    assert response.status_code == 200, response.text
+    assert ledger_count(pixel_client) == 1
+
+
+def test_default_pixel_limit_refuses_a_huge_header_without_decoding(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    """12000 x 12000 would decode to 144 MB; the header alone decides (the file holds no pixels at all,
+    so a decode would have answered 422, not 413)."""
+    response = client.post(
+        "/v1/sign", headers=auth, data=FORM, files={"file": ("huge.png", png_header_only(12_000, 12_000))}
+    )
+    problem = assert_problem(response, 413, "12000x12000")
+    assert problem["details"]["max_pixels"] == 100_000_000
+    small = client.post(
+        "/v1/sign", headers=auth, data=FORM, files={"file": ("small.png", png_header_only(100, 100))}
+    )
+    assert_problem(small, 422)  # the control: under the limit the same empty file reaches the decode
+    assert ledger_count(client) == 0
