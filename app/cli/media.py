@@ -77,6 +77,9 @@ def serve(
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=5,
+        # h11, not httptools: only uvicorn's h11 protocol bounds the bytes of a request head it buffers.
+        http="h11",
+        h11_max_incomplete_event_size=cfg.max_header_bytes,
         log_level=cfg.log_level,
     )
 
