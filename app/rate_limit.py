@@ -52,7 +52,7 @@ class TokenBuckets:
             return 0.0
         return (1.0 - bucket.tokens) / self.rate
 
-    def __len__(self) -> int:
+    def tracked(self) -> int:
         return len(self._buckets)
 
 
@@ -87,9 +87,9 @@ class PublicLimits:
             detail = f"At most {self.max_concurrent} requests per client may be in progress at once."
             await _too_many(detail, 1)(scope, receive, send)
             return
-        wait = self.buckets.take(client) if self.buckets else 0.0
+        wait = self.buckets.take(client) if self.buckets is not None else 0.0
         if wait > 0:
-            per_minute = int(self.buckets.capacity) if self.buckets else 0
+            per_minute = int(self.buckets.capacity) if self.buckets is not None else 0
             detail = f"More than {per_minute} requests per minute from this client."
             await _too_many(detail, math.ceil(wait))(scope, receive, send)
             return
