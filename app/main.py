@@ -160,6 +160,8 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
         proxies=parse_networks(settings.trusted_proxies),
         clock=clock,
     )
-    app.add_middleware(RequestGuard, max_headers=settings.max_headers)
+    app.add_middleware(
+        RequestGuard, max_headers=settings.max_headers, max_header_bytes=settings.max_header_bytes
+    )
     app.add_middleware(NoSniff)
     return app

@@ -14,23 +14,28 @@ KEY_PARAMS = frozenset({"api_key", "apikey", "key", "token", "access_token"})
 
 
 class RequestGuard:
-    """400 for a credential in the query string; 431 for more than `max_headers` request headers (the
-    server's header byte limit bounds their size; this bounds the work of scanning them)."""
+    """400 for a credential in the query string; 431 for more than `max_headers` request headers or more
+    than `max_header_bytes` of them. The server (uvicorn's h11) stops buffering a head that has not ended
+    within its limit; a head that arrives whole in one read is measured here."""
 
-    def __init__(self, app: ASGIApp, max_headers: int):
+    def __init__(self, app: ASGIApp, max_headers: int, max_header_bytes: int):
         self.app = app
         self.max_headers = max_headers
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if len(scope.get("headers", [])) > self.max_headers:
+        headers = scope.get("headers", [])
+        size = sum(len(name) + len(value) + 4 for name, value in headers)  # ": " and CRLF
+        if len(headers) > self.max_headers or size > self.max_header_bytes:
             await problem(
                 431,
-                "too-many-headers",
-                "Too many request headers",
-                f"The request has more than {self.max_headers} headers.",
+                "headers-too-large",
+                "Request headers too large",
+                f"The request has more than {self.max_headers} headers or more than "
+                f"{self.max_header_bytes} bytes of them.",
             )(scope, receive, send)
             return
         query = bytes(scope.get("query_string", b"")).decode("latin-1")

@@ -81,6 +81,9 @@ def serve(
         http="h11",
         h11_max_incomplete_event_size=cfg.max_header_bytes,
         log_level=cfg.log_level,
+        # uvicorn's access log prints each request line with its query string, which may hold a credential
+        # a client wrongly put there (refused with 400, but already logged); the service logs its own events.
+        access_log=False,
     )
 
 

@@ -148,4 +148,13 @@ def test_the_header_gate_counts_headers(tmp_path: Path, pki: Pki) -> None:
         assert a.get("/healthz", headers=few).status_code == 200
         refused = a.get("/healthz", headers=many)
         assert refused.status_code == 431
-        assert refused.json()["type"] == "/problems/too-many-headers"
+        assert refused.json()["type"] == "/problems/headers-too-large"
+
+
+def test_the_header_gate_measures_header_bytes(tmp_path: Path, pki: Pki) -> None:
+    for limited in _limited(tmp_path, pki, max_header_bytes=2048):
+        a = limited.client(CLIENT_A)
+        assert a.get("/healthz", headers={"X-Pad": "a" * 1000}).status_code == 200
+        refused = a.get("/healthz", headers={"X-Pad": "a" * 3000})
+        assert refused.status_code == 431
+        assert refused.headers["content-type"] == "application/problem+json"
