@@ -7,6 +7,7 @@ contexts, database) in each worker and fails fast, with the reason, when the sig
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,10 +20,13 @@ from fastapi.staticfiles import StaticFiles
 
 from app import errors
 from app.auth import ApiKeyGate
+from app.client_address import parse_networks
 from app.files import loose_paths
 from app.headers import NoSniff
 from app.json_limit import JsonBodyLimit
 from app.limits import BodySizeLimit, InflightBudget
+from app.rate_limit import Clock, PublicLimits
+from app.request_guard import RequestGuard
 from app.routes import feedback, health, sign, verify, web
 from app.runtime import HALLMARK_VERSION, Runtime, build_runtime
 from app.schemas import ProblemOut
@@ -81,7 +85,8 @@ def _warn_if_loose(data_dir: Path) -> None:
         )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) -> FastAPI:
+    """`clock` drives the per-client rate limit (tests move it instead of sleeping)."""
     settings = settings or Settings()
     configure_logging(settings)
 
@@ -145,5 +150,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         BodySizeLimit, limit=settings.max_upload_bytes, budget=app.state.budget, factors=factors
     )
     app.add_middleware(JsonBodyLimit, limits={"/v1/feedback": feedback.MAX_FEEDBACK_BYTES})
+    # Per-client limits before any size or key check, so a refused client costs a dict look-up.
+    app.add_middleware(
+        PublicLimits,
+        paths=frozenset({"/v1/verify", "/v1/feedback"}),
+        per_minute=settings.public_rate_limit,
+        max_concurrent=settings.public_max_concurrent_per_client,
+        max_clients=settings.rate_limit_max_clients,
+        proxies=parse_networks(settings.trusted_proxies),
+        clock=clock,
+    )
+    app.add_middleware(
+        RequestGuard, max_headers=settings.max_headers, max_header_bytes=settings.max_header_bytes
+    )
     app.add_middleware(NoSniff)
     return app

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -113,6 +114,29 @@ class Settings(BaseSettings):
     )
     verify_requires_key: bool = Field(False, description="Require an API key (any scope) for /v1/verify.")
     log_level: str = Field("info", description="Python log level name.")
+    public_rate_limit: int = Field(
+        60,
+        ge=0,
+        description="Requests per minute per client to POST /v1/verify and POST /v1/feedback (per worker "
+        "process); 0 turns the limit off.",
+    )
+    public_max_concurrent_per_client: int = Field(
+        4, ge=0, description="Requests per client in progress at once on the public endpoints; 0: no cap."
+    )
+    rate_limit_max_clients: int = Field(
+        10_000, gt=0, description="Clients whose rate a worker remembers (least recently seen forgotten)."
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For names the client. "
+        "Empty: the client is the peer address and the header is ignored.",
+    )
+    max_header_bytes: int = Field(
+        16 * 1024,
+        ge=1024,
+        description="Largest request head (request line and headers) `hallmark serve` reads.",
+    )
+    max_headers: int = Field(100, gt=0, description="Most request headers accepted (more: 431).")
 
     @field_validator("data_dir")
     @classmethod
@@ -144,6 +168,23 @@ class Settings(BaseSettings):
         if not uris:
             raise ValueError("allowed_source_types: name at least one IPTC digital source type")
         return frozenset(uris)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an IP address or CIDR") from None
+        return value
 
     @field_validator("ocsp_responders", mode="before")
     @classmethod

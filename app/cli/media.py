@@ -77,7 +77,13 @@ def serve(
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=5,
+        # h11, not httptools: only uvicorn's h11 protocol bounds the bytes of a request head it buffers.
+        http="h11",
+        h11_max_incomplete_event_size=cfg.max_header_bytes,
         log_level=cfg.log_level,
+        # uvicorn's access log prints each request line with its query string, which may hold a credential
+        # a client wrongly put there (refused with 400, but already logged); the service logs its own events.
+        access_log=False,
     )
 
 

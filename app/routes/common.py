@@ -63,3 +63,10 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (503, "Not able to sign now (ledger, timestamp authority, capacity); see Retry-After"),
     )
 }
+# The public endpoints only (app/rate_limit.py); sign is limited by its API keys instead.
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {
+    429: {
+        **PROBLEM_RESPONSES[413],
+        "description": "Too many requests from this client (per minute or at once); see Retry-After",
+    }
+}

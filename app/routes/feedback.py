@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from app.routes.common import PROBLEM_RESPONSES, runtime
+from app.routes.common import PROBLEM_RESPONSES, RATE_LIMITED, runtime
 from app.schemas import FeedbackIn, FeedbackOut
 from app.store.feedback import FeedbackEntry, SqlFeedback
 
@@ -18,17 +18,21 @@ MAX_FEEDBACK_BYTES = 4096
     "/v1/feedback",
     summary="Say whether a verify result was right",
     description="Stores only the fields of the body and the UTC day it arrived: no address, no user agent, "
-    "no file. Not rate limited by the service itself. "
+    "no file. Rate limited per client address like /v1/verify (HALLMARK_PUBLIC_RATE_LIMIT); the address "
+    "is held in memory for that only. "
     f"The body is limited to {MAX_FEEDBACK_BYTES} bytes.",
     status_code=201,
     response_model=FeedbackOut,
     responses={
-        status: {**PROBLEM_RESPONSES[status], "description": text}
-        for status, text in (
-            (413, f"Body larger than {MAX_FEEDBACK_BYTES} bytes"),
-            (422, "Not valid feedback (unknown outcome, comment over 500 characters, unknown field)"),
-            (503, "The database cannot store it now; see Retry-After"),
-        )
+        **{
+            status: {**PROBLEM_RESPONSES[status], "description": text}
+            for status, text in (
+                (413, f"Body larger than {MAX_FEEDBACK_BYTES} bytes"),
+                (422, "Not valid feedback (unknown outcome, comment over 500 characters, unknown field)"),
+                (503, "The database cannot store it now; see Retry-After"),
+            )
+        },
+        **RATE_LIMITED,
     },
 )
 def post_feedback(request: Request, body: FeedbackIn) -> FeedbackOut:

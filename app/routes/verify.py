@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Query, Request, UploadFile
 
 from app.metrics import VERIFIED
-from app.routes.common import PROBLEM_RESPONSES, budget, runtime
+from app.routes.common import PROBLEM_RESPONSES, RATE_LIMITED, budget, runtime
 from app.schemas import DetailedVerificationReportOut, VerificationReportOut
 from signing import AssetTooLargeError, inspect_asset
 
@@ -25,7 +25,7 @@ MAX_SIDECAR_BYTES = 16 * 1024 * 1024
     "`manifest_store`: the whole manifest store as the engine read it (all manifests, ingredients included).",
     # The detailed model first: a plain report is not an instance of it and serialises as the plain one.
     response_model=DetailedVerificationReportOut | VerificationReportOut,
-    responses={k: v for k, v in PROBLEM_RESPONSES.items() if k != 403},
+    responses={**{k: v for k, v in PROBLEM_RESPONSES.items() if k != 403}, **RATE_LIMITED},
 )
 def verify(
     request: Request,
