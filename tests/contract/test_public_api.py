@@ -86,7 +86,7 @@ def test_lazy_names_are_what_mypy_sees_and_resolve() -> None:
 
 
 def test_importing_the_core_does_not_load_the_soft_binding_stack() -> None:
-    """The CLI starts in about half the time when numpy, scipy, faiss and iscc-core load on first use."""
+    """numpy, scipy, faiss and iscc-core load on first use: a CLI call needing none of them pays nothing."""
     heavy = "('numpy', 'scipy', 'faiss', 'iscc_core')"
     code = f"import sys, signing; print(sorted(m for m in {heavy} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
