@@ -3,8 +3,9 @@ survive a fork) by the app's lifespan, and by the CLI for offline commands."""
 
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import sqlalchemy as sa
 
@@ -13,8 +14,10 @@ from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from app.store.db import make_engine, migrate
 from app.store.ledger import SqlLedger
+from app.store.manifests import SqlManifestRepository
 from app.trust.directory import load_trust_dir
 from app.tsa import CircuitBreaker, TsaRelay
+from app.watermark_keyring import WatermarkKeyringFile, WatermarkKeyWatch
 from signing import (
     ClaimGenerator,
     Clock,
@@ -23,6 +26,8 @@ from signing import (
     EngineConfig,
     HallmarkError,
     SignContext,
+    SoftBinder,
+    SpreadSpectrumWatermark,
     SystemClock,
     TimestampGuard,
     TimestampPolicy,
@@ -50,13 +55,29 @@ class Runtime:
     engine: Engine
     trust: tuple[TrustProfile, ...]
     signer_watch: SignerWatch
+    manifests: SqlManifestRepository
+    watermarks: WatermarkKeyWatch
     # What "now" is for certificate expiry at request time (readiness, sign); tests set a later one.
     clock: Clock = field(default_factory=SystemClock)
 
     @property
     def sign_ctx(self) -> SignContext | None:
-        """The signing context of the active key (None when no key can sign); take it once per request."""
-        return self.signer_watch.current()
+        """The signing context of the active key (None when no key can sign); take it once per request.
+        It carries this moment's watermark key and the manifest repository."""
+        ctx = self.signer_watch.current()
+        if ctx is None:
+            return None
+        return replace(ctx, soft_binder=self.soft_binder(), repository=self.manifests)
+
+    def soft_binder(self) -> SoftBinder:
+        ring = self.watermarks.current()
+        return SoftBinder(
+            engine=watermark_engine(),
+            key=ring.active if self.settings.watermark else None,
+            detection_keys=ring.detection_keys,
+            repository=self.manifests,
+            max_pixels=self.settings.soft_binding_max_pixels,
+        )
 
     @property
     def signer_problem(self) -> str | None:
@@ -129,4 +150,36 @@ def build_runtime(settings: Settings, *, require_signer: bool = True) -> Runtime
             raise
         watch.problem = exc.message
     keys = ApiKeyStore(db, cache_seconds=settings.api_key_cache_seconds)
-    return Runtime(settings, db, ledger, keys, engine, trust, watch)
+    watermarks = WatermarkKeyWatch(watermark_keyring(settings), settings.keyring_poll_seconds)
+    return Runtime(settings, db, ledger, keys, engine, trust, watch, SqlManifestRepository(db), watermarks)
+
+
+@functools.cache
+def watermark_engine() -> SpreadSpectrumWatermark:
+    """One per process, made on first use (importing it loads numpy and scipy)."""
+    return SpreadSpectrumWatermark()
+
+
+def watermark_keyring(settings: Settings) -> WatermarkKeyringFile:
+    """The keyring file; development creates a first key when there is none, production refuses to mark
+    without one it was given (a key made silently on one worker would differ from the next one's)."""
+    file = WatermarkKeyringFile(settings.resolved_watermark_keyring)
+    if not settings.watermark:
+        return file
+    if file.exists():
+        active = file.load().active
+        if settings.is_production and active is not None and active.key_id.startswith("dev-"):
+            raise ConfigError(
+                f"Production refuses the development watermark key in {file.path}.",
+                hint="Run `hallmark watermark rotate` to make a production key (the development key keeps "
+                "detecting).",
+            )
+        return file
+    if settings.is_production:
+        raise ConfigError(
+            f"Watermarking is on but there is no watermark keyring at {file.path}.",
+            hint="Run `hallmark watermark rotate` once (and share the file with every worker), or set "
+            "HALLMARK_WATERMARK=false to sign images without the invisible watermark.",
+        )
+    file.rotate("dev-watermark")
+    return file

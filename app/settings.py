@@ -103,6 +103,25 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest image (width x height) sign decodes; larger ones get 413 before any decoding.",
     )
+    watermark: bool = Field(
+        True,
+        description="Mark signed JPEG, PNG and WebP images with the invisible watermark (needs a watermark "
+        "key: `hallmark watermark rotate`; development creates one). Off: images are signed without it.",
+    )
+    watermark_keyring: Path | None = Field(
+        None, description="Watermark keyring (mode 0600). Default: <keys_dir>/watermark-keys.json"
+    )
+    soft_binding_max_pixels: int = Field(
+        24_000_000,
+        gt=0,
+        description="Largest image (width x height) that sign watermarks and fingerprints and that verify "
+        "searches for a watermark or fingerprint; larger ones are signed or verified without.",
+    )
+    recovery: bool = Field(
+        True,
+        description="When a file has no manifest or its manifest no longer matches, verify looks for the "
+        "watermark and fingerprints and recovers the original credentials from the manifest repository.",
+    )
     max_inflight_bytes: int = Field(
         1024 * MiB, gt=0, description="Bytes of uploads processed at once per worker."
     )
@@ -213,6 +232,10 @@ class Settings(BaseSettings):
     @property
     def resolved_signing_key(self) -> Path:
         return self.signing_key or self.resolved_keys_dir / "signing-key.pem"
+
+    @property
+    def resolved_watermark_keyring(self) -> Path:
+        return self.watermark_keyring or self.resolved_keys_dir / "watermark-keys.json"
 
     @property
     def resolved_trust_dir(self) -> Path:

@@ -116,6 +116,7 @@ if TYPE_CHECKING:
         iscc_image_code,
         pdq_hash,
     )
+    from signing.softbinding.marking import SoftBinder, SoftBindings, WatermarkSkip, format_watermark_id
     from signing.softbinding.payload import ID_BITS as WATERMARK_ID_BITS
     from signing.softbinding.payload import new_payload_id
     from signing.softbinding.port import Pixels, WatermarkDetection, WatermarkEngine, WatermarkKey
@@ -135,8 +136,20 @@ if TYPE_CHECKING:
     from signing.softbinding.spread_spectrum import ALGORITHM as WATERMARK_ALGORITHM
     from signing.softbinding.spread_spectrum import FALSE_POSITIVE_TARGET as WATERMARK_FALSE_POSITIVE_TARGET
     from signing.softbinding.spread_spectrum import SpreadSpectrumWatermark
+    from signing.softbinding.watermark_keys import WatermarkKeyRecord, WatermarkKeyring, WatermarkKeyState
+    from signing.softbinding.watermark_keys import decode as decode_watermark_keyring
+    from signing.softbinding.watermark_keys import encode as encode_watermark_keyring
 
 _LAZY: dict[str, tuple[str, str]] = {
+    "SoftBinder": ("signing.softbinding.marking", "SoftBinder"),
+    "SoftBindings": ("signing.softbinding.marking", "SoftBindings"),
+    "WatermarkSkip": ("signing.softbinding.marking", "WatermarkSkip"),
+    "format_watermark_id": ("signing.softbinding.marking", "format_watermark_id"),
+    "WatermarkKeyring": ("signing.softbinding.watermark_keys", "WatermarkKeyring"),
+    "WatermarkKeyRecord": ("signing.softbinding.watermark_keys", "WatermarkKeyRecord"),
+    "WatermarkKeyState": ("signing.softbinding.watermark_keys", "WatermarkKeyState"),
+    "decode_watermark_keyring": ("signing.softbinding.watermark_keys", "decode"),
+    "encode_watermark_keyring": ("signing.softbinding.watermark_keys", "encode"),
     "DeclaredBindings": ("signing.softbinding.binding_assertions", "DeclaredBindings"),
     "EntryCheck": ("signing.softbinding.repository", "EntryCheck"),
     "EntryFault": ("signing.softbinding.repository", "EntryFault"),
@@ -277,6 +290,8 @@ __all__ = [
     "SignedAsset",
     "SignerInfo",
     "SigningError",
+    "SoftBinder",
+    "SoftBindings",
     "SpreadSpectrumWatermark",
     "StatusCode",
     "StorageError",
@@ -298,6 +313,10 @@ __all__ = [
     "WatermarkDetection",
     "WatermarkEngine",
     "WatermarkKey",
+    "WatermarkKeyRecord",
+    "WatermarkKeyState",
+    "WatermarkKeyring",
+    "WatermarkSkip",
     "algorithm_for_public_key",
     "build_csr",
     "certificate_pem",
@@ -305,12 +324,15 @@ __all__ = [
     "check_stored_entry",
     "check_validity",
     "declared_bindings",
+    "decode_watermark_keyring",
     "dev_name",
     "diagnose",
     "digest_matches",
+    "encode_watermark_keyring",
     "entry_digest",
     "expand_source_type",
     "fingerprint_match",
+    "format_watermark_id",
     "graded_doctor_report",
     "hamming",
     "image_fingerprints",

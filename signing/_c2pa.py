@@ -195,12 +195,25 @@ class Engine:
         *,
         parent: dict[str, Any] | None,
         sidecar: bool,
+        parent_source: IO[bytes] | None = None,
     ) -> bytes:
-        """Sign `source` into `dest`; returns the manifest store bytes."""
+        """Sign `source` into `dest`; returns the manifest store bytes. The parent ingredient is read from
+        `parent_source` (default: `source`): a watermarked asset no longer holds the parent's manifest."""
         try:
-            return self._sign_once(definition, signer, mime, source, dest, parent=parent, sidecar=sidecar)
+            return self._sign_once(
+                definition,
+                signer,
+                mime,
+                source,
+                dest,
+                parent=parent,
+                sidecar=sidecar,
+                parent_source=parent_source,
+            )
         except c2pa.C2paError as exc:
-            raise self._sign_failure(exc, definition, signer, mime, source, parent, sidecar) from None
+            raise self._sign_failure(
+                exc, definition, signer, mime, parent_source or source, parent, sidecar
+            ) from None
 
     def _sign_once(
         self,
@@ -212,14 +225,16 @@ class Engine:
         *,
         parent: dict[str, Any] | None,
         sidecar: bool,
+        parent_source: IO[bytes] | None = None,
     ) -> bytes:
         context = self._fresh_context if parent is None else self._edit_context
         builder = c2pa.Builder(definition, context=context)
         if sidecar:
             builder.set_no_embed()
         if parent is not None:
-            source.seek(0)
-            builder.add_ingredient(parent, mime, source)
+            ingredient = parent_source or source
+            ingredient.seek(0)
+            builder.add_ingredient(parent, mime, ingredient)
         source.seek(0)
         data: bytes = builder.sign(signer.handle, mime, source, dest)
         return data

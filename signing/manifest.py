@@ -144,6 +144,8 @@ def build_manifest_definition(
     when: datetime,
     has_parent: bool,
     default_title: str,
+    extra_actions: list[dict[str, Any]] | None = None,
+    extra_assertions: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The manifest definition (c2pa Builder JSON) for one AI output.
 
@@ -178,6 +180,7 @@ def build_manifest_definition(
                 "digitalSourceType": info.digital_source_type,
             }
         ]
+    actions.extend(extra_actions or [])
     assertions: list[dict[str, Any]] = [
         {"label": "c2pa.actions.v2", "data": {"allActionsIncluded": True, "actions": actions}},
         {
@@ -199,6 +202,7 @@ def build_manifest_definition(
                 "data": {"entries": {use: dict(entry) for use in TRAINING_MINING_USES}},
             }
         )
+    assertions.extend(extra_assertions or [])
     return {
         # We choose the URN (urn:c2pa:<uuid>) so the id is known without reading the output back.
         "label": manifest_id,

@@ -60,6 +60,10 @@ class SignedAsset:
     generation: GenerationInfo
     timestamped: bool = False
     timestamp_skipped_reason: str | None = None  # breaker_open | tsa_failed, under the best-effort policy
+    watermark_id: str | None = None  # the payload id marked into the pixels (12 hex digits)
+    watermark_skipped: str | None = (
+        None  # why an image carries no mark (see softbinding.marking.WatermarkSkip)
+    )
 
 
 class Outcome(enum.StrEnum):

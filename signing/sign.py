@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, replace
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from signing._c2pa import Engine, NativeSigner
 from signing.certs import sha256_fingerprint
@@ -17,12 +17,17 @@ from signing.manifest import (
     build_manifest_definition,
     new_manifest_id,
     parent_ingredient_definition,
+    utc_timestamp,
 )
 from signing.media import may_embed_manifest, sniff
 from signing.models import GenerationInfo, MediaType, OutputMode, SignedAsset
 from signing.ports import Clock, Ledger, LedgerEntry
 from signing.timestamp import TimestampGuard, TimestampOutcome
 from signing.vocabulary import COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA
+
+if TYPE_CHECKING:  # soft binding pulls in numpy and friends: loaded only when a sign uses it
+    from signing.softbinding.marking import SoftBinder, SoftBindings
+    from signing.softbinding.repository import ManifestRepository, RepositoryEntry
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class SignContext:
     generator: ClaimGenerator
     timestamps: Timestamping | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    # Watermark + fingerprints for images, and the repository every signed manifest store is kept in.
+    soft_binder: SoftBinder | None = None
+    repository: ManifestRepository | None = None
 
 
 _LABEL = re.compile(r"[\x21-\x7e]{1,200}")
@@ -83,8 +91,10 @@ def sign_asset(
     parent = _read_parent(ctx.engine, media, source)
     if parent is not None and info.source_type_defaulted:
         info = replace(info, digital_source_type=COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA)
+    bindings = _soft_bindings(ctx, media, source, mode, has_parent=parent is not None)
     when = ctx.clock.now()
     manifest_id = new_manifest_id()
+    agent = {"name": ctx.generator.name, "version": ctx.generator.version}
     definition = build_manifest_definition(
         info,
         manifest_id=manifest_id,
@@ -92,8 +102,11 @@ def sign_asset(
         when=when,
         has_parent=parent is not None,
         default_title=f"AI-generated {media.kind}.{media.extension}",
+        extra_actions=bindings.actions(utc_timestamp(when), agent) if bindings else None,
+        extra_assertions=bindings.assertions() if bindings else None,
     )
-    manifest_bytes, timestamp = _engine_sign(ctx, definition, media, source, dest, parent, mode)
+    asset = bindings.asset if bindings and bindings.asset else source
+    manifest_bytes, timestamp = _engine_sign(ctx, definition, media, asset, dest, parent, mode, source)
     if mode is OutputMode.SIDECAR:
         _replace_with_sidecar(dest, manifest_bytes, media, input_sha256)
     output_sha256, output_size = sha256_stream(dest)
@@ -111,9 +124,41 @@ def sign_asset(
         generation=info,
         timestamped=timestamp.timestamped,
         timestamp_skipped_reason=timestamp.reason,
+        watermark_id=bindings.watermark_id if bindings else None,
+        watermark_skipped=bindings.watermark_skipped.value
+        if bindings and bindings.watermark_skipped
+        else None,
     )
     ctx.ledger.record(_ledger_entry(signed, api_key_id))
+    if ctx.repository is not None:
+        ctx.repository.put(_repository_entry(signed, manifest_bytes, bindings))
     return signed
+
+
+def _soft_bindings(
+    ctx: SignContext, media: MediaType, source: IO[bytes], mode: OutputMode, *, has_parent: bool
+) -> SoftBindings | None:
+    if ctx.soft_binder is None:
+        return None
+    return ctx.soft_binder.bind(media, source, sidecar=mode is OutputMode.SIDECAR, has_parent=has_parent)
+
+
+def _repository_entry(
+    signed: SignedAsset, manifest_store: bytes, bindings: SoftBindings | None
+) -> RepositoryEntry:
+    from signing.softbinding.repository import RepositoryEntry  # noqa: PLC0415 - numpy only when used
+
+    fingerprints = bindings.fingerprints if bindings else None
+    return RepositoryEntry(
+        manifest_id=signed.manifest_id,
+        manifest_store=manifest_store,
+        media_type=signed.media_type.mime,
+        watermark_id=signed.watermark_id,
+        iscc=fingerprints.iscc if fingerprints else None,
+        pdq=fingerprints.pdq if fingerprints else None,
+        key_id=signed.key_id,
+        created_at=signed.signed_at,
+    )
 
 
 def check_input(source: IO[bytes], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> MediaType:
@@ -143,6 +188,7 @@ def _engine_sign(
     dest: IO[bytes],
     parent: _Parent | None,
     mode: OutputMode,
+    parent_source: IO[bytes],
 ) -> tuple[bytes, TimestampOutcome]:
     """The engine's manifest bytes, with a timestamp when the TSA (and its guard) allow one."""
 
@@ -152,7 +198,14 @@ def _engine_sign(
         ingredient = parent.ingredient if parent else None
         sidecar = mode is OutputMode.SIDECAR
         return ctx.engine.sign(
-            definition, signer, media.mime, source, dest, parent=ingredient, sidecar=sidecar
+            definition,
+            signer,
+            media.mime,
+            source,
+            dest,
+            parent=ingredient,
+            sidecar=sidecar,
+            parent_source=parent_source if parent_source is not source else None,
         )
 
     stamping = ctx.timestamps

@@ -15,6 +15,7 @@ from app.cli.common import HallmarkGroup, settings
 from app.cli.exitcodes import ExitCode
 from app.cli.keys import keys_app
 from app.cli.trust import trust_app
+from app.cli.watermark import watermark_app
 from signing import HallmarkError
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(apikey_app, name="apikey")
 app.add_typer(audit_app, name="audit")
 app.add_typer(trust_app, name="trust")
+app.add_typer(watermark_app, name="watermark")
 
 
 def _show_version(value: bool) -> None:

@@ -29,6 +29,13 @@ SIGNED_HEADERS = {
         "configured, or the best-effort policy skipped an unavailable authority).",
         "schema": {"type": "string", "enum": ["true", "false"]},
     },
+    "Hallmark-Watermark": {
+        "description": "`embedded; id=<12 hex digits>` when the image's pixels now carry the invisible "
+        "watermark; otherwise `none; reason=<why>`: off (no watermark key), sidecar, format (not a still "
+        "JPEG, PNG or WebP image), pixel-format, animated, unmarkable (too small or too flat), too-large, "
+        "already-marked (an edit of a file that carries our mark keeps that mark).",
+        "schema": {"type": "string"},
+    },
 }
 
 
@@ -38,7 +45,10 @@ SIGNED_HEADERS = {
     description="Returns the same file carrying a signed C2PA manifest that declares it AI-generated "
     "(or, with `output=sidecar`, a detached `.c2pa` manifest store; the file's bytes stay unchanged). "
     "The media type is identified from the bytes. Credentials already in the file are kept as the parent "
-    "ingredient. Every signature is recorded in the audit ledger before the file is returned.",
+    "ingredient. Every signature is recorded in the audit ledger, and the manifest store kept in the "
+    "manifest repository, before the file is returned. JPEG, PNG and WebP images also get an invisible "
+    "watermark (embedded before signing, same format and quality) and ISCC + PDQ fingerprints, so their "
+    "credentials can be recovered after metadata is stripped.",
     dependencies=[Depends(bearer_scheme)],
     response_class=StreamingResponse,
     responses={
@@ -112,4 +122,9 @@ def sign(
     }
     if signed.parent_manifest_id:
         headers["Hallmark-Parent-Manifest-Id"] = signed.parent_manifest_id
+    headers["Hallmark-Watermark"] = (
+        f"embedded; id={signed.watermark_id}"
+        if signed.watermark_id
+        else f"none; reason={signed.watermark_skipped or 'format'}"
+    )
     return file_response(dest, signed.output_size, rt.settings.spool_memory_bytes, media_type, headers)
