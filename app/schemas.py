@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -90,6 +91,51 @@ class RemoteManifestOut(BaseModel):
     fetched: bool = Field(description="Always false: verification never fetches remote manifests.")
 
 
+class WatermarkFindingOut(BaseModel):
+    detected: bool
+    algorithm: str
+    watermark_id: str | None = Field(description="The payload id read from the pixels (12 hex digits).")
+    statistic: float = Field(description="The standardised synchronisation statistic the detector saw.")
+    threshold: float = Field(
+        description="What it had to reach: set so an unmarked image reaches it with "
+        "probability <= 1e-6 per check."
+    )
+    false_positive_bound: float = Field(
+        description="Upper bound on the probability that an unmarked image scores this high in this check."
+    )
+
+
+class RecoveredCredentialsOut(BaseModel):
+    manifest_id: str
+    outcome: Literal["trusted", "valid_untrusted", "invalid", "none"] = Field(
+        description="The stored manifest, verified again now (only a trusted one is offered)."
+    )
+    signed_at: datetime
+    title: str | None
+    signer: SignerOut | None
+    timestamp: TimestampOut
+    ai: AiOut | None
+    iscc_distance: int | None = Field(description="Hamming distance of the ISCC image codes (of 64 bits).")
+    pdq_distance: int | None = Field(description="Hamming distance of the PDQ hashes (of 256 bits).")
+    confirmation_score: float | None = None
+
+
+class RecoveryOut(BaseModel):
+    status: Literal["recovered", "similar", "not_found", "not_searched"] = Field(
+        description="recovered: a watermark names credentials this service signed and the picture matches "
+        "them; similar: no usable watermark, fingerprints near signed assets (weaker); not_found; "
+        "not_searched (see reason)."
+    )
+    statement: str = Field(description="What this means, in plain words.")
+    method: Literal["both", "watermark", "fingerprint"] | None = None
+    confidence: Literal["high", "low"] | None = None
+    watermark: WatermarkFindingOut | None = None
+    matches: list[RecoveredCredentialsOut] = Field(
+        [], description="recovered: the one asset; similar: the nearest assets first."
+    )
+    reason: str | None = Field(None, description="Why nothing was searched, or why a watermark was refused.")
+
+
 class VerificationReportOut(BaseModel):
     outcome: Literal["trusted", "valid_untrusted", "invalid", "none"] = Field(
         description="trusted: intact, signer on a trust profile; valid_untrusted: intact, signer unknown; "
@@ -113,6 +159,12 @@ class VerificationReportOut(BaseModel):
     manifest_count: int = 0
     training_mining: list[TrainingMiningOut] = Field(
         [], description="The active manifest's cawg.training-mining preferences, one per use."
+    )
+    recovery: RecoveryOut | None = Field(
+        None,
+        description="Only when the file has no manifest or its manifest no longer matches it: what the "
+        "invisible watermark and the fingerprints recovered from this service's manifest repository. "
+        "`integrity` still describes this file.",
     )
 
     @classmethod

@@ -59,6 +59,10 @@ from signing.models import (
     MediaType,
     Outcome,
     OutputMode,
+    RecoveredCredentials,
+    Recovery,
+    RecoveryMethod,
+    RecoveryStatus,
     RemoteManifest,
     RevocationStatus,
     SignedAsset,
@@ -69,6 +73,7 @@ from signing.models import (
     TrainingMining,
     TrainingMiningPreference,
     VerificationReport,
+    WatermarkFinding,
 )
 from signing.oids import C2PA_CLAIM_SIGNING_EKU, DOCUMENT_SIGNING_EKU, EMAIL_PROTECTION_EKU
 from signing.ports import Breaker, Clock, Ledger, LedgerEntry, SystemClock
@@ -120,6 +125,7 @@ if TYPE_CHECKING:
     from signing.softbinding.payload import ID_BITS as WATERMARK_ID_BITS
     from signing.softbinding.payload import new_payload_id
     from signing.softbinding.port import Pixels, WatermarkDetection, WatermarkEngine, WatermarkKey
+    from signing.softbinding.recovery import not_searched, recover_asset, recover_image
     from signing.softbinding.repository import (
         EntryCheck,
         EntryFault,
@@ -132,7 +138,7 @@ if TYPE_CHECKING:
         fingerprint_match,
         match_rank,
     )
-    from signing.softbinding.reverify import check_stored_entry
+    from signing.softbinding.reverify import check_stored_entry, stored_entry_report
     from signing.softbinding.spread_spectrum import ALGORITHM as WATERMARK_ALGORITHM
     from signing.softbinding.spread_spectrum import FALSE_POSITIVE_TARGET as WATERMARK_FALSE_POSITIVE_TARGET
     from signing.softbinding.spread_spectrum import SpreadSpectrumWatermark
@@ -141,6 +147,10 @@ if TYPE_CHECKING:
     from signing.softbinding.watermark_keys import encode as encode_watermark_keyring
 
 _LAZY: dict[str, tuple[str, str]] = {
+    "recover_asset": ("signing.softbinding.recovery", "recover_asset"),
+    "recover_image": ("signing.softbinding.recovery", "recover_image"),
+    "not_searched": ("signing.softbinding.recovery", "not_searched"),
+    "stored_entry_report": ("signing.softbinding.reverify", "stored_entry_report"),
     "SoftBinder": ("signing.softbinding.marking", "SoftBinder"),
     "SoftBindings": ("signing.softbinding.marking", "SoftBindings"),
     "WatermarkSkip": ("signing.softbinding.marking", "WatermarkSkip"),
@@ -282,6 +292,10 @@ __all__ = [
     "PdqHash",
     "PemKeySigner",
     "Pixels",
+    "RecoveredCredentials",
+    "Recovery",
+    "RecoveryMethod",
+    "RecoveryStatus",
     "RemoteManifest",
     "RepositoryEntry",
     "RevocationStatus",
@@ -312,6 +326,7 @@ __all__ = [
     "VerificationReport",
     "WatermarkDetection",
     "WatermarkEngine",
+    "WatermarkFinding",
     "WatermarkKey",
     "WatermarkKeyRecord",
     "WatermarkKeyState",
@@ -350,10 +365,13 @@ __all__ = [
     "match_rank",
     "new_key",
     "new_payload_id",
+    "not_searched",
     "pdq_hash",
     "profile_from_bundle",
     "profile_from_pem",
     "public_key_sha256",
+    "recover_asset",
+    "recover_image",
     "render_doctor_report",
     "require_trusted",
     "self_test",
@@ -362,6 +380,7 @@ __all__ = [
     "sign_asset",
     "sniff",
     "soft_binding_assertions",
+    "stored_entry_report",
     "valid_eku",
     "validate_generation",
 ]

@@ -183,6 +183,58 @@ class RemoteManifest:
     fetched: bool = False
 
 
+class RecoveryStatus(enum.StrEnum):
+    RECOVERED = "recovered"  # a watermark named a signed asset and the picture matches it
+    SIMILAR = "similar"  # no usable watermark; the fingerprints are near one or more signed assets
+    NOT_FOUND = "not_found"  # searched; nothing this service signed matches
+    NOT_SEARCHED = "not_searched"  # see `reason`
+
+
+class RecoveryMethod(enum.StrEnum):
+    BOTH = "both"  # watermark, confirmed by ISCC/PDQ within their thresholds
+    WATERMARK = "watermark"  # watermark, confirmed by the crop-tolerant confirmation print
+    FINGERPRINT = "fingerprint"  # fingerprints alone: "similar to", a weaker statement
+
+
+@dataclass(frozen=True)
+class WatermarkFinding:
+    """What the watermark detector concluded (its false-positive design is stated, not assumed)."""
+
+    detected: bool
+    algorithm: str
+    watermark_id: str | None
+    statistic: float
+    threshold: float
+    false_positive_bound: float
+
+
+@dataclass(frozen=True)
+class RecoveredCredentials:
+    """A signed manifest from the repository, re-verified: what the original asset declared."""
+
+    manifest_id: str
+    outcome: Outcome  # of the stored manifest, checked again now (never offered unless it verifies)
+    signed_at: datetime
+    title: str | None
+    signer: SignerInfo | None
+    timestamp: TimestampInfo
+    ai: AiDeclaration | None
+    iscc_distance: int | None = None
+    pdq_distance: int | None = None
+    confirmation_score: float | None = None
+
+
+@dataclass(frozen=True)
+class Recovery:
+    status: RecoveryStatus
+    statement: str
+    method: RecoveryMethod | None = None
+    confidence: str | None = None  # high (watermark, confirmed) | low (fingerprints alone)
+    watermark: WatermarkFinding | None = None
+    matches: tuple[RecoveredCredentials, ...] = ()  # recovered: one; similar: nearest first
+    reason: str | None = None  # why not searched, or why a watermark hit was refused
+
+
 @dataclass(frozen=True)
 class VerificationReport:
     outcome: Outcome
@@ -206,4 +258,6 @@ class VerificationReport:
     # The whole manifest store as the engine read it (every manifest, ingredients included); only when a
     # caller asked for the detailed view.
     manifest_store: dict[str, Any] | None = None
+    # When the file has no manifest or its hard binding fails: what the watermark and fingerprints recovered.
+    recovery: Recovery | None = None
     extra: dict[str, Any] = field(default_factory=dict)

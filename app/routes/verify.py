@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Query, Request, UploadFile
 
 from app.metrics import VERIFIED
+from app.recovery import with_recovery
 from app.routes.common import PROBLEM_RESPONSES, RATE_LIMITED, budget, runtime
 from app.schemas import DetailedVerificationReportOut, VerificationReportOut
 from signing import AssetTooLargeError, inspect_asset
@@ -44,6 +45,7 @@ def verify(
         raise AssetTooLargeError(f"The sidecar manifest is larger than {MAX_SIDECAR_BYTES} bytes.")
     with budget(request).reserve_unless_held(request.state, 2 * (file.size or 0)):
         report = inspect_asset(rt.engine, file.file, sidecar or None, detailed=detail == "full")
+        report = with_recovery(rt, file.file, report)
     VERIFIED.labels(report.outcome.value).inc()
     if detail == "full":
         return DetailedVerificationReportOut.from_report(report)

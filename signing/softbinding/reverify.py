@@ -7,6 +7,7 @@ import dataclasses
 from typing import IO, Any
 
 from signing._c2pa import Engine
+from signing.models import VerificationReport
 from signing.reading import RawReading
 from signing.report import build_report
 from signing.softbinding.binding_assertions import declared_bindings
@@ -15,11 +16,18 @@ from signing.softbinding.repository import HARD_BINDING_MISMATCHES, EntryCheck, 
 
 def check_stored_entry(engine: Engine, entry: RepositoryEntry, mime: str, asset: IO[bytes]) -> EntryCheck:
     """Verify the entry's manifest store against `asset` (the file being recovered, of type `mime`)."""
+    return stored_entry_report(engine, entry, mime, asset)[0]
+
+
+def stored_entry_report(
+    engine: Engine, entry: RepositoryEntry, mime: str, asset: IO[bytes]
+) -> tuple[EntryCheck, VerificationReport]:
+    """`check_stored_entry`, and the report on the stored manifest (what the original asset declared)."""
     reading = _without_hard_binding(engine.read(mime, asset, entry.manifest_store))
     report = build_report(reading, mime, engine.config.trust)
     manifests = reading.store.get("manifests")
     active = manifests.get(report.manifest_id) if isinstance(manifests, dict) and report.manifest_id else None
-    return check_entry(entry, report, declared_bindings(active if isinstance(active, dict) else {}))
+    return check_entry(entry, report, declared_bindings(active if isinstance(active, dict) else {})), report
 
 
 def _without_hard_binding(reading: RawReading) -> RawReading:

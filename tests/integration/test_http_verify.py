@@ -109,13 +109,19 @@ def test_report_on_our_output_has_every_field(
         "model_name": "test-diffusion",
         "model_version": "2.1",
         "provider": "Example AI",
-        "actions": ["c2pa.created"],
+        # the JPEG is large enough to carry the invisible watermark: its action follows the inception
+        "actions": ["c2pa.created", "c2pa.watermarked.bound"],
         "action_details": [
             {
                 "action": "c2pa.created",
                 "when": report["ai"]["action_details"][0]["when"],
                 "digital_source_type": "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia",
-            }
+            },
+            {
+                "action": "c2pa.watermarked.bound",
+                "when": report["ai"]["action_details"][0]["when"],
+                "digital_source_type": None,
+            },
         ],
     }
     assert report["ai"]["action_details"][0]["when"]
@@ -128,6 +134,7 @@ def test_report_on_our_output_has_every_field(
     assert report["development_trust"] is True  # the test PKI is a development PKI
     assert report["remote_manifest"] is None
     assert report["summary"]
+    assert report["recovery"] is None  # an intact manifest needs no recovery
     assert not any(word in report["summary"].lower() for word in FORBIDDEN_WORDS)
 
 

@@ -1,0 +1,179 @@
+"""Recovering the credentials of a file whose manifest is gone or no longer matches.
+
+Order of evidence: the watermark first (an exact id, false positives designed <= 1e-6 per check), then the
+fingerprints. A watermark hit is offered only when the picture matches the asset the mark was made for
+(ISCC/PDQ within their thresholds): a mark copied onto another picture is refused, not offered. Without a
+usable watermark, fingerprint neighbours are reported as "similar to": a weaker statement, since a look-alike
+can be near. Every entry is re-verified from its stored manifest store before it is offered (reverify.py);
+one that no longer verifies, or whose row was altered, is never offered.
+"""
+
+from __future__ import annotations
+
+from typing import IO
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from signing._c2pa import Engine
+from signing.models import (
+    RecoveredCredentials,
+    Recovery,
+    RecoveryMethod,
+    RecoveryStatus,
+    VerificationReport,
+    WatermarkFinding,
+)
+from signing.softbinding.fingerprint import ImageFingerprints, image_fingerprints
+from signing.softbinding.marking import format_watermark_id
+from signing.softbinding.port import WatermarkDetection, WatermarkEngine, WatermarkKey
+from signing.softbinding.repository import ManifestRepository, RepositoryEntry, fingerprint_match
+from signing.softbinding.reverify import stored_entry_report
+
+_MODES = frozenset({"L", "RGB", "RGBA"})
+
+RECOVERED = (
+    "This file carries no intact Content Credentials, but its invisible watermark names credentials this "
+    "service signed, and the picture matches the asset they were made for. The file was altered or "
+    "stripped since it was signed: the credentials below describe the original, not what changed since."
+)
+SIMILAR = (
+    "No watermark from this service was found, but the picture is similar to {count} asset(s) this service "
+    "signed. This is a weaker match than a watermark: a look-alike picture can be similar. The file was "
+    "altered or stripped since signing, or it is a different picture."
+)
+NOT_FOUND = (
+    "Neither a watermark nor a similar asset signed by this service was found. That does not show the file "
+    "was not AI-generated: only that this service's repository knows nothing about it."
+)
+MISMATCH = (
+    "A watermark from this service was found, but the picture does not match the asset it was made for (it "
+    "may have been copied onto another picture), so nothing is offered."
+)
+
+
+def not_searched(reason: str) -> Recovery:
+    return Recovery(
+        RecoveryStatus.NOT_SEARCHED,
+        f"No recovery was attempted ({reason}).",
+        reason=reason,
+    )
+
+
+def recover_image(
+    image: Image.Image,
+    *,
+    mime: str,
+    asset: IO[bytes],
+    engine: Engine,
+    watermark: WatermarkEngine,
+    keys: tuple[WatermarkKey, ...],
+    repository: ManifestRepository,
+    limit: int = 3,
+) -> Recovery:
+    """Look `image` (decoded from `asset`, of type `mime`) up in the repository; see the module doc."""
+    upright = ImageOps.exif_transpose(image)
+    pixels = np.asarray(upright if upright.mode in _MODES else upright.convert("RGB"))
+    detection = watermark.detect(pixels, keys) if keys else None
+    finding = _finding(detection, watermark.algorithm) if detection is not None else None
+    prints = image_fingerprints(upright)
+    if detection is not None and detection.payload_id is not None:
+        entry = repository.by_watermark(format_watermark_id(detection.payload_id))
+        if entry is not None:
+            match = fingerprint_match(entry, prints.iscc, prints.pdq)
+            if match is None:
+                return Recovery(
+                    RecoveryStatus.NOT_FOUND, MISMATCH, watermark=finding, reason="watermark-mismatch"
+                )
+            offered = _offer(entry, engine, mime, asset, prints)
+            if offered is not None:
+                return Recovery(
+                    RecoveryStatus.RECOVERED,
+                    RECOVERED,
+                    method=RecoveryMethod.BOTH,
+                    confidence="high",
+                    watermark=finding,
+                    matches=(offered,),
+                )
+    similar = [
+        offered
+        for match in repository.nearest(iscc=prints.iscc, pdq=prints.pdq, limit=limit)
+        if (offered := _offer(match.entry, engine, mime, asset, prints)) is not None
+    ]
+    if similar:
+        return Recovery(
+            RecoveryStatus.SIMILAR,
+            SIMILAR.format(count=len(similar)),
+            method=RecoveryMethod.FINGERPRINT,
+            confidence="low",
+            watermark=finding,
+            matches=tuple(similar),
+        )
+    return Recovery(RecoveryStatus.NOT_FOUND, NOT_FOUND, watermark=finding)
+
+
+def _offer(
+    entry: RepositoryEntry, engine: Engine, mime: str, asset: IO[bytes], prints: ImageFingerprints
+) -> RecoveredCredentials | None:
+    """The entry as the original's credentials, if its stored manifest still verifies and declares it."""
+    asset.seek(0)
+    check, report = stored_entry_report(engine, entry, mime, asset)
+    if not check.offerable:
+        return None
+    match = fingerprint_match(entry, prints.iscc, prints.pdq)
+    return _credentials(
+        entry, report, match.iscc_distance if match else None, match.pdq_distance if match else None
+    )
+
+
+def _credentials(
+    entry: RepositoryEntry, report: VerificationReport, iscc_distance: int | None, pdq_distance: int | None
+) -> RecoveredCredentials:
+    return RecoveredCredentials(
+        manifest_id=entry.manifest_id,
+        outcome=report.outcome,
+        signed_at=entry.created_at,
+        title=report.title,
+        signer=report.signer,
+        timestamp=report.timestamp,
+        ai=report.ai,
+        iscc_distance=iscc_distance,
+        pdq_distance=pdq_distance,
+    )
+
+
+def _finding(detection: WatermarkDetection, algorithm: str) -> WatermarkFinding:
+    return WatermarkFinding(
+        detected=detection.detected,
+        algorithm=algorithm,
+        watermark_id=format_watermark_id(detection.payload_id) if detection.payload_id is not None else None,
+        statistic=round(detection.statistic, 3),
+        threshold=round(detection.threshold, 3),
+        false_positive_bound=detection.false_positive_bound,
+    )
+
+
+def recover_asset(
+    asset: IO[bytes],
+    *,
+    mime: str,
+    max_pixels: int,
+    engine: Engine,
+    watermark: WatermarkEngine,
+    keys: tuple[WatermarkKey, ...],
+    repository: ManifestRepository,
+) -> Recovery:
+    """`recover_image` for a whole file: decodes it (refusing, not failing, on what it cannot search)."""
+    if not mime.startswith("image/"):
+        return not_searched("recovery searches images only")
+    asset.seek(0)
+    try:
+        image = Image.open(asset)
+        if image.width * image.height > max_pixels:
+            return not_searched(f"the image is larger than {max_pixels} pixels, the recovery limit")
+        image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return not_searched("the image could not be decoded")
+    return recover_image(
+        image, mime=mime, asset=asset, engine=engine, watermark=watermark, keys=keys, repository=repository
+    )
