@@ -90,7 +90,7 @@ class SoftBindings:
                 "action": WATERMARK_ACTION,
                 "when": when,
                 "softwareAgent": agent,
-                "parameters": {"description": "Invisible watermark carrying this manifest's repository key."},
+                "description": "Invisible watermark carrying the key of this manifest in the repository.",
             }
         ]
 

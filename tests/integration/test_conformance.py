@@ -12,6 +12,7 @@ Needs `node` and tests/conformance/node_modules: `make test-deps` installs both.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import re
@@ -199,6 +200,43 @@ def test_edit_of_our_own_output_passes_every_trait(
     assert [m["label"] for m in crjson["manifests"]] == [second_id, first_id]
     results = evaluator.run("signed-own-edit.jpg", crjson)
     assert not _not_passed(results), _explain(results, evaluator.out_dir / "signed-own-edit.jpg.crjson.json")
+
+
+# --- with soft bindings: watermark (before the hard binding), ISCC soft binding, PDQ ----------------------
+
+WATERMARKED = [
+    ("jpeg", "no_manifest.jpg", "image/jpeg", False),
+    ("png", "sample1.png", "image/png", False),
+    ("webp", "sample1.webp", "image/webp", False),
+    ("jpeg-edit-foreign", "C.jpg", "image/jpeg", True),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "mime", "is_edit"), [pytest.param(f, m, e, id=i) for i, f, m, e in WATERMARKED]
+)
+def test_watermarked_output_passes_every_trait(
+    name: str,
+    mime: str,
+    is_edit: bool,
+    interop_dir: Path,
+    sign_ctx: signing.SignContext,
+    engine: signing.Engine,
+    generation: signing.GenerationInfo,
+    evaluator: Evaluator,
+) -> None:
+    key = signing.WatermarkKey("conformance", b"conformance-test watermark key!!")
+    binder = signing.SoftBinder(signing.SpreadSpectrumWatermark(), key, (key,))
+    ctx = dataclasses.replace(sign_ctx, soft_binder=binder)
+    data, manifest_id = _sign(ctx, (interop_dir / name).read_bytes(), generation)
+    crjson = _check_output(engine, data, manifest_id, mime)
+    inception = ["c2pa.opened", "c2pa.edited"] if is_edit else ["c2pa.created"]
+    assert _actions(crjson) == [*inception, "c2pa.watermarked.bound"]
+    assertions = crjson["manifests"][0]["assertions"]
+    assert assertions["c2pa.soft-binding"]["alg"] == "io.iscc.v0"
+    assert assertions["org.hallmark.watermark"]["payloadId"]
+    results = evaluator.run(f"watermarked-{name}", crjson)
+    assert not _not_passed(results), _explain(results, evaluator.out_dir / f"watermarked-{name}.crjson.json")
 
 
 # --- the evaluator can fail: deliberately non-conformant manifests --------------------------------------
