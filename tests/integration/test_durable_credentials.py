@@ -1,0 +1,301 @@
+"""Durable Content Credentials through the HTTP service: sign marks and fingerprints the image and keeps its
+manifest store; verify recovers it after the metadata is stripped, refuses a transplanted mark and an altered
+repository row, and keeps recovering images marked under a retired key."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import numpy as np
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+from PIL import Image, ImageOps, JpegImagePlugin
+from skimage import data
+
+from app.main import create_app
+from app.settings import Settings
+from app.watermark_keyring import WatermarkKeyringFile
+
+FORM = {"model_name": "test-diffusion", "model_version": "2.1"}
+
+
+def photo(name: str = "astronaut", size: tuple[int, int] = (768, 1024)) -> Image.Image:
+    pixels = np.asarray(getattr(data, name)())
+    if pixels.ndim == 2:
+        pixels = np.stack([pixels] * 3, axis=-1)
+    return Image.fromarray(pixels[..., :3].astype(np.uint8)).resize(
+        (size[1], size[0]), Image.Resampling.LANCZOS
+    )
+
+
+def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def strip_jpeg(signed: bytes, quality: int = 75) -> bytes:
+    """What a platform does: decode (orientation applied), drop all metadata, re-encode."""
+    return encode(
+        ImageOps.exif_transpose(Image.open(io.BytesIO(signed))).convert("RGB"), "JPEG", quality=quality
+    )
+
+
+def sign(
+    client: TestClient, auth: dict[str, str], payload: bytes, name: str = "a.jpg", **query: str
+) -> httpx.Response:
+    response = client.post(
+        "/v1/sign",
+        headers=auth,
+        files={"file": (name, payload, "application/octet-stream")},
+        data=FORM,
+        params=query,
+    )
+    assert response.status_code == 200, response.text
+    return response
+
+
+def verify(client: TestClient, payload: bytes) -> dict[str, Any]:
+    response = client.post("/v1/verify", files={"file": ("x", payload, "application/octet-stream")})
+    assert response.status_code == 200, response.text
+    report: dict[str, Any] = response.json()
+    return report
+
+
+def psnr(a: Image.Image, b: Image.Image) -> float:
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return float(10 * np.log10(255**2 / np.mean((x - y) ** 2)))
+
+
+# --- sign ------------------------------------------------------------------------------------------------
+
+
+def test_jpeg_is_marked_with_its_own_quality_and_metadata(client: TestClient, auth: dict[str, str]) -> None:
+    exif = Image.Exif()
+    exif[0x010F] = "Example Camera Maker"
+    source = encode(photo(), "JPEG", quality=83, exif=exif.tobytes())
+    response = sign(client, auth, source)
+    header = response.headers["Hallmark-Watermark"]
+    assert header.startswith("embedded; id=")
+    assert len(header.removeprefix("embedded; id=")) == 12
+    signed = Image.open(io.BytesIO(response.content))
+    original = Image.open(io.BytesIO(source))
+    assert isinstance(signed, JpegImagePlugin.JpegImageFile)
+    assert isinstance(original, JpegImagePlugin.JpegImageFile)
+    assert signed.quantization == original.quantization  # same quality: the input's own tables
+    assert JpegImagePlugin.get_sampling(signed) == JpegImagePlugin.get_sampling(original)
+    assert signed.getexif()[0x010F] == "Example Camera Maker"
+    assert 38.0 <= psnr(signed, original) < 60.0  # changed, invisibly
+
+
+def test_png_stays_lossless_and_alpha_is_untouched(client: TestClient, auth: dict[str, str]) -> None:
+    rgba = photo().convert("RGBA")
+    alpha = Image.linear_gradient("L").resize(rgba.size)
+    rgba.putalpha(alpha)
+    response = sign(client, auth, encode(rgba, "PNG"), "a.png")
+    assert response.headers["Hallmark-Watermark"].startswith("embedded")
+    signed = Image.open(io.BytesIO(response.content))
+    assert signed.format == "PNG"
+    assert signed.mode == "RGBA"
+    assert np.array_equal(np.asarray(signed)[..., 3], np.asarray(rgba)[..., 3])
+    assert not np.array_equal(np.asarray(signed)[..., :3], np.asarray(rgba)[..., :3])
+
+
+@pytest.mark.parametrize(("lossless", "chunk"), [(True, b"VP8L"), (False, b"VP8 ")])
+def test_webp_keeps_its_compression(
+    client: TestClient, auth: dict[str, str], lossless: bool, chunk: bytes
+) -> None:
+    source = encode(photo(), "WEBP", lossless=lossless, quality=90)
+    assert chunk in source[:64]
+    response = sign(client, auth, source, "a.webp")
+    assert response.headers["Hallmark-Watermark"].startswith("embedded")
+    assert chunk in response.content[:4096]
+    other = b"VP8 " if lossless else b"VP8L"
+    assert other not in response.content
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "reason"),
+    [
+        ("small.png", lambda: encode(photo(size=(120, 160)), "PNG"), "unmarkable"),
+        ("flat.png", lambda: encode(Image.new("RGB", (640, 640), (90, 120, 150)), "PNG"), "unmarkable"),
+        ("palette.png", lambda: encode(photo().convert("P"), "PNG"), "pixel-format"),
+        ("anim.gif", lambda: encode(photo(), "GIF"), "format"),
+    ],
+)
+def test_images_that_cannot_carry_a_mark_are_signed_without_and_say_why(
+    client: TestClient, auth: dict[str, str], name: str, make: Callable[[], bytes], reason: str
+) -> None:
+    response = sign(client, auth, make(), name)
+    assert response.headers["Hallmark-Watermark"] == f"none; reason={reason}"
+    report = verify(client, response.content)
+    assert report["outcome"] == "trusted"
+    assert "c2pa.watermarked.bound" not in report["ai"]["actions"]
+
+
+def test_sidecar_output_leaves_the_pixels_alone(client: TestClient, auth: dict[str, str]) -> None:
+    response = sign(client, auth, encode(photo(), "JPEG", quality=90), output="sidecar")
+    assert response.headers["Hallmark-Watermark"] == "none; reason=sidecar"
+
+
+def test_watermark_off_signs_without_it(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"watermark": False}))) as off:
+        _, token = off.app.state.runtime.api_keys.create("t", {"sign"})  # type: ignore[attr-defined]
+        response = sign(off, {"Authorization": f"Bearer {token}"}, encode(photo(), "JPEG", quality=90))
+    assert response.headers["Hallmark-Watermark"] == "none; reason=off"
+
+
+# --- recovery on verify ----------------------------------------------------------------------------------
+
+
+def test_stripped_copy_is_recovered_and_an_unrelated_photo_is_not(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    response = sign(client, auth, encode(photo(), "JPEG", quality=90))
+    manifest_id = response.headers["Hallmark-Manifest-Id"]
+    watermark_id = response.headers["Hallmark-Watermark"].removeprefix("embedded; id=")
+
+    report = verify(client, strip_jpeg(response.content))
+    assert report["outcome"] == "none"
+    assert report["integrity"] == "absent"
+    recovery = report["recovery"]
+    assert recovery["status"] == "recovered"
+    assert recovery["method"] == "both"
+    assert recovery["confidence"] == "high"
+    assert recovery["watermark"]["watermark_id"] == watermark_id
+    assert recovery["watermark"]["false_positive_bound"] <= 1e-6
+    (match,) = recovery["matches"]
+    assert match["manifest_id"] == manifest_id
+    assert match["outcome"] == "trusted"
+    assert match["ai"]["model_name"] == "test-diffusion"
+    assert "altered or stripped" in recovery["statement"]
+
+    unrelated = verify(client, encode(photo("coffee"), "JPEG", quality=75))
+    assert unrelated["recovery"]["status"] == "not_found"
+    assert unrelated["recovery"]["watermark"]["detected"] is False
+
+
+def test_intact_file_needs_no_recovery(client: TestClient, auth: dict[str, str]) -> None:
+    response = sign(client, auth, encode(photo(), "JPEG", quality=90))
+    assert verify(client, response.content)["recovery"] is None
+
+
+def test_a_watermark_copied_onto_another_picture_is_refused(client: TestClient, auth: dict[str, str]) -> None:
+    source = photo()
+    response = sign(client, auth, encode(source, "PNG"), "a.png")
+    marked = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"), dtype=np.int16)
+    mark = marked - np.asarray(source, dtype=np.int16)  # the attacker's best case: the exact mark
+    other = np.asarray(photo("chelsea"), dtype=np.int16)
+    transplanted = Image.fromarray(np.clip(other + mark, 0, 255).astype(np.uint8))
+    control = Image.fromarray(np.clip(np.asarray(source, dtype=np.int16) + mark, 0, 255).astype(np.uint8))
+
+    refused = verify(client, encode(transplanted, "PNG"))["recovery"]
+    accepted = verify(client, encode(control, "PNG"))["recovery"]
+
+    assert refused["watermark"]["detected"] is True
+    assert refused["status"] == "not_found"
+    assert refused["reason"] == "watermark-mismatch"
+    assert refused["matches"] == []
+    assert accepted["status"] == "recovered"
+
+
+def test_a_repository_row_altered_in_the_database_is_not_offered(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    response = sign(client, auth, encode(photo(), "JPEG", quality=90))
+    manifest_id = response.headers["Hallmark-Manifest-Id"]
+    stripped = strip_jpeg(response.content)
+    assert verify(client, stripped)["recovery"]["status"] == "recovered"
+
+    db: sa.Engine = client.app.state.runtime.db  # type: ignore[attr-defined]
+    with db.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE manifests SET key_id = 'someone-else' WHERE manifest_id = :m"), {"m": manifest_id}
+        )
+
+    after = verify(client, stripped)["recovery"]
+    assert after["status"] == "not_found"
+    assert after["matches"] == []
+
+
+def test_a_mark_from_a_key_the_service_does_not_hold_is_not_detected(
+    client: TestClient, auth: dict[str, str], tmp_path: Path
+) -> None:
+    foreign = Settings(data_dir=tmp_path / "foreign-service")
+    WatermarkKeyringFile(foreign.resolved_watermark_keyring).rotate("foreign")
+    from signing import SpreadSpectrumWatermark, WatermarkKey
+
+    key = WatermarkKeyringFile(foreign.resolved_watermark_keyring).load().active
+    assert isinstance(key, WatermarkKey)
+    pixels = np.asarray(photo())
+    marked = SpreadSpectrumWatermark().embed(pixels, 0x123456789ABC, key)
+    report = verify(client, encode(Image.fromarray(marked), "PNG"))
+    assert report["recovery"]["watermark"]["detected"] is False
+    # the control: the same mark under this service's own active key is detected
+    own = client.app.state.runtime.watermarks.current().active  # type: ignore[attr-defined]
+    marked_here = SpreadSpectrumWatermark().embed(pixels, 0x123456789ABC, own)
+    found = verify(client, encode(Image.fromarray(marked_here), "PNG"))["recovery"]["watermark"]
+    assert found["detected"] is True
+    assert found["watermark_id"] == "123456789abc"
+
+
+def test_images_marked_under_a_retired_key_are_still_recovered(settings: Settings) -> None:
+    first = settings.model_copy(update={"keyring_poll_seconds": 0.001})
+    with TestClient(create_app(first)) as c:
+        _, token = c.app.state.runtime.api_keys.create("t", {"sign"})  # type: ignore[attr-defined]
+        auth = {"Authorization": f"Bearer {token}"}
+        before = sign(c, auth, encode(photo(), "JPEG", quality=90))
+        WatermarkKeyringFile(first.resolved_watermark_keyring).rotate("second")
+        after = sign(c, auth, encode(photo("chelsea"), "JPEG", quality=90))
+        ring = c.app.state.runtime.watermarks.current()  # type: ignore[attr-defined]
+        assert ring.active.key_id == "second"
+        assert len(ring.detection_keys) == 2
+        old = verify(c, strip_jpeg(before.content))["recovery"]
+        new = verify(c, strip_jpeg(after.content))["recovery"]
+    assert old["status"] == "recovered"
+    assert new["status"] == "recovered"
+    assert old["matches"][0]["manifest_id"] == before.headers["Hallmark-Manifest-Id"]
+
+
+def test_an_upright_mark_survives_a_platform_that_applies_exif_orientation(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored pixels must be turned 90 degrees to display
+    response = sign(client, auth, encode(photo(), "JPEG", quality=90, exif=exif.tobytes()))
+    signed = Image.open(io.BytesIO(response.content))
+    assert signed.getexif()[0x0112] == 6
+    assert signed.size == (1024, 768)
+    assert verify(client, strip_jpeg(response.content))["recovery"]["status"] == "recovered"
+
+
+# --- production ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def production(settings: Settings) -> Settings:
+    return settings.model_copy(update={"env": "production"})
+
+
+def test_production_refuses_to_mark_without_a_keyring_or_with_the_development_key(
+    production: Settings,
+) -> None:
+    from app.runtime import watermark_keyring
+    from signing import ConfigError
+
+    with pytest.raises(ConfigError) as missing:
+        watermark_keyring(production)
+    assert "hallmark watermark rotate" in (missing.value.hint or "")
+    WatermarkKeyringFile(production.resolved_watermark_keyring).rotate("dev-watermark")
+    with pytest.raises(ConfigError) as development:
+        watermark_keyring(production)
+    assert "development watermark key" in development.value.message
+    WatermarkKeyringFile(production.resolved_watermark_keyring).rotate("production-1")
+    assert watermark_keyring(production).load().active.key_id == "production-1"  # type: ignore[union-attr]
+    off = production.model_copy(update={"watermark": False})
+    assert watermark_keyring(off).path == production.resolved_watermark_keyring
