@@ -1,28 +1,44 @@
-"""Recovery on verify: when a file's manifest is gone or no longer matches it, look for the watermark and
-the fingerprints in the manifest repository (`signing.recover_asset` does the work)."""
+"""Recovery on verify (HTTP and CLI): when a file's manifest is gone or no longer matches it, look for the
+watermark and the fingerprints in the manifest repository (`signing.recover_asset` does the work)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import IO
 
-from app.runtime import Runtime, watermark_engine
-from signing import Integrity, VerificationReport, not_searched, recover_asset
+from app.runtime import watermark_engine
+from app.settings import Settings
+from signing import (
+    Engine,
+    Integrity,
+    ManifestRepository,
+    VerificationReport,
+    WatermarkKey,
+    not_searched,
+    recover_asset,
+)
 
 
-def with_recovery(rt: Runtime, asset: IO[bytes], report: VerificationReport) -> VerificationReport:
+def with_recovery(
+    settings: Settings,
+    engine: Engine,
+    repository: ManifestRepository,
+    keys: tuple[WatermarkKey, ...],
+    asset: IO[bytes],
+    report: VerificationReport,
+) -> VerificationReport:
     """`report`, plus `recovery` when the file has no intact manifest (and recovery is on)."""
     if report.integrity is Integrity.INTACT:
         return report
-    if not rt.settings.recovery:
+    if not settings.recovery:
         return replace(report, recovery=not_searched("recovery is switched off on this service"))
     recovery = recover_asset(
         asset,
         mime=report.media_type,
-        max_pixels=rt.settings.soft_binding_max_pixels,
-        engine=rt.engine,
+        max_pixels=settings.soft_binding_max_pixels,
+        engine=engine,
         watermark=watermark_engine(),
-        keys=rt.watermarks.current().detection_keys,
-        repository=rt.manifests,
+        keys=keys,
+        repository=repository,
     )
     return replace(report, recovery=recovery)

@@ -8,15 +8,19 @@ import os
 import socket
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import IO, Annotated
 
 import typer
 
 from app.cli.common import error, fail, jsonable, settings
 from app.cli.exitcodes import VERIFY_EXIT, ExitCode
+from app.settings import Settings
 from signing import (
+    Engine,
     HallmarkError,
+    Integrity,
     OutputMode,
+    Recovery,
     VerificationReport,
     inspect_asset,
     sign_asset,
@@ -172,6 +176,8 @@ def sign(
                 "manifest_id": signed.manifest_id,
                 "media_type": signed.media_type.mime,
                 "output_sha256": signed.output_sha256,
+                "watermark_id": signed.watermark_id,
+                "watermark_skipped": signed.watermark_skipped,
             }
         )
     )
@@ -216,7 +222,43 @@ def _human(report: VerificationReport) -> str:
         lines.append(f"remote:      {report.remote_manifest.url} (not fetched)")
     if report.codes.failure:
         lines.append("failures:    " + ", ".join(c.code for c in report.codes.failure))
+    if report.recovery is not None:
+        lines.extend(_human_recovery(report.recovery))
     return "\n".join(lines)
+
+
+def _human_recovery(recovery: Recovery) -> list[str]:
+    lines = [
+        f"recovery:    {recovery.status.value}" + (f" ({recovery.method.value})" if recovery.method else "")
+    ]
+    mark = recovery.watermark
+    if mark is not None:
+        found = f"id {mark.watermark_id}" if mark.detected else "none found"
+        lines.append(f"watermark:   {found} (statistic {mark.statistic}, threshold {mark.threshold})")
+    for match in recovery.matches:
+        ai = match.ai
+        model = f" model={ai.model_name} version={ai.model_version} provider={ai.provider}" if ai else ""
+        distances = f"iscc={match.iscc_distance} pdq={match.pdq_distance}"
+        when = f"{match.signed_at:%Y-%m-%dT%H:%M:%SZ}"
+        lines.append(f"recovered:   {match.manifest_id} signed {when}{model} ({distances})")
+    lines.append(f"             {recovery.statement}")
+    return lines
+
+
+def _recover(
+    cfg: Settings, engine: Engine, asset: IO[bytes], report: VerificationReport
+) -> VerificationReport:
+    from app.recovery import with_recovery
+    from app.runtime import open_database
+    from app.store.manifests import SqlManifestRepository
+    from app.watermark_keyring import WatermarkKeyringFile
+
+    db = open_database(cfg)
+    try:
+        keys = WatermarkKeyringFile(cfg.resolved_watermark_keyring).load().detection_keys
+        return with_recovery(cfg, engine, SqlManifestRepository(db), keys, asset, report)
+    finally:
+        db.dispose()
 
 
 def verify(
@@ -234,17 +276,26 @@ def verify(
             "--detailed", help="Also print the whole manifest store as the engine read it (ingredients too)."
         ),
     ] = False,
+    recovery: Annotated[
+        bool,
+        typer.Option(
+            help="When the file has no intact manifest, look for the watermark and fingerprints in this "
+            "service's manifest repository (the data directory's database)."
+        ),
+    ] = True,
 ) -> None:
     """Verify a file offline. Exit 0 trusted, 3 valid but untrusted, 4 invalid, 5 no credentials, 1 an error
-    (unsupported or malformed file, configuration), 2 usage."""
+    (unsupported or malformed file, configuration), 2 usage. The exit code follows the file's own
+    credentials; what recovery found is in the report."""
     from app.runtime import engine_config, load_trust
-    from signing import Engine
 
     cfg = settings()
     try:
         engine = Engine(engine_config(cfg, load_trust(cfg)))
         with file.open("rb") as fh:
             report = inspect_asset(engine, fh, manifest.read_bytes() if manifest else None, detailed=detailed)
+            if recovery and report.integrity is not Integrity.INTACT:
+                report = _recover(cfg, engine, fh, report)
     except HallmarkError as exc:
         fail(exc)
     data = asdict(report)

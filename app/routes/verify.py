@@ -45,7 +45,8 @@ def verify(
         raise AssetTooLargeError(f"The sidecar manifest is larger than {MAX_SIDECAR_BYTES} bytes.")
     with budget(request).reserve_unless_held(request.state, 2 * (file.size or 0)):
         report = inspect_asset(rt.engine, file.file, sidecar or None, detailed=detail == "full")
-        report = with_recovery(rt, file.file, report)
+        keys = rt.watermarks.current().detection_keys
+        report = with_recovery(rt.settings, rt.engine, rt.manifests, keys, file.file, report)
     VERIFIED.labels(report.outcome.value).inc()
     if detail == "full":
         return DetailedVerificationReportOut.from_report(report)

@@ -5,6 +5,7 @@ repository row, and keeps recovering images marked under a retired key."""
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -299,3 +300,33 @@ def test_production_refuses_to_mark_without_a_keyring_or_with_the_development_ke
     assert watermark_keyring(production).load().active.key_id == "production-1"  # type: ignore[union-attr]
     off = production.model_copy(update={"watermark": False})
     assert watermark_keyring(off).path == production.resolved_watermark_keyring
+
+
+# --- the CLI -----------------------------------------------------------------------------------------------
+
+
+def test_cli_signs_with_a_mark_and_verify_recovers_a_stripped_copy(
+    settings: Settings, tmp_path: Path
+) -> None:
+    from tests.integration.test_hardening import hallmark, ok
+
+    data_dir = settings.data_dir
+    source = tmp_path / "a.jpg"
+    source.write_bytes(encode(photo(), "JPEG", quality=90))
+    signed = json.loads(
+        ok(hallmark(data_dir, "sign", str(source), "--model-name", "m", "--model-version", "1")).stdout
+    )
+    assert len(signed["watermark_id"]) == 12
+    assert signed["watermark_skipped"] is None
+    stripped = tmp_path / "stripped.jpg"
+    stripped.write_bytes(strip_jpeg(Path(signed["output"]).read_bytes()))
+
+    found = hallmark(data_dir, "verify", str(stripped), "--json")
+    skipped = hallmark(data_dir, "verify", str(stripped), "--json", "--no-recovery")
+
+    assert found.returncode == 5  # the exit code follows the file's own credentials: none
+    recovery = json.loads(found.stdout)["recovery"]
+    assert recovery["status"] == "recovered"
+    assert recovery["matches"][0]["manifest_id"] == signed["manifest_id"]
+    assert skipped.returncode == 5
+    assert json.loads(skipped.stdout)["recovery"] is None
