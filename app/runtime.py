@@ -69,7 +69,9 @@ class Runtime:
             return None
         return replace(ctx, soft_binder=self.soft_binder(), repository=self.manifests)
 
-    def soft_binder(self) -> SoftBinder:
+    def soft_binder(self) -> SoftBinder | None:
+        if not self.settings.soft_binding:
+            return None
         ring = self.watermarks.current()
         return SoftBinder(
             engine=watermark_engine(),
@@ -77,6 +79,7 @@ class Runtime:
             detection_keys=ring.detection_keys,
             repository=self.manifests,
             max_pixels=self.settings.soft_binding_max_pixels,
+            png_compress_level=self.settings.png_compress_level,
         )
 
     @property

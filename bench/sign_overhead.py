@@ -3,7 +3,8 @@
 Starts the real service (`hallmark serve --dev`, temporary data dir), then alternates N POST /v1/sign on one
 keep-alive connection with N in-process `c2pa.Builder.sign` calls (same key, thumbnail off, to BytesIO) and N
 in-process `signing.sign_asset` calls (Hallmark's core with its hashing and ledger, no HTTP), so the split
-between the core's own work and the HTTP stack is measured in the same run."""
+between the core's own work and the HTTP stack is measured in the same run. Soft binding is off here (the
+raw engine has no watermark or fingerprints): bench/durable_speed.py measures what they add."""
 
 from __future__ import annotations
 
@@ -108,7 +109,7 @@ def raw_signer(keys: Path, jpeg: bytes) -> Callable[[], None]:
 
 def core_signer(data_dir: Path, jpeg: bytes) -> Callable[[], None]:
     """Hallmark's core as the service runs it (same data dir: keyring, trust, SQLite ledger), minus HTTP."""
-    runtime = build_runtime(Settings(data_dir=data_dir))
+    runtime = build_runtime(Settings(data_dir=data_dir, soft_binding=False))
     ctx = runtime.sign_ctx
     assert ctx is not None
     info = validate_generation(
@@ -154,7 +155,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hallmark-bench-") as tmp:
         data_dir, log = Path(tmp) / "data", Path(tmp) / "server.log"
         hallmark = Path(sys.executable).parent / "hallmark"  # run via `env`: same pid, our environment
-        cmd = ["env", f"HALLMARK_DATA_DIR={data_dir}", hallmark, "serve", "--dev", "--port", str(port)]
+        cmd = [
+            "env",
+            f"HALLMARK_DATA_DIR={data_dir}",
+            "HALLMARK_SOFT_BINDING=false",
+            hallmark,
+            "serve",
+            "--dev",
+            "--port",
+            str(port),
+        ]
         with log.open("w") as err:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
         try:
