@@ -134,9 +134,13 @@ def test_images_that_cannot_carry_a_mark_are_signed_without_and_say_why(
 ) -> None:
     response = sign(client, auth, make(), name)
     assert response.headers["Hallmark-Watermark"] == f"none; reason={reason}"
-    report = verify(client, response.content)
+    detailed = client.post("/v1/verify?detail=full", files={"file": ("x", response.content, "image/png")})
+    report = detailed.json()
     assert report["outcome"] == "trusted"
     assert "c2pa.watermarked.bound" not in report["ai"]["actions"]
+    labels = [a["label"] for a in report["manifest_store"]["manifests"][report["manifest_id"]]["assertions"]]
+    assert "org.hallmark.watermark" not in labels
+    assert "c2pa.soft-binding" in labels  # still fingerprinted
 
 
 def test_sidecar_output_leaves_the_pixels_alone(client: TestClient, auth: dict[str, str]) -> None:
