@@ -24,7 +24,7 @@ from PIL import Image, ImageEnhance
 from skimage import data
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from signing.softbinding import SpreadSpectrumWatermark, WatermarkKey
+from signing import SpreadSpectrumWatermark, WatermarkKey
 
 RGB = npt.NDArray[np.uint8]
 PHOTOS = (
