@@ -26,8 +26,8 @@ _BCH = bchlib.BCH(13, m=7)
 _PARITY_BITS = int(_BCH.ecc_bits)
 CODED_BITS = ID_BITS + _PARITY_BITS
 _CHASE_BITS = 4
-_BALL = sum(math.comb(CODED_BITS, errors) for errors in range(int(_BCH.t) + 1))
-RANDOM_DECODE_BOUND = 2**_CHASE_BITS * _BALL / 2.0 ** (CODED_BITS - ID_BITS)
+_BALL: int = sum(math.comb(CODED_BITS, errors) for errors in range(int(_BCH.t) + 1))
+RANDOM_DECODE_BOUND: float = 2**_CHASE_BITS * _BALL / 2.0 ** (CODED_BITS - ID_BITS)
 
 
 def new_payload_id() -> int:
