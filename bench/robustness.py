@@ -195,7 +195,7 @@ def attacked(
         note = " (reported, no target)" if name in EXEMPT else ("" if rate >= 0.97 else "  < 97 % target")
         meets &= name in EXEMPT or rate >= 0.97
         print(f"{name:<18}{100 * hits[name] / total:>9.1f}%{100 * rate:>9.1f}%{note}")
-    print(f"{label}: {'meets' if meets else 'does NOT meet'} the PSNR and recovery targets")
+    print(f"{label}: {'meets every target' if meets else 'misses a target'}")
     return meets
 
 
