@@ -22,7 +22,7 @@ Float = npt.NDArray[np.float32]
 
 _MIN_SCALE, _MAX_SCALE = 0.45, 2.2
 _MAX_ANGLE = math.radians(6.0)
-_AUTOCORR_SIDE = 1024
+_AUTOCORR_SIDE = 2048  # an upscaled image (tile 256 px) needs its whole area to show the lattice
 # Lattice hypotheses tried per image (part of the false-positive bound): the unscaled, unrotated grid
 # first (re-encoding, cropping and brightness keep it, and it needs no estimate), then the best estimates.
 CANDIDATES = 4

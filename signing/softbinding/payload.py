@@ -3,14 +3,17 @@
 48 data bits + 77 parity bits (BCH over GF(2^7), t = 13, shortened) = 125 coded bits. The spreading codes give
 each bit its own independent error, so a binary code that corrects any 13 wrong bits suits the channel far
 better than a byte-wise code. The decoder also tries flipping the least reliable bits (Chase decoding), and
-accepts a result only if it re-encodes to a codeword within 13 bits of what was read. A random word decodes
-with probability about 1e-6 (times the 2^4 Chase trials). Identifiers are random (`new_payload_id`), never
-derived from personal data.
+accepts a result only if it re-encodes to a codeword within 13 bits of what was read. A uniformly random word
+lies within 13 bits of one of the 2^48 codewords with probability exactly 2^48 * V(125, 13) / 2^125 = 1.14e-6
+(V the Hamming ball's volume), so `decode` accepts a random word with probability at most
+RANDOM_DECODE_BOUND = 2^4 Chase trials * 1.14e-6 = 1.83e-5 (the detector's false-positive bound uses it).
+Identifiers are random (`new_payload_id`), never derived from personal data.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import secrets
 
 import bchlib
@@ -23,6 +26,8 @@ _BCH = bchlib.BCH(13, m=7)
 _PARITY_BITS = int(_BCH.ecc_bits)
 CODED_BITS = ID_BITS + _PARITY_BITS
 _CHASE_BITS = 4
+_BALL: int = sum(math.comb(CODED_BITS, errors) for errors in range(int(_BCH.t) + 1))
+RANDOM_DECODE_BOUND: float = 2**_CHASE_BITS * _BALL / 2.0 ** (CODED_BITS - ID_BITS)
 
 
 def new_payload_id() -> int:

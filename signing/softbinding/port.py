@@ -41,7 +41,8 @@ class WatermarkDetection:
     `payload_id` and `key_id` are set only when the image carries a mark: the synchronisation statistic
     passed the threshold AND the payload's error correction decoded. `statistic` is the best standardised
     synchronisation correlation seen, `threshold` the value it had to reach, and `false_positive_bound` the
-    Bonferroni bound on the probability that an unmarked image reaches `statistic` in this check.
+    Bonferroni bound on the probability that an unmarked image reaches `statistic` and then decodes a
+    payload in this check.
     """
 
     payload_id: int | None

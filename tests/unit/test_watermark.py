@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import math
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 from PIL import Image
+from scipy import ndimage, special
 from skimage import data
 
 from signing import (
@@ -18,6 +21,9 @@ from signing import (
     new_payload_id,
 )
 from signing.softbinding import payload
+from signing.softbinding.codes import TILE, patterns
+from signing.softbinding.lattice import CANDIDATES
+from signing.softbinding.spread_spectrum import threshold
 
 RGB = npt.NDArray[np.uint8]
 ENGINE = SpreadSpectrumWatermark()
@@ -167,3 +173,55 @@ def test_small_and_flat_images_are_refused() -> None:
 def test_short_keys_are_refused() -> None:
     with pytest.raises(ValueError, match="16 bytes"):
         WatermarkKey("short", b"too short")
+
+
+def test_random_decode_bound_is_the_exact_ball_count() -> None:
+    ball = sum(math.comb(payload.CODED_BITS, errors) for errors in range(14))
+    assert pytest.approx(16 * ball * 2.0**payload.ID_BITS / 2.0**125) == payload.RANDOM_DECODE_BOUND
+    assert 1e-5 < payload.RANDOM_DECODE_BOUND < 1e-4
+
+
+def test_threshold_keeps_sync_and_code_together_at_the_target() -> None:
+    trials = CANDIDATES * 2 * TILE * TILE
+    limit = threshold(trials)
+    bound = trials * float(special.ndtr(-limit)) * payload.RANDOM_DECODE_BOUND
+    assert bound == pytest.approx(WATERMARK_FALSE_POSITIVE_TARGET, rel=1e-6)
+    # the sync test alone would need a higher threshold for the same bound
+    assert trials * float(special.ndtr(-limit)) > WATERMARK_FALSE_POSITIVE_TARGET
+
+
+def test_unmix_reads_the_whitened_tile_without_cross_talk() -> None:
+    codes = patterns(KEY.secret)
+    bits = payload.encode(PAYLOAD)
+    signs = 2.0 * bits.astype(np.float32) - 1.0
+    tile = codes.sync + np.tensordot(signs, codes.bits, axes=1)
+    seen = tile - ndimage.uniform_filter(tile, size=3, mode="wrap")  # the whitening's high-pass
+    amplitudes = codes.unmix @ seen.ravel()
+    assert np.allclose(amplitudes, np.concatenate([[1.0], signs]), atol=1e-3)
+    # the raw codes (no high-pass) are not what the unmix expects: it reads them with cross-talk
+    assert not np.allclose(codes.unmix @ tile.ravel(), np.concatenate([[1.0], signs]), atol=1e-3)
+
+
+def test_busy_textures_get_a_stronger_mark_than_smooth_pictures() -> None:
+    rng = np.random.default_rng(3)
+    busy = np.clip(rng.normal(128, 30, size=(384, 384, 3)), 0, 255).astype(np.uint8)
+    smooth = rgb(sample("camera"))[:384, :384]
+    busy_psnr = psnr(busy, ENGINE.embed(busy, PAYLOAD, KEY))
+    smooth_psnr = psnr(smooth, ENGINE.embed(smooth, PAYLOAD, KEY))
+    assert 38.0 <= busy_psnr < smooth_psnr - 2.0
+    assert smooth_psnr < 50.0
+
+
+def rotated(pixels: RGB) -> RGB:
+    return np.asarray(Image.fromarray(pixels).rotate(2, Image.Resampling.BICUBIC))
+
+
+def cropped(pixels: RGB) -> RGB:
+    return pixels[37:-65, 90:-12]  # 10 % off each side, unevenly, so the tile grid moves
+
+
+@pytest.mark.parametrize("attack", [rotated, cropped])
+def test_survives_geometry_at_generator_size(photo: RGB, attack: Callable[[RGB], RGB]) -> None:
+    big = np.asarray(Image.fromarray(photo).resize((1024, 1024), Image.Resampling.LANCZOS))
+    assert ENGINE.detect(attack(ENGINE.embed(big, PAYLOAD, KEY)), (KEY,)).payload_id == PAYLOAD
+    assert not ENGINE.detect(attack(big), (KEY,)).detected
