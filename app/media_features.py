@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from app.settings import Settings
 from signing import (
     VIDEO_FPS,
     IsccKind,
@@ -65,6 +66,15 @@ class MediaTools:
     timeout_seconds: float = 60.0  # wall clock per run; the CPU limit is the same number of seconds
     memory_bytes: int = 2048 * MiB  # address space per run
     max_output_bytes: int = MAX_OUTPUT_BYTES
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> MediaTools:
+        return cls(
+            fpcalc=settings.fpcalc_path,
+            ffmpeg=settings.ffmpeg_path,
+            timeout_seconds=settings.media_fingerprint_timeout_seconds,
+            memory_bytes=settings.media_fingerprint_memory_bytes,
+        )
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ if TYPE_CHECKING:
         SOFT_BINDING,
         DeclaredBindings,
         declared_bindings,
+        iscc_assertion,
         iscc_soft_binding,
         soft_binding_assertions,
     )
@@ -205,6 +206,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "iscc_unit": ("signing.softbinding.iscc", "iscc_unit"),
     "video_iscc": ("signing.softbinding.media_codes", "video_iscc"),
     "iscc_image_code": ("signing.softbinding.fingerprint", "iscc_image_code"),
+    "iscc_assertion": ("signing.softbinding.binding_assertions", "iscc_assertion"),
     "iscc_soft_binding": ("signing.softbinding.binding_assertions", "iscc_soft_binding"),
     "match_rank": ("signing.softbinding.repository", "match_rank"),
     "new_payload_id": ("signing.softbinding.payload", "new_payload_id"),
@@ -360,6 +362,7 @@ __all__ = [
     "image_fingerprints",
     "inspect_asset",
     "is_development",
+    "iscc_assertion",
     "iscc_body",
     "iscc_code",
     "iscc_distance",
