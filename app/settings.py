@@ -138,7 +138,7 @@ class Settings(BaseSettings):
     )
     max_headers: int = Field(100, gt=0, description="Most request headers accepted (more: 431).")
     fpcalc_path: str = Field(
-        "fpcalc", description="Chromaprint's fpcalc, for ISCC audio codes: a path, or a name looked up on PATH."
+        "fpcalc", description="Chromaprint's fpcalc, for ISCC audio codes: a path, or a name on PATH."
     )
     ffmpeg_path: str = Field(
         "ffmpeg", description="ffmpeg, for ISCC video codes: a path, or a name looked up on PATH."
