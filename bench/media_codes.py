@@ -25,7 +25,7 @@ from PIL import Image
 from skimage import data
 
 from app.media_features import MediaTools, media_iscc
-from signing import ISCC_MAX_DISTANCES, IsccKind, MediaType, iscc_distance
+from signing import IsccKind, MediaType, iscc_distance
 from signing.media import M4A, MOV, MP3, MP4, WAV
 from tests.fixtures import INTEROP
 from tests.media_samples import generate, make_photo_video, transcode
@@ -73,7 +73,7 @@ def robustness(
     attacks: dict[str, tuple[str, MediaType, tuple[str, ...]]],
 ) -> None:
     codes = {name: media_iscc(path, media, tools=TOOLS) for name, (path, media) in originals.items()}
-    print(f"{kind} codes: {len(codes)} originals, threshold <= {ISCC_MAX_DISTANCES[kind]}")
+    print(f"{kind} codes: {len(codes)} originals, threshold <= {kind.max_distance}")
     for attack, (suffix, media, options) in attacks.items():
         worst = 0
         for name, (path, _) in originals.items():

@@ -119,7 +119,6 @@ if TYPE_CHECKING:
     from signing.softbinding.iscc import (
         ISCC_ALG,
         ISCC_BITS,
-        ISCC_MAX_DISTANCES,
         IsccKind,
         IsccUnit,
         iscc_body,
@@ -165,7 +164,6 @@ _LAZY: dict[str, tuple[str, str]] = {
     "FingerprintMatch": ("signing.softbinding.repository", "FingerprintMatch"),
     "ISCC_ALG": ("signing.softbinding.iscc", "ISCC_ALG"),
     "ISCC_BITS": ("signing.softbinding.iscc", "ISCC_BITS"),
-    "ISCC_MAX_DISTANCES": ("signing.softbinding.iscc", "ISCC_MAX_DISTANCES"),
     "IsccKind": ("signing.softbinding.iscc", "IsccKind"),
     "IsccUnit": ("signing.softbinding.iscc", "IsccUnit"),
     "MIN_AUDIO_DISTINCT_FEATURES": ("signing.softbinding.media_codes", "MIN_AUDIO_DISTINCT_FEATURES"),
@@ -238,7 +236,6 @@ __all__ = [
     "ISCC_ALG",
     "ISCC_BITS",
     "ISCC_MAX_DISTANCE",
-    "ISCC_MAX_DISTANCES",
     "MIN_AUDIO_DISTINCT_FEATURES",
     "PDQ_BITS",
     "PDQ_MAX_DISTANCE",

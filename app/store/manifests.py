@@ -20,7 +20,6 @@ from app.store.fingerprint_index import BinaryRadiusIndex
 from app.store.tables import manifests
 from signing import (
     ISCC_BITS,
-    ISCC_MAX_DISTANCES,
     PDQ_BITS,
     PDQ_MAX_DISTANCE,
     PDQ_MIN_QUALITY,
@@ -44,7 +43,7 @@ class SqlManifestRepository:
     def __init__(self, engine: sa.Engine):
         self._engine = engine
         self._lock = threading.Lock()
-        self._iscc = {kind: BinaryRadiusIndex(ISCC_BITS, ISCC_MAX_DISTANCES[kind]) for kind in IsccKind}
+        self._iscc = {kind: BinaryRadiusIndex(ISCC_BITS, kind.max_distance) for kind in IsccKind}
         self._pdq = BinaryRadiusIndex(PDQ_BITS, PDQ_MAX_DISTANCE)
         self._last_seq = 0
         self._catch_up()

@@ -20,6 +20,11 @@ class IsccKind(StrEnum):
     AUDIO = "audio"
     VIDEO = "video"
 
+    @property
+    def max_distance(self) -> int:
+        """The match threshold for codes of this kind."""
+        return ISCC_MAX_DISTANCES[self]
+
 
 _SUBTYPE: Final = {
     IsccKind.IMAGE: iscc_core.ST_CC.IMAGE,
@@ -90,4 +95,4 @@ def iscc_distance(a: str, b: str) -> int | None:
 
 def iscc_max_distance(code: str) -> int:
     """The match threshold for a valid code's kind."""
-    return ISCC_MAX_DISTANCES[iscc_unit(code).kind]
+    return iscc_unit(code).kind.max_distance

@@ -14,7 +14,6 @@ from skimage import data
 import signing
 from app.media_features import MediaTools, media_iscc, media_iscc_outcome
 from signing import (
-    ISCC_MAX_DISTANCES,
     IsccKind,
     MediaFingerprintError,
     MediaToolMissingError,
@@ -25,8 +24,8 @@ from signing.media import FLAC, JPEG, M4A, MOV, MP3, MP4, WAV
 from tests.media_samples import SampleStore, fail_if_missing_tool, generate, make_photo_video, transcode
 
 TOOLS = MediaTools()
-AUDIO_MAX = ISCC_MAX_DISTANCES[IsccKind.AUDIO]
-VIDEO_MAX = ISCC_MAX_DISTANCES[IsccKind.VIDEO]
+AUDIO_MAX = IsccKind.AUDIO.max_distance
+VIDEO_MAX = IsccKind.VIDEO.max_distance
 
 
 @dataclass(frozen=True)
