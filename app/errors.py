@@ -21,6 +21,9 @@ from signing import (
     KeyringError,
     LedgerError,
     MalformedAssetError,
+    MediaFingerprintError,
+    MediaToolMissingError,
+    MediaToolTimeoutError,
     SidecarUnavailableError,
     SigningError,
     StorageError,
@@ -42,6 +45,9 @@ STATUS: tuple[tuple[type[HallmarkError], int], ...] = (
     (SidecarUnavailableError, 422),
     (InvalidMetadataError, 422),
     (AssetError, 422),  # any other problem with the uploaded file is still the request's
+    (MediaToolMissingError, 503),  # the operator's to fix: install ffmpeg / fpcalc
+    (MediaToolTimeoutError, 503),
+    (MediaFingerprintError, 422),  # the file could not be decoded or holds nothing to fingerprint
     (TimestampAuthorityError, 503),
     (LedgerError, 503),
     (StorageError, 503),

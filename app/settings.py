@@ -169,6 +169,22 @@ class Settings(BaseSettings):
         description="Largest request head (request line and headers) `hallmark serve` reads.",
     )
     max_headers: int = Field(100, gt=0, description="Most request headers accepted (more: 431).")
+    fpcalc_path: str = Field(
+        "fpcalc", description="Chromaprint's fpcalc, for ISCC audio codes: a path, or a name on PATH."
+    )
+    ffmpeg_path: str = Field(
+        "ffmpeg", description="ffmpeg, for ISCC video codes: a path, or a name looked up on PATH."
+    )
+    media_fingerprint_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="Longest one fpcalc or ffmpeg run may take (wall clock, and as many CPU seconds); "
+        "past it the file is signed without an audio/video code.",
+    )
+    media_fingerprint_memory_bytes: int = Field(
+        2048 * MiB, ge=64 * MiB, description="Address space one fpcalc or ffmpeg run may use."
+    )
 
     @field_validator("data_dir")
     @classmethod

@@ -21,8 +21,8 @@ from signing.softbinding.fingerprint import (
     PDQ_MAX_DISTANCE,
     hamming,
     image_fingerprints,
-    iscc_body,
 )
+from signing.softbinding.iscc import iscc_body
 
 # skimage.data's `cat` is `chelsea` again, so it is left out.
 NATURAL = ("astronaut", "coffee", "chelsea", "rocket", "camera", "coins", "moon", "immunohistochemistry",

@@ -125,6 +125,28 @@ class UnmarkableImageError(AssetError):
     title = "Image cannot carry a watermark"
 
 
+# --- audio/video fingerprinting (ffmpeg, fpcalc) ---------------------------------------------------------
+
+
+class MediaFingerprintError(HallmarkError):
+    """No ISCC audio/video code for this file: the tool could not decode it, found nothing to fingerprint
+    (silence, a flat picture, no video stream), hit a resource limit, or printed something unusable.
+    Signing goes on without the code; this class reaches a client only from a call that requires one."""
+
+    code = "media-fingerprint-failed"
+    title = "Audio/video fingerprint could not be computed"
+
+
+class MediaToolMissingError(MediaFingerprintError):
+    code = "media-tool-missing"
+    title = "Audio/video fingerprint tool not installed"
+
+
+class MediaToolTimeoutError(MediaFingerprintError):
+    code = "media-tool-timeout"
+    title = "Audio/video fingerprint tool timed out"
+
+
 # --- what the caller asked for --------------------------------------------------------------------------
 
 

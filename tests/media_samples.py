@@ -101,6 +101,25 @@ def make_flac(path: Path) -> None:
     _run_ffmpeg(*_AUDIO, "-c:a", "flac", "-f", "flac", str(path))
 
 
+def transcode(source: Path, path: Path, *options: str) -> None:
+    """`ffmpeg -i source <options> path`: a clip, a re-encode, a rescale."""
+    _run_ffmpeg("-i", str(source), *options, str(path))
+
+
+def generate(path: Path, source: str, *options: str) -> None:
+    """Media from one of ffmpeg's lavfi sources (e.g. `anullsrc`, `color=c=black`)."""
+    _run_ffmpeg("-f", "lavfi", "-i", source, *options, str(path))
+
+
+def make_photo_video(
+    path: Path, photo: Path, *, seconds: int, size: str, codec: tuple[str, ...] = _H264
+) -> None:
+    """A slow zoom into a still photo: natural, moving pictures without a video file in the repository."""
+    width, height = size.split("x")
+    zoom = f"scale={width}:{height},zoompan=z='min(zoom+0.0015,1.5)':d={25 * seconds}:s={size}:fps=25"
+    _run_ffmpeg("-loop", "1", "-i", str(photo), "-vf", zoom, "-t", str(seconds), *codec, str(path))
+
+
 def make_heic(path: Path) -> None:
     register_heif()
     Image.new("RGB", (64, 48), (40, 160, 90)).save(path, format="HEIF", quality=50)

@@ -1,8 +1,10 @@
 """`SqlManifestRepository`: the manifest repository behind the core's `ManifestRepository` port.
 
-Rows live in the `manifests` table; the fingerprint index lives in memory, loaded from the table at start
+Rows live in the `manifests` table; the fingerprint indexes live in memory, loaded from the table at start
 and brought up to date before every lookup from rows other worker processes added (rows come in `seq`
-order, so that is one indexed query). A row whose digest does not match is never returned.
+order, so that is one indexed query). ISCC codes are indexed by kind (image, audio, video; one faiss index
+each, holding only the 64-bit bodies), so a query only ever meets codes of its own kind. A row whose
+digest does not match is never returned.
 """
 
 from __future__ import annotations
@@ -18,18 +20,19 @@ from app.store.fingerprint_index import BinaryRadiusIndex
 from app.store.tables import manifests
 from signing import (
     ISCC_BITS,
-    ISCC_MAX_DISTANCE,
     PDQ_BITS,
     PDQ_MAX_DISTANCE,
     PDQ_MIN_QUALITY,
     FingerprintMatch,
+    IsccKind,
+    IsccUnit,
     PdqHash,
     RepositoryEntry,
     StorageError,
     digest_matches,
     entry_digest,
     fingerprint_match,
-    iscc_body,
+    iscc_unit,
     match_rank,
 )
 
@@ -40,7 +43,7 @@ class SqlManifestRepository:
     def __init__(self, engine: sa.Engine):
         self._engine = engine
         self._lock = threading.Lock()
-        self._iscc = BinaryRadiusIndex(ISCC_BITS, ISCC_MAX_DISTANCE)
+        self._iscc = {kind: BinaryRadiusIndex(ISCC_BITS, kind.max_distance) for kind in IsccKind}
         self._pdq = BinaryRadiusIndex(PDQ_BITS, PDQ_MAX_DISTANCE)
         self._last_seq = 0
         self._catch_up()
@@ -80,11 +83,14 @@ class SqlManifestRepository:
         candidates: dict[int, int] = {}  # seq -> best rank so far, to fetch the likeliest rows only
         with self._lock:
             if iscc is not None:
-                for seq, distance in self._iscc.within(iscc_body(iscc)):
+                query = iscc_unit(iscc)
+                index = self._iscc[query.kind]
+                for seq, distance in index.within(query.body):
                     candidates[seq] = min(candidates.get(seq, distance), distance)
             if pdq is not None and pdq.indexable:
+                image_radius = self._iscc[IsccKind.IMAGE].radius
                 for seq, distance in self._pdq.within(pdq.bits):
-                    scaled = distance * ISCC_MAX_DISTANCE // PDQ_MAX_DISTANCE
+                    scaled = distance * image_radius // PDQ_MAX_DISTANCE
                     candidates[seq] = min(candidates.get(seq, scaled), scaled)
         # Fetch a few more than asked: altered rows are dropped after the fetch.
         seqs = sorted(candidates, key=lambda s: candidates[s])[: limit * 2]
@@ -114,29 +120,29 @@ class SqlManifestRepository:
             query = sa.select(*_INDEXED).where(manifests.c.seq > self._last_seq).order_by(manifests.c.seq)
             with self._engine.connect() as conn:
                 rows = conn.execute(query).all()
-            iscc_codes: list[bytes] = []
-            iscc_ids: list[int] = []
+            iscc_new: dict[IsccKind, tuple[list[bytes], list[int]]] = {kind: ([], []) for kind in IsccKind}
             pdq_codes: list[bytes] = []
             pdq_ids: list[int] = []
             for seq, iscc, pdq, quality in rows:
-                body = _iscc_or_none(iscc)
-                if body is not None:
-                    iscc_codes.append(body)
-                    iscc_ids.append(seq)
+                unit = _iscc_or_none(iscc)
+                if unit is not None:
+                    iscc_new[unit.kind][0].append(unit.body)
+                    iscc_new[unit.kind][1].append(seq)
                 if isinstance(pdq, bytes) and len(pdq) == PDQ_BITS // 8 and (quality or 0) >= PDQ_MIN_QUALITY:
                     pdq_codes.append(pdq)
                     pdq_ids.append(seq)
-            self._iscc.add(iscc_codes, iscc_ids)
+            for kind, (codes, ids) in iscc_new.items():
+                self._iscc[kind].add(codes, ids)
             self._pdq.add(pdq_codes, pdq_ids)
             if rows:
                 self._last_seq = rows[-1][0]
 
 
-def _iscc_or_none(code: Any) -> bytes | None:
+def _iscc_or_none(code: Any) -> IsccUnit | None:
     if not isinstance(code, str):
         return None
     try:
-        return iscc_body(code)
+        return iscc_unit(code)
     except ValueError:
         return None  # an altered row: its digest check will refuse it anyway
 

@@ -1,6 +1,7 @@
-"""The assertions that declare an image's soft bindings inside its signed manifest, and reading them back.
+"""The assertions that declare an asset's soft bindings inside its signed manifest, and reading them back.
 
-`c2pa.soft-binding` carries the ISCC image code (`io.iscc.v0` is on the C2PA soft-binding algorithm list).
+`c2pa.soft-binding` carries the ISCC image, audio or video code (`io.iscc.v0` is on the C2PA soft-binding
+algorithm list).
 PDQ is not on that list, so it goes in a Hallmark assertion. Declaring both in the signed manifest is
 what lets the repository prove that its fingerprint columns were not altered (see repository.py).
 """
@@ -11,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
-from signing.softbinding.fingerprint import ISCC_ALG, PDQ_BITS, ImageFingerprints, PdqHash, iscc_body
+from signing.softbinding.fingerprint import PDQ_BITS, ImageFingerprints, PdqHash
+from signing.softbinding.iscc import ISCC_ALG, IsccKind, iscc_unit
 
 SOFT_BINDING: Final = "c2pa.soft-binding"
 FINGERPRINT_ASSERTION: Final = "org.hallmark.fingerprints"
@@ -19,16 +21,25 @@ FINGERPRINT_ASSERTION: Final = "org.hallmark.fingerprints"
 WATERMARK_ASSERTION: Final = "org.hallmark.watermark"
 WATERMARK_ID_FIELD: Final = "payloadId"
 
+_WHAT_IS_CODED: Final = {
+    IsccKind.IMAGE: "ISCC image code (ISO 24138) of the signed pixels",
+    IsccKind.AUDIO: "ISCC audio code (ISO 24138) of the signed audio",
+    IsccKind.VIDEO: "ISCC video code (ISO 24138) of the signed video's pictures",
+}
+
 
 def iscc_soft_binding(iscc: str) -> dict[str, Any]:
     """`c2pa.soft-binding` data (C2PA 2.x soft-binding-map): the algorithm and one block whose empty scope
-    means the whole asset. The value is the canonical ISCC string: the engine reads `value` as text."""
-    iscc_body(iscc)  # refuse anything but a 64-bit ISCC image code
-    return {
-        "alg": ISCC_ALG,
-        "blocks": [{"scope": {}, "value": iscc}],
-        "name": "ISCC image code (ISO 24138) of the signed pixels",
-    }
+    means the whole asset. The value is the canonical ISCC string: the engine reads `value` as text.
+    Refuses (ValueError) anything but a 64-bit ISCC image, audio or video code."""
+    kind = iscc_unit(iscc).kind
+    return {"alg": ISCC_ALG, "blocks": [{"scope": {}, "value": iscc}], "name": _WHAT_IS_CODED[kind]}
+
+
+def iscc_assertion(iscc: str) -> dict[str, Any]:
+    """The `c2pa.soft-binding` entry for a manifest definition's `assertions` list: all an audio or video
+    file gets (PDQ is for pictures)."""
+    return {"label": SOFT_BINDING, "data": iscc_soft_binding(iscc)}
 
 
 def fingerprint_assertion(pdq: PdqHash) -> dict[str, Any]:
@@ -38,7 +49,7 @@ def fingerprint_assertion(pdq: PdqHash) -> dict[str, Any]:
 def soft_binding_assertions(fingerprints: ImageFingerprints) -> list[dict[str, Any]]:
     """Entries for a manifest definition's `assertions` list."""
     return [
-        {"label": SOFT_BINDING, "data": iscc_soft_binding(fingerprints.iscc)},
+        iscc_assertion(fingerprints.iscc),
         {"label": FINGERPRINT_ASSERTION, "data": fingerprint_assertion(fingerprints.pdq)},
     ]
 
@@ -80,7 +91,7 @@ def _iscc(data: Any) -> str | None:
     if not isinstance(value, str):
         return None
     try:
-        iscc_body(value)
+        iscc_unit(value)
     except ValueError:
         return None
     return value

@@ -17,14 +17,14 @@ import pdqhash
 from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
-ISCC_ALG: Final = "io.iscc.v0"
-ISCC_BITS: Final = 64
+from signing.softbinding.iscc import ISCC_BITS, ISCC_MAX_DISTANCES, IsccKind
+
 PDQ_BITS: Final = 256
 
 # Match thresholds (inclusive Hamming distance), chosen from bench/fingerprint_distances.py: re-encodes,
 # resizes and brightness changes of a photo stay well below (ISCC <= 2, PDQ <= 22), unrelated photos far
-# above (ISCC >= 20, PDQ >= 106).
-ISCC_MAX_DISTANCE: Final = 12
+# above (ISCC >= 20, PDQ >= 106). Audio and video codes have their own (iscc.py).
+ISCC_MAX_DISTANCE: Final = ISCC_MAX_DISTANCES[IsccKind.IMAGE]
 PDQ_MAX_DISTANCE: Final = 31  # the threshold PDQ's authors recommend for 256-bit matching
 # PDQ's quality score (0-100) falls on flat or low-detail images, whose hashes collide; the authors advise
 # not to match on hashes below 50, so such hashes are kept but never indexed.
@@ -62,31 +62,6 @@ def iscc_image_code(pixels: Pixels) -> str:
 
 def pdq_hash(pixels: Pixels) -> PdqHash:
     return _pdq(_upright(pixels))
-
-
-def iscc_body(code: str) -> bytes:
-    """The 8-byte similarity digest of a canonical 64-bit ISCC image code (the Hamming distance is taken
-    over it). Raises ValueError for anything else, so stored and declared codes compare as strings."""
-    try:
-        maintype, subtype, version, _length, body = iscc_core.iscc_decode(code)
-    except (ValueError, LookupError):
-        raise ValueError("not an ISCC code") from None
-    if (maintype, subtype, version, len(body) * 8) != (
-        iscc_core.MT.CONTENT,
-        iscc_core.ST_CC.IMAGE,
-        iscc_core.VS.V0,
-        ISCC_BITS,
-    ) or code != iscc_code(body):
-        raise ValueError("not a canonical 64-bit ISCC image code")
-    return bytes(body)
-
-
-def iscc_code(body: bytes) -> str:
-    """The canonical code of an 8-byte image-code digest (inverse of `iscc_body`)."""
-    unit: str = iscc_core.encode_component(
-        iscc_core.MT.CONTENT, iscc_core.ST_CC.IMAGE, iscc_core.VS.V0, ISCC_BITS, body
-    )
-    return "ISCC:" + unit
 
 
 def hamming(a: bytes, b: bytes) -> int:

@@ -19,13 +19,8 @@ from typing import Protocol
 
 from signing.models import VerificationReport
 from signing.softbinding.binding_assertions import DeclaredBindings
-from signing.softbinding.fingerprint import (
-    ISCC_MAX_DISTANCE,
-    PDQ_MAX_DISTANCE,
-    PdqHash,
-    hamming,
-    iscc_body,
-)
+from signing.softbinding.fingerprint import PDQ_MAX_DISTANCE, PdqHash, hamming
+from signing.softbinding.iscc import iscc_distance, iscc_max_distance
 
 
 @dataclass(frozen=True)
@@ -34,7 +29,7 @@ class RepositoryEntry:
     manifest_store: bytes  # the signed manifest store, as returned by the engine at signing time
     media_type: str
     watermark_id: str | None
-    iscc: str | None  # canonical 64-bit ISCC image code
+    iscc: str | None  # canonical 64-bit ISCC image, audio or video code
     pdq: PdqHash | None
     key_id: str
     created_at: datetime
@@ -43,7 +38,8 @@ class RepositoryEntry:
 @dataclass(frozen=True)
 class FingerprintMatch:
     """An entry within the threshold of at least one fingerprint. Each distance is None when either side
-    lacks that fingerprint (or, for PDQ, when either hash is below the quality floor)."""
+    lacks that fingerprint (for ISCC, also when the two codes are of different kinds: an audio code is
+    never compared with an image or video code; for PDQ, when either hash is below the quality floor)."""
 
     entry: RepositoryEntry
     iscc_distance: int | None
@@ -53,31 +49,25 @@ class FingerprintMatch:
 def fingerprint_match(
     entry: RepositoryEntry, iscc: str | None, pdq: PdqHash | None
 ) -> FingerprintMatch | None:
-    """The match of a query against one entry, or None if neither fingerprint is within its threshold."""
-    query_body, entry_body = _body(iscc), _body(entry.iscc)
-    iscc_d = hamming(query_body, entry_body) if query_body and entry_body else None
+    """The match of a query against one entry, or None if neither fingerprint is within its threshold
+    (the ISCC threshold of the codes' kind)."""
+    iscc_d = iscc_distance(iscc, entry.iscc) if iscc and entry.iscc else None
     pdq_d = None
     if pdq and entry.pdq and pdq.indexable and entry.pdq.indexable:
         pdq_d = hamming(pdq.bits, entry.pdq.bits)
-    iscc_near = iscc_d is not None and iscc_d <= ISCC_MAX_DISTANCE
+    iscc_near = iscc_d is not None and iscc is not None and iscc_d <= iscc_max_distance(iscc)
     if iscc_near or (pdq_d is not None and pdq_d <= PDQ_MAX_DISTANCE):
         return FingerprintMatch(entry, iscc_d, pdq_d)
     return None
 
 
-def _body(code: str | None) -> bytes | None:
-    if code is None:
-        return None
-    try:
-        return iscc_body(code)
-    except ValueError:
-        return None
-
-
 def match_rank(match: FingerprintMatch) -> float:
     """Nearest first: the smaller of the two distances as a fraction of its threshold."""
-    ranks = [d / ISCC_MAX_DISTANCE for d in (match.iscc_distance,) if d is not None]
-    ranks += [d / PDQ_MAX_DISTANCE for d in (match.pdq_distance,) if d is not None]
+    ranks = []
+    if match.iscc_distance is not None and match.entry.iscc is not None:
+        ranks.append(match.iscc_distance / iscc_max_distance(match.entry.iscc))
+    if match.pdq_distance is not None:
+        ranks.append(match.pdq_distance / PDQ_MAX_DISTANCE)
     return min(ranks, default=float("inf"))
 
 
@@ -91,8 +81,9 @@ class ManifestRepository(Protocol):
     def by_watermark(self, watermark_id: str) -> RepositoryEntry | None: ...
 
     def nearest(self, *, iscc: str | None, pdq: PdqHash | None, limit: int = 5) -> list[FingerprintMatch]:
-        """Entries whose ISCC or PDQ lies within the thresholds in fingerprint.py, nearest first; a PDQ
-        hash below the quality floor, on either side, never matches."""
+        """Entries whose ISCC (of the query's kind: image, audio or video) or PDQ lies within the
+        thresholds in iscc.py and fingerprint.py, nearest first; a PDQ hash below the quality floor, on
+        either side, never matches."""
         ...
 
 

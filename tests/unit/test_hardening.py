@@ -24,6 +24,9 @@ from signing import (
     KeyringError,
     LedgerError,
     MalformedAssetError,
+    MediaFingerprintError,
+    MediaToolMissingError,
+    MediaToolTimeoutError,
     SigningError,
     StorageError,
     UnsupportedMediaError,
@@ -152,6 +155,9 @@ def test_a_failed_write_removes_its_temporary_file(tmp_path: Path, monkeypatch: 
         (KeyringError("x"), 503),
         (SigningError("x"), 500),
         (ConfigError("x"), 503),
+        (MediaFingerprintError("x"), 422),
+        (MediaToolMissingError("x"), 503),
+        (MediaToolTimeoutError("x"), 503),
     ],
 )
 def test_status_for(exc: HallmarkError, status: int) -> None:
