@@ -100,6 +100,13 @@ if TYPE_CHECKING:
         iscc_soft_binding,
         soft_binding_assertions,
     )
+    from signing.softbinding.confirmation import (
+        CONFIRM_THRESHOLD,
+        Confirmation,
+        ConfirmationPrint,
+        confirm,
+        confirmation_print,
+    )
     from signing.softbinding.fingerprint import (
         ISCC_ALG,
         ISCC_BITS,
@@ -151,6 +158,11 @@ _LAZY: dict[str, tuple[str, str]] = {
     "decode_watermark_keyring": ("signing.softbinding.watermark_keys", "decode"),
     "encode_watermark_keyring": ("signing.softbinding.watermark_keys", "encode"),
     "DeclaredBindings": ("signing.softbinding.binding_assertions", "DeclaredBindings"),
+    "CONFIRM_THRESHOLD": ("signing.softbinding.confirmation", "CONFIRM_THRESHOLD"),
+    "Confirmation": ("signing.softbinding.confirmation", "Confirmation"),
+    "ConfirmationPrint": ("signing.softbinding.confirmation", "ConfirmationPrint"),
+    "confirm": ("signing.softbinding.confirmation", "confirm"),
+    "confirmation_print": ("signing.softbinding.confirmation", "confirmation_print"),
     "EntryCheck": ("signing.softbinding.repository", "EntryCheck"),
     "EntryFault": ("signing.softbinding.repository", "EntryFault"),
     "FINGERPRINT_ASSERTION": ("signing.softbinding.binding_assertions", "FINGERPRINT_ASSERTION"),
@@ -205,6 +217,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "BINDING_VERSION",
     "C2PA_CLAIM_SIGNING_EKU",
+    "CONFIRM_THRESHOLD",
     "DEFAULT_ALLOWED_SOURCE_TYPES",
     "DEFAULT_MAX_IMAGE_PIXELS",
     "DEV_ORGANIZATION",
@@ -245,6 +258,8 @@ __all__ = [
     "Clock",
     "Codes",
     "ConfigError",
+    "Confirmation",
+    "ConfirmationPrint",
     "DamagedCredentialsError",
     "DeclaredBindings",
     "DevPki",
@@ -323,6 +338,8 @@ __all__ = [
     "check_entry",
     "check_stored_entry",
     "check_validity",
+    "confirm",
+    "confirmation_print",
     "declared_bindings",
     "decode_watermark_keyring",
     "dev_name",
