@@ -101,6 +101,9 @@ def confirm(
     height, the caller's hint), turned a little either way, plain and mirrored; confirmed when the best
     score reaches the threshold."""
     grey = _grey(ImageOps.exif_transpose(query))
+    best = Confirmation(score=-1.0, confirmed=False, scale=0.0, mirrored=False)
+    if min(grey.size) < _MIN_TEMPLATE:  # too few pixels to show anything (an empty image included)
+        return best
     ratio = stored.thumb_width / stored.width  # thumbnail pixels per signed pixel
     sizes = {}
     for scale in _hypotheses(stored, grey.size, scale_hint):
@@ -108,7 +111,6 @@ def confirm(
         # Blowing a small query up more than twice invents the detail the comparison would rely on.
         if min(size) >= _MIN_TEMPLATE and max(size) <= 4 * PRINT_SIDE and size[0] <= 2 * grey.width:
             sizes[scale] = size
-    best = Confirmation(score=-1.0, confirmed=False, scale=0.0, mirrored=False)
     if not sizes:
         return best
     reference = _band(stored.pixels())

@@ -83,6 +83,8 @@ def test_a_tiny_query_is_not_confirmed(stored: ConfirmationPrint, astronaut: Ima
     result = signing.confirm(stored, tiny)
     assert not result.confirmed
     assert result.scale == 0.0  # no hypothesis could be tried at all
+    assert not signing.confirm(stored, Image.new("RGB", (0, 0))).confirmed
+    assert not signing.confirm(stored, Image.new("RGB", (1000, 3))).confirmed
     assert signing.confirm(stored, astronaut.resize((64, 64))).confirmed  # a small one still can
 
 
