@@ -109,6 +109,13 @@ if TYPE_CHECKING:
         iscc_soft_binding,
         soft_binding_assertions,
     )
+    from signing.softbinding.confirmation import (
+        CONFIRM_THRESHOLD,
+        Confirmation,
+        ConfirmationPrint,
+        confirm,
+        confirmation_print,
+    )
     from signing.softbinding.fingerprint import (
         ISCC_MAX_DISTANCE,
         PDQ_BITS,
@@ -181,6 +188,11 @@ _LAZY: dict[str, tuple[str, str]] = {
     "decode_watermark_keyring": ("signing.softbinding.watermark_keys", "decode"),
     "encode_watermark_keyring": ("signing.softbinding.watermark_keys", "encode"),
     "DeclaredBindings": ("signing.softbinding.binding_assertions", "DeclaredBindings"),
+    "CONFIRM_THRESHOLD": ("signing.softbinding.confirmation", "CONFIRM_THRESHOLD"),
+    "Confirmation": ("signing.softbinding.confirmation", "Confirmation"),
+    "ConfirmationPrint": ("signing.softbinding.confirmation", "ConfirmationPrint"),
+    "confirm": ("signing.softbinding.confirmation", "confirm"),
+    "confirmation_print": ("signing.softbinding.confirmation", "confirmation_print"),
     "EntryCheck": ("signing.softbinding.repository", "EntryCheck"),
     "EntryFault": ("signing.softbinding.repository", "EntryFault"),
     "FINGERPRINT_ASSERTION": ("signing.softbinding.binding_assertions", "FINGERPRINT_ASSERTION"),
@@ -248,6 +260,7 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "BINDING_VERSION",
     "C2PA_CLAIM_SIGNING_EKU",
+    "CONFIRM_THRESHOLD",
     "DEFAULT_ALLOWED_SOURCE_TYPES",
     "DEFAULT_MAX_IMAGE_PIXELS",
     "DEV_ORGANIZATION",
@@ -290,6 +303,8 @@ __all__ = [
     "Clock",
     "Codes",
     "ConfigError",
+    "Confirmation",
+    "ConfirmationPrint",
     "DamagedCredentialsError",
     "DeclaredBindings",
     "DevPki",
@@ -380,6 +395,8 @@ __all__ = [
     "check_stored_entry",
     "check_validity",
     "chromaprint_fingerprint",
+    "confirm",
+    "confirmation_print",
     "declared_bindings",
     "decode_watermark_keyring",
     "dev_name",
