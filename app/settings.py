@@ -122,6 +122,14 @@ class Settings(BaseSettings):
         description="When a file has no manifest or its manifest no longer matches, verify looks for the "
         "watermark and fingerprints and recovers the original credentials from the manifest repository.",
     )
+    sbr_public: bool = Field(
+        True,
+        description="The C2PA Soft Binding Resolution API (/sbr/v1) answers anyone (under the public rate "
+        "limits). Off: its query and manifest routes need an API key with the `resolve` scope.",
+    )
+    sbr_max_matches: int = Field(
+        10, ge=1, le=100, description="Most manifest ids one Soft Binding Resolution query returns."
+    )
     max_inflight_bytes: int = Field(
         1024 * MiB, gt=0, description="Bytes of uploads processed at once per worker."
     )

@@ -24,15 +24,18 @@ from signing.errors import (
     HallmarkError,
     IncompleteAssetError,
     InvalidMetadataError,
+    InvalidQueryError,
     KeyNotFoundError,
     KeyringError,
     LedgerError,
     MalformedAssetError,
+    ManifestNotFoundError,
     SidecarUnavailableError,
     SigningError,
     StorageError,
     TimestampAuthorityError,
     UnmarkableImageError,
+    UnsupportedAlgorithmError,
     UnsupportedMediaError,
     VerificationError,
 )
@@ -138,10 +141,19 @@ if TYPE_CHECKING:
         fingerprint_match,
         match_rank,
     )
+    from signing.softbinding.resolution import FINGERPRINT_ALGORITHMS as SBR_FINGERPRINT_ALGORITHMS
+    from signing.softbinding.resolution import WATERMARK_ALGORITHMS as SBR_WATERMARK_ALGORITHMS
+    from signing.softbinding.resolution import (
+        SoftBindingMatch,
+        offerable_alone,
+        resolve_binding,
+        resolve_content,
+    )
     from signing.softbinding.reverify import check_stored_entry, stored_entry_report
     from signing.softbinding.spread_spectrum import ALGORITHM as WATERMARK_ALGORITHM
     from signing.softbinding.spread_spectrum import FALSE_POSITIVE_TARGET as WATERMARK_FALSE_POSITIVE_TARGET
     from signing.softbinding.spread_spectrum import SpreadSpectrumWatermark
+    from signing.softbinding.store_boxes import active_manifest_only
     from signing.softbinding.watermark_keys import WatermarkKeyRecord, WatermarkKeyring, WatermarkKeyState
     from signing.softbinding.watermark_keys import decode as decode_watermark_keyring
     from signing.softbinding.watermark_keys import encode as encode_watermark_keyring
@@ -151,6 +163,13 @@ _LAZY: dict[str, tuple[str, str]] = {
     "recover_image": ("signing.softbinding.recovery", "recover_image"),
     "not_searched": ("signing.softbinding.recovery", "not_searched"),
     "stored_entry_report": ("signing.softbinding.reverify", "stored_entry_report"),
+    "SBR_FINGERPRINT_ALGORITHMS": ("signing.softbinding.resolution", "FINGERPRINT_ALGORITHMS"),
+    "SBR_WATERMARK_ALGORITHMS": ("signing.softbinding.resolution", "WATERMARK_ALGORITHMS"),
+    "SoftBindingMatch": ("signing.softbinding.resolution", "SoftBindingMatch"),
+    "offerable_alone": ("signing.softbinding.resolution", "offerable_alone"),
+    "resolve_binding": ("signing.softbinding.resolution", "resolve_binding"),
+    "resolve_content": ("signing.softbinding.resolution", "resolve_content"),
+    "active_manifest_only": ("signing.softbinding.store_boxes", "active_manifest_only"),
     "SoftBinder": ("signing.softbinding.marking", "SoftBinder"),
     "SoftBindings": ("signing.softbinding.marking", "SoftBindings"),
     "WatermarkSkip": ("signing.softbinding.marking", "WatermarkSkip"),
@@ -229,6 +248,8 @@ __all__ = [
     "PDQ_BITS",
     "PDQ_MAX_DISTANCE",
     "PDQ_MIN_QUALITY",
+    "SBR_FINGERPRINT_ALGORITHMS",
+    "SBR_WATERMARK_ALGORITHMS",
     "SOFT_BINDING",
     "SUPPORTED_MEDIA",
     "TRAINED_ALGORITHMIC_MEDIA",
@@ -273,6 +294,7 @@ __all__ = [
     "Ingredient",
     "Integrity",
     "InvalidMetadataError",
+    "InvalidQueryError",
     "KeyEntry",
     "KeyEvent",
     "KeyNotFoundError",
@@ -284,6 +306,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerError",
     "MalformedAssetError",
+    "ManifestNotFoundError",
     "ManifestRepository",
     "MediaType",
     "NativeSigner",
@@ -305,6 +328,7 @@ __all__ = [
     "SignerInfo",
     "SigningError",
     "SoftBinder",
+    "SoftBindingMatch",
     "SoftBindings",
     "SpreadSpectrumWatermark",
     "StatusCode",
@@ -321,6 +345,7 @@ __all__ = [
     "TrainingMiningPreference",
     "TrustProfile",
     "UnmarkableImageError",
+    "UnsupportedAlgorithmError",
     "UnsupportedMediaError",
     "VerificationError",
     "VerificationReport",
@@ -332,6 +357,7 @@ __all__ = [
     "WatermarkKeyState",
     "WatermarkKeyring",
     "WatermarkSkip",
+    "active_manifest_only",
     "algorithm_for_public_key",
     "build_csr",
     "certificate_pem",
@@ -366,6 +392,7 @@ __all__ = [
     "new_key",
     "new_payload_id",
     "not_searched",
+    "offerable_alone",
     "pdq_hash",
     "profile_from_bundle",
     "profile_from_pem",
@@ -374,6 +401,8 @@ __all__ = [
     "recover_image",
     "render_doctor_report",
     "require_trusted",
+    "resolve_binding",
+    "resolve_content",
     "self_test",
     "sha256_fingerprint",
     "sha256_stream",
