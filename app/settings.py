@@ -144,8 +144,8 @@ class Settings(BaseSettings):
     public_rate_limit: int = Field(
         60,
         ge=0,
-        description="Requests per minute per client to POST /v1/verify and POST /v1/feedback (per worker "
-        "process); 0 turns the limit off.",
+        description="Requests per minute per client to POST /v1/verify, POST /v1/feedback and, while public, "
+        "the Soft Binding Resolution API (per worker process); 0 turns the limit off.",
     )
     public_max_concurrent_per_client: int = Field(
         4, ge=0, description="Requests per client in progress at once on the public endpoints; 0: no cap."

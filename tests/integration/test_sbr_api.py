@@ -30,6 +30,11 @@ def jpeg(image: Image.Image, quality: int) -> bytes:
     return out.getvalue()
 
 
+def photo(name: str) -> Image.Image:
+    """A natural photo that ships inside scikit-image (astronaut: 512 x 512)."""
+    return Image.fromarray(getattr(data, name)())
+
+
 def b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
 
@@ -43,12 +48,12 @@ class Signed:
 
 
 def sign_photo(client: TestClient, auth: dict[str, str]) -> Signed:
-    photo = jpeg(Image.fromarray(data.astronaut()), 90)  # 512 x 512
+    original = jpeg(photo("astronaut"), 90)  # 512 x 512
     response = client.post(
         "/v1/sign",
         headers=auth,
         data={"model_name": "test-diffusion", "model_version": "2.1"},
-        files={"file": ("astronaut.jpg", photo)},
+        files={"file": ("astronaut.jpg", original)},
     )
     assert response.status_code == 200, response.text
     watermark = response.headers["Hallmark-Watermark"]
@@ -126,7 +131,7 @@ def test_iscc_resolves_to_its_manifest_by_get_and_post(client: TestClient, signe
     posted = client.post(f"{API}/matches/byBinding", json={"alg": "io.iscc.v0", "value": value})
     assert ids(posted) == [signed.manifest_id]
     assert posted.json()["matches"][0]["similarityScore"] == 100
-    unrelated = signing.image_fingerprints(Image.fromarray(data.coffee())).iscc
+    unrelated = signing.image_fingerprints(photo("coffee")).iscc
     assert ids(by_binding(client, "io.iscc.v0", b64(unrelated.encode()))) == []
 
 
@@ -182,7 +187,7 @@ def test_stripped_reencoded_copy_is_found_by_content(client: TestClient, signed:
 
 
 def test_unrelated_image_finds_nothing(client: TestClient, signed: Signed) -> None:
-    unrelated = jpeg(Image.fromarray(data.coffee()), 90)
+    unrelated = jpeg(photo("coffee"), 90)
     assert ids(by_content(client, unrelated)) == []
     assert ids(by_content(client, stripped_copy(signed.content))) == [signed.manifest_id]  # control
 
