@@ -67,6 +67,11 @@ def _document_problem_schema(app: FastAPI) -> None:
             schema.setdefault("components", {}).setdefault("schemas", {})["ProblemOut"] = (
                 ProblemOut.model_json_schema(ref_template="#/components/schemas/{model}")
             )
+            # FastAPI documents a 422 for every route with parameters; the SBR API answers 400 instead.
+            for path, operations in schema.get("paths", {}).items():
+                if path.startswith(sbr.PREFIX + "/"):
+                    for operation in operations.values():
+                        operation.get("responses", {}).pop("422", None)
             app.openapi_schema = schema
         return app.openapi_schema
 

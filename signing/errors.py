@@ -134,7 +134,7 @@ class InvalidMetadataError(HallmarkError):
 
 
 class InvalidQueryError(HallmarkError):
-    """A soft-binding query (the resolution API) the service cannot parse: a malformed value."""
+    """A soft-binding query (the resolution API) the service cannot parse: a malformed value or image."""
 
     code = "invalid-query"
     title = "Invalid query"

@@ -38,7 +38,6 @@ from signing import (
     offerable_alone,
     resolve_binding,
     resolve_content,
-    sniff,
 )
 
 PREFIX = "/sbr/v1"
@@ -94,6 +93,7 @@ def _by_binding(rt: Runtime, alg: str, value: str, max_results: int) -> SoftBind
     f"`c2pa.soft-binding` assertion. `{WATERMARK_ALGORITHM}`: this service's invisible watermark, declared "
     "in the `org.hallmark.watermark` assertion; it is not on the C2PA soft binding algorithm list.",
     response_model=SupportedAlgorithmsOut,
+    responses=RATE_LIMITED,
 )
 def supported_algorithms() -> SupportedAlgorithmsOut:
     return SupportedAlgorithmsOut(
@@ -106,6 +106,7 @@ def supported_algorithms() -> SupportedAlgorithmsOut:
     "/services/capabilities",
     summary="Optional SBR capabilities this service offers",
     response_model=ServiceCapabilitiesOut,
+    responses=RATE_LIMITED,
 )
 def capabilities() -> ServiceCapabilitiesOut:
     return ServiceCapabilitiesOut(
@@ -113,7 +114,9 @@ def capabilities() -> ServiceCapabilitiesOut:
     )
 
 
-@router.get("/services/status", summary="Operational status", response_model=ServiceStatusOut)
+@router.get(
+    "/services/status", summary="Operational status", response_model=ServiceStatusOut, responses=RATE_LIMITED
+)
 def status() -> ServiceStatusOut:
     return ServiceStatusOut(status="ok", timestamp=datetime.now(UTC))
 
@@ -164,7 +167,8 @@ _ASSET = {"schema": {"type": "string", "format": "binary"}}
     summary="Manifest ids for an uploaded image",
     description="The request body is the asset itself (not a form). The service looks for its watermark "
     "(a hit counts only when the picture matches the asset the mark was made for: similarityScore 100) and "
-    "else for signed images with near fingerprints (ISCC/PDQ), as verify's recovery does. `alg` keeps only "
+    "else for signed images with near fingerprints (ISCC/PDQ), as verify's recovery does. An empty or "
+    "undecodable image: 400. `alg` keeps only "
     "matches of that algorithm; `hintAlg`/`hintValue` are accepted and not used. Images only: other types "
     "get 415.",
     response_model=SoftBindingQueryResultOut,
@@ -202,10 +206,8 @@ def _by_content(
     request: Request, rt: Runtime, asset: IO[bytes], size: int, alg: str | None, max_results: int
 ) -> SoftBindingQueryResultOut:
     with budget(request).reserve_unless_held(request.state, 2 * size):
-        media = sniff(asset)
         found = resolve_content(
             asset,
-            mime=media.mime,
             alg=alg,
             max_pixels=rt.settings.soft_binding_max_pixels,
             engine=rt.engine,
@@ -253,6 +255,7 @@ def manifest(
     WELL_KNOWN,
     summary="Discovery document of the Soft Binding Resolution API (RFC 8615)",
     response_model=WellKnownDiscoveryOut,
+    responses=RATE_LIMITED,
 )
 def well_known(request: Request) -> WellKnownDiscoveryOut:
     root = request.scope.get("root_path", "").rstrip("/") + PREFIX

@@ -27,6 +27,7 @@ from signing.errors import (
     UnsupportedAlgorithmError,
     UnsupportedMediaError,
 )
+from signing.media import sniff
 from signing.models import Recovery, RecoveryStatus
 from signing.softbinding.fingerprint import (
     ISCC_ALG,
@@ -169,7 +170,6 @@ def resolve_binding(
 def resolve_content(
     asset: IO[bytes],
     *,
-    mime: str,
     alg: str | None,
     max_pixels: int,
     engine: Engine,
@@ -179,9 +179,14 @@ def resolve_content(
     limit: int,
 ) -> list[SoftBindingMatch]:
     """byContent: the recovery's search (watermark confirmed by the fingerprints, else the fingerprints'
-    neighbours), as matches. `alg` keeps only the matches that algorithm supports."""
+    neighbours), as matches. `alg` keeps only the matches that algorithm supports. The type is read from the
+    bytes; an empty or undecodable image is an invalid query (the API's 400), a non-image unsupported."""
     if alg is not None:
         supported(alg)
+    try:
+        mime = sniff(asset).mime
+    except MalformedAssetError as exc:
+        raise InvalidQueryError(exc.message) from None
     image = _decoded(asset, mime, max_pixels)
     recovery = recover_image(
         image,
@@ -223,5 +228,5 @@ def _decoded(asset: IO[bytes], mime: str, max_pixels: int) -> Image.Image:
             )
         image.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        raise MalformedAssetError("The image could not be decoded.") from None
+        raise InvalidQueryError("The image could not be decoded.") from None
     return image

@@ -197,6 +197,15 @@ def test_content_that_is_not_an_image_is_415(client: TestClient) -> None:
     assert response.status_code == 415
 
 
+def test_empty_or_undecodable_image_is_400(client: TestClient) -> None:
+    truncated = jpeg(photo("astronaut"), 90)[:600]
+    for body in (b"", truncated):
+        response = by_content(client, body)
+        assert response.status_code == 400
+        assert response.json()["type"] == "/problems/invalid-query"
+    assert by_content(client, jpeg(photo("astronaut"), 90)).status_code == 200  # control: the whole file
+
+
 def test_stored_manifest_store_verifies_the_signed_file(client: TestClient, signed: Signed) -> None:
     response = client.get(f"{API}/manifests/{signed.manifest_id}")
     assert response.status_code == 200
@@ -266,3 +275,48 @@ def test_private_api_needs_a_key_with_the_resolve_scope(private_client: TestClie
     # The service routes and the discovery document stay public.
     assert private_client.get(f"{API}/services/supportedAlgorithms").status_code == 200
     assert private_client.get("/.well-known/c2pa-soft-binding-resolution").status_code == 200
+
+
+def test_public_api_shares_the_public_rate_limit(settings: Settings) -> None:
+    from app.main import create_app
+
+    frozen = settings.model_copy(update={"public_rate_limit": 3})
+    with TestClient(create_app(frozen, clock=lambda: 5000.0)) as client:
+        statuses = [client.get(f"{API}/services/supportedAlgorithms").status_code for _ in range(3)]
+        assert statuses == [200, 200, 200]
+        assert client.get("/.well-known/c2pa-soft-binding-resolution").status_code == 429
+        assert client.post("/v1/verify").status_code == 429  # one bucket with verify
+    private = frozen.model_copy(update={"sbr_public": False})
+    with TestClient(create_app(private, clock=lambda: 5000.0)) as client:
+        statuses = [client.get(f"{API}/services/supportedAlgorithms").status_code for _ in range(4)]
+        assert statuses == [200, 200, 200, 200]  # with keys required, the keys limit it instead
+
+
+def test_active_manifest_only_drops_the_parent_manifest(
+    client: TestClient, auth: dict[str, str], signed: Signed
+) -> None:
+    resigned = client.post(
+        "/v1/sign",
+        headers=auth,
+        data={"model_name": "test-diffusion", "model_version": "2.2"},
+        files={"file": ("again.jpg", signed.content)},
+    )
+    assert resigned.status_code == 200, resigned.text
+    manifest_id = resigned.headers["Hallmark-Manifest-Id"]
+    url = f"{API}/manifests/{manifest_id}"
+    whole = client.get(url)
+    active = client.get(url, params={"returnActiveManifest": "true"})
+    assert whole.status_code == active.status_code == 200
+    assert len(active.content) < len(whole.content)
+
+    def manifests(store: bytes) -> list[str]:
+        report = client.post(
+            "/v1/verify",
+            params={"detail": "full"},
+            files={"file": ("a.jpg", resigned.content), "manifest": ("m.c2pa", store)},
+        ).json()
+        assert report["manifest_id"] == manifest_id
+        return sorted(report["manifest_store"]["manifests"])
+
+    assert manifests(whole.content) == sorted([manifest_id, signed.manifest_id])
+    assert manifests(active.content) == [manifest_id]
