@@ -20,6 +20,7 @@ from skimage import data
 import signing
 from app.settings import Settings
 from signing import WATERMARK_ALGORITHM
+from tests.media_samples import PDF_PAGES, pdf_with_text
 
 API = "/sbr/v1"
 
@@ -192,9 +193,20 @@ def test_unrelated_image_finds_nothing(client: TestClient, signed: Signed) -> No
     assert ids(by_content(client, stripped_copy(signed.content))) == [signed.manifest_id]  # control
 
 
-def test_content_that_is_not_an_image_is_415(client: TestClient) -> None:
-    response = by_content(client, b"%PDF-1.4\n%%EOF\n")
-    assert response.status_code == 415
+def test_a_signed_pdf_is_served_by_id_and_not_searched_by_content(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    pdf = pdf_with_text(PDF_PAGES)
+    response = client.post(
+        "/v1/sign",
+        headers=auth,
+        data={"model_name": "test-diffusion", "model_version": "2.1"},
+        files={"file": ("a.pdf", pdf)},
+    )
+    assert response.status_code == 200, response.text
+    fetched = client.get(f"{API}/manifests/{response.headers['Hallmark-Manifest-Id']}")
+    assert fetched.status_code == 200  # its stored store re-verifies without the PDF at hand
+    assert by_content(client, response.content).status_code == 415  # soft bindings are for images only
 
 
 def test_empty_or_undecodable_image_is_400(client: TestClient) -> None:
