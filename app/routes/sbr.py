@@ -1,8 +1,9 @@
 """The C2PA Soft Binding Resolution API (SBR 2.4.0), under `/sbr/v1`, and its discovery document.
 
 Queries answer with manifest ids of entries in this service's manifest repository that still verify
-(`signing.resolve_binding` / `resolve_content`); `GET /manifests/{manifestId}` returns the stored manifest
-store. Public unless HALLMARK_SBR_PUBLIC is off (then the query and fetch routes need the `resolve` scope).
+(`signing.resolve_binding` / `resolve_content`); `GET /manifests/{activeManifestId}` returns the stored
+manifest store. Public unless HALLMARK_SBR_PUBLIC is off (then the query and fetch routes need the
+`resolve` scope).
 """
 
 from __future__ import annotations
@@ -220,7 +221,7 @@ def _by_content(
 
 
 @router.get(
-    "/manifests/{manifestId}",
+    "/manifests/{activeManifestId}",
     summary="The manifest store of a manifest id",
     description="The C2PA manifest store as signed (`application/c2pa`), if its signature still verifies. "
     "`returnActiveManifest=true` returns a store holding the active manifest alone.",
@@ -234,7 +235,7 @@ def _by_content(
 def manifest(
     request: Request,
     manifest_id: Annotated[
-        str, Path(alias="manifestId", description="An active manifest id (urn:c2pa:...).")
+        str, Path(alias="activeManifestId", description="An active manifest id (urn:c2pa:...).")
     ],
     return_active_manifest: Annotated[
         bool, Query(alias="returnActiveManifest", description="Only the active manifest.")
