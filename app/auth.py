@@ -3,7 +3,7 @@ from its headers and never reaches the signer (or fills the disk)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from anyio import to_thread
 from fastapi import Request
@@ -18,7 +18,8 @@ bearer_scheme = HTTPBearer(auto_error=False, description="An API key: `Authoriza
 
 
 class ApiKeyGate:
-    """Requires a bearer API key with a scope for the paths listed in `rules` (path -> scope or "any")."""
+    """Requires a bearer API key with a scope for the paths listed in `rules` (path -> scope or "any"; a
+    path ending in "/" covers every path under it)."""
 
     def __init__(self, app: ASGIApp, store: Callable[[], ApiKeyStore | None], rules: dict[str, str]):
         self.app = app
@@ -26,7 +27,8 @@ class ApiKeyGate:
         self.rules = rules
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        needed = self.rules.get(route_path(scope)) if scope["type"] == "http" else None
+        rule = matching_rule(self.rules, route_path(scope)) if scope["type"] == "http" else None
+        needed = self.rules[rule] if rule is not None else None
         if needed is None or scope.get("method") == "OPTIONS":
             await self.app(scope, receive, send)
             return
@@ -57,6 +59,14 @@ class ApiKeyGate:
             return
         scope.setdefault("state", {})["api_key"] = key
         await self.app(scope, receive, send)
+
+
+def matching_rule(rules: Iterable[str], path: str) -> str | None:
+    """The rule in `rules` that covers `path`: the path itself, or a prefix ending in "/"."""
+    names = tuple(rules)
+    if path in names:
+        return path
+    return next((r for r in names if r.endswith("/") and path.startswith(r)), None)
 
 
 def route_path(scope: Scope) -> str:

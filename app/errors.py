@@ -18,9 +18,11 @@ from signing import (
     ConfigError,
     HallmarkError,
     InvalidMetadataError,
+    InvalidQueryError,
     KeyringError,
     LedgerError,
     MalformedAssetError,
+    ManifestNotFoundError,
     MediaFingerprintError,
     MediaToolMissingError,
     MediaToolTimeoutError,
@@ -44,6 +46,8 @@ STATUS: tuple[tuple[type[HallmarkError], int], ...] = (
     (MalformedAssetError, 422),
     (SidecarUnavailableError, 422),
     (InvalidMetadataError, 422),
+    (InvalidQueryError, 400),
+    (ManifestNotFoundError, 404),  # the C2PA Soft Binding Resolution API answers 400 to a malformed query
     (AssetError, 422),  # any other problem with the uploaded file is still the request's
     (MediaToolMissingError, 503),  # the operator's to fix: install ffmpeg / fpcalc
     (MediaToolTimeoutError, 503),
@@ -104,7 +108,7 @@ def _field_message(err: Any) -> str:
     return text.replace("Input should be", "must be").replace("Value error, ", "")
 
 
-async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     fields = []
     for err in exc.errors():
@@ -113,7 +117,11 @@ async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
         message = _field_message(err)
         fields.append({"field": name, "message": message})
     detail = "; ".join(f"'{f['field']}' {f['message']}" for f in fields) or "The request is malformed."
-    return problem(422, "invalid-request", "Invalid request", detail, errors=fields)
+    # APIs whose specification answers a malformed request with 400 (the C2PA Soft Binding Resolution API).
+    prefixes: tuple[str, ...] = getattr(request.app.state, "bad_request_prefixes", ())
+    route_path = str(getattr(request.scope.get("route"), "path", ""))
+    status = 400 if prefixes and route_path.startswith(prefixes) else 422
+    return problem(status, "invalid-request", "Invalid request", detail, errors=fields)
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:

@@ -27,7 +27,7 @@ from app.json_limit import JsonBodyLimit
 from app.limits import BodySizeLimit, InflightBudget
 from app.rate_limit import Clock, PublicLimits
 from app.request_guard import RequestGuard
-from app.routes import feedback, health, sign, verify, web
+from app.routes import feedback, health, sbr, sign, verify, web
 from app.runtime import HALLMARK_VERSION, Runtime, build_runtime
 from app.schemas import ProblemOut
 from app.settings import Settings
@@ -42,6 +42,9 @@ DESCRIPTION = """Labels AI-generated media with C2PA Content Credentials and ver
   it AI-generated (IPTC `trainedAlgorithmicMedia` by default), by which model, when, with a unique id.
 * `POST /v1/verify` (public by default): an honest report: integrity, signer and trust, timestamp,
   declared AI involvement, ingredients, and the C2PA status codes behind each field.
+* `/sbr/v1/...` (public by default): the C2PA Soft Binding Resolution API: manifest ids for a watermark
+  id, an ISCC or an uploaded image, and the stored manifest stores; discovery at
+  `/.well-known/c2pa-soft-binding-resolution`.
 * `POST /v1/feedback` (public): "was this result right?" from the verify page at `/`, stored without
   personal data.
 
@@ -64,6 +67,11 @@ def _document_problem_schema(app: FastAPI) -> None:
             schema.setdefault("components", {}).setdefault("schemas", {})["ProblemOut"] = (
                 ProblemOut.model_json_schema(ref_template="#/components/schemas/{model}")
             )
+            # FastAPI documents a 422 for every route with parameters; the SBR API answers 400 instead.
+            for path, operations in schema.get("paths", {}).items():
+                if path.startswith(sbr.PREFIX + "/"):
+                    for operation in operations.values():
+                        operation.get("responses", {}).pop("422", None)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -123,8 +131,11 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
     )
     app.state.budget = InflightBudget(settings.max_inflight_bytes)
     errors.install(app)
+    app.state.bad_request_prefixes = (sbr.PREFIX + "/",)
     app.include_router(sign.router)
     app.include_router(verify.router)
+    app.include_router(sbr.router)
+    app.include_router(sbr.discovery)
     app.include_router(health.router)
     app.include_router(feedback.router)
     app.include_router(web.router)
@@ -142,18 +153,29 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
     rules = {"/v1/sign": "sign"}
     if settings.verify_requires_key:
         rules["/v1/verify"] = "any"
+    if not settings.sbr_public:
+        rules |= {f"{sbr.PREFIX}/matches/": "resolve", f"{sbr.PREFIX}/manifests/": "resolve"}
     # Outermost first to run: the size check, then authentication, both before the body is read.
     app.add_middleware(ApiKeyGate, store=key_store, rules=rules)
     # Signing holds ~3x the upload (spool, engine input, output), verifying ~2x.
-    factors = {"/v1/sign": 3, "/v1/verify": 2}
+    factors = {"/v1/sign": 3, "/v1/verify": 2, f"{sbr.PREFIX}/matches/byContent": 2}
     app.add_middleware(
         BodySizeLimit, limit=settings.max_upload_bytes, budget=app.state.budget, factors=factors
     )
-    app.add_middleware(JsonBodyLimit, limits={"/v1/feedback": feedback.MAX_FEEDBACK_BYTES})
+    app.add_middleware(
+        JsonBodyLimit,
+        limits={
+            "/v1/feedback": feedback.MAX_FEEDBACK_BYTES,
+            f"{sbr.PREFIX}/matches/byBinding": sbr.MAX_QUERY_BYTES,
+        },
+    )
     # Per-client limits before any size or key check, so a refused client costs a dict look-up.
     app.add_middleware(
         PublicLimits,
-        paths=frozenset({"/v1/verify", "/v1/feedback"}),
+        paths=frozenset(
+            {"/v1/verify", "/v1/feedback"}
+            | ({sbr.PREFIX + "/", sbr.WELL_KNOWN} if settings.sbr_public else set())
+        ),
         per_minute=settings.public_rate_limit,
         max_concurrent=settings.public_max_concurrent_per_client,
         max_clients=settings.rate_limit_max_clients,

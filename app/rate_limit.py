@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.auth import route_path
+from app.auth import matching_rule, route_path
 from app.client_address import Network, client_id
 from app.errors import problem
 
@@ -57,8 +57,8 @@ class TokenBuckets:
 
 
 class PublicLimits:
-    """Refuses (429) a request to one of `paths` when its client has used up its rate or has
-    `max_concurrent` requests in progress already. 0 turns either off."""
+    """Refuses (429) a request to one of `paths` (or under one ending in "/") when its client has used up
+    its rate or has `max_concurrent` requests in progress already. 0 turns either off."""
 
     def __init__(
         self,
@@ -79,7 +79,8 @@ class PublicLimits:
         self.active: dict[str, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or route_path(scope) not in self.paths or scope.get("method") == "OPTIONS":
+        limited = scope["type"] == "http" and matching_rule(self.paths, route_path(scope)) is not None
+        if not limited or scope.get("method") == "OPTIONS":
             await self.app(scope, receive, send)
             return
         client = client_id(scope, self.proxies)

@@ -135,6 +135,14 @@ class Settings(BaseSettings):
         description="When a file has no manifest or its manifest no longer matches, verify looks for the "
         "watermark and fingerprints and recovers the original credentials from the manifest repository.",
     )
+    sbr_public: bool = Field(
+        True,
+        description="The C2PA Soft Binding Resolution API (/sbr/v1) answers anyone (under the public rate "
+        "limits). Off: its query and manifest routes need an API key with the `resolve` scope.",
+    )
+    sbr_max_matches: int = Field(
+        10, ge=1, le=100, description="Most manifest ids one Soft Binding Resolution query returns."
+    )
     max_inflight_bytes: int = Field(
         1024 * MiB, gt=0, description="Bytes of uploads processed at once per worker."
     )
@@ -149,8 +157,8 @@ class Settings(BaseSettings):
     public_rate_limit: int = Field(
         60,
         ge=0,
-        description="Requests per minute per client to POST /v1/verify and POST /v1/feedback (per worker "
-        "process); 0 turns the limit off.",
+        description="Requests per minute per client to POST /v1/verify, POST /v1/feedback and, while public, "
+        "the Soft Binding Resolution API (per worker process); 0 turns the limit off.",
     )
     public_max_concurrent_per_client: int = Field(
         4, ge=0, description="Requests per client in progress at once on the public endpoints; 0: no cap."

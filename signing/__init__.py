@@ -24,10 +24,12 @@ from signing.errors import (
     HallmarkError,
     IncompleteAssetError,
     InvalidMetadataError,
+    InvalidQueryError,
     KeyNotFoundError,
     KeyringError,
     LedgerError,
     MalformedAssetError,
+    ManifestNotFoundError,
     MediaFingerprintError,
     MediaToolMissingError,
     MediaToolTimeoutError,
@@ -36,6 +38,7 @@ from signing.errors import (
     StorageError,
     TimestampAuthorityError,
     UnmarkableImageError,
+    UnsupportedAlgorithmError,
     UnsupportedMediaError,
     VerificationError,
 )
@@ -165,10 +168,19 @@ if TYPE_CHECKING:
         fingerprint_match,
         match_rank,
     )
+    from signing.softbinding.resolution import FINGERPRINT_ALGORITHMS as SBR_FINGERPRINT_ALGORITHMS
+    from signing.softbinding.resolution import WATERMARK_ALGORITHMS as SBR_WATERMARK_ALGORITHMS
+    from signing.softbinding.resolution import (
+        SoftBindingMatch,
+        offerable_alone,
+        resolve_binding,
+        resolve_content,
+    )
     from signing.softbinding.reverify import check_stored_entry, stored_entry_report
     from signing.softbinding.spread_spectrum import ALGORITHM as WATERMARK_ALGORITHM
     from signing.softbinding.spread_spectrum import FALSE_POSITIVE_TARGET as WATERMARK_FALSE_POSITIVE_TARGET
     from signing.softbinding.spread_spectrum import SpreadSpectrumWatermark
+    from signing.softbinding.store_boxes import active_manifest_only
     from signing.softbinding.watermark_keys import WatermarkKeyRecord, WatermarkKeyring, WatermarkKeyState
     from signing.softbinding.watermark_keys import decode as decode_watermark_keyring
     from signing.softbinding.watermark_keys import encode as encode_watermark_keyring
@@ -178,6 +190,13 @@ _LAZY: dict[str, tuple[str, str]] = {
     "recover_image": ("signing.softbinding.recovery", "recover_image"),
     "not_searched": ("signing.softbinding.recovery", "not_searched"),
     "stored_entry_report": ("signing.softbinding.reverify", "stored_entry_report"),
+    "SBR_FINGERPRINT_ALGORITHMS": ("signing.softbinding.resolution", "FINGERPRINT_ALGORITHMS"),
+    "SBR_WATERMARK_ALGORITHMS": ("signing.softbinding.resolution", "WATERMARK_ALGORITHMS"),
+    "SoftBindingMatch": ("signing.softbinding.resolution", "SoftBindingMatch"),
+    "offerable_alone": ("signing.softbinding.resolution", "offerable_alone"),
+    "resolve_binding": ("signing.softbinding.resolution", "resolve_binding"),
+    "resolve_content": ("signing.softbinding.resolution", "resolve_content"),
+    "active_manifest_only": ("signing.softbinding.store_boxes", "active_manifest_only"),
     "SoftBinder": ("signing.softbinding.marking", "SoftBinder"),
     "SoftBindings": ("signing.softbinding.marking", "SoftBindings"),
     "WatermarkSkip": ("signing.softbinding.marking", "WatermarkSkip"),
@@ -276,6 +295,8 @@ __all__ = [
     "PDQ_BITS",
     "PDQ_MAX_DISTANCE",
     "PDQ_MIN_QUALITY",
+    "SBR_FINGERPRINT_ALGORITHMS",
+    "SBR_WATERMARK_ALGORITHMS",
     "SOFT_BINDING",
     "SUPPORTED_MEDIA",
     "TRAINED_ALGORITHMIC_MEDIA",
@@ -323,6 +344,7 @@ __all__ = [
     "Ingredient",
     "Integrity",
     "InvalidMetadataError",
+    "InvalidQueryError",
     "IsccKind",
     "IsccUnit",
     "KeyEntry",
@@ -336,6 +358,7 @@ __all__ = [
     "LedgerEntry",
     "LedgerError",
     "MalformedAssetError",
+    "ManifestNotFoundError",
     "ManifestRepository",
     "MediaFingerprintError",
     "MediaToolMissingError",
@@ -360,6 +383,7 @@ __all__ = [
     "SignerInfo",
     "SigningError",
     "SoftBinder",
+    "SoftBindingMatch",
     "SoftBindings",
     "SpreadSpectrumWatermark",
     "StatusCode",
@@ -376,6 +400,7 @@ __all__ = [
     "TrainingMiningPreference",
     "TrustProfile",
     "UnmarkableImageError",
+    "UnsupportedAlgorithmError",
     "UnsupportedMediaError",
     "VerificationError",
     "VerificationReport",
@@ -387,6 +412,7 @@ __all__ = [
     "WatermarkKeyState",
     "WatermarkKeyring",
     "WatermarkSkip",
+    "active_manifest_only",
     "algorithm_for_public_key",
     "audio_iscc",
     "build_csr",
@@ -431,6 +457,7 @@ __all__ = [
     "new_key",
     "new_payload_id",
     "not_searched",
+    "offerable_alone",
     "pdq_hash",
     "profile_from_bundle",
     "profile_from_pem",
@@ -439,6 +466,8 @@ __all__ = [
     "recover_image",
     "render_doctor_report",
     "require_trusted",
+    "resolve_binding",
+    "resolve_content",
     "self_test",
     "sha256_fingerprint",
     "sha256_stream",

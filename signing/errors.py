@@ -155,6 +155,25 @@ class InvalidMetadataError(HallmarkError):
     title = "Invalid generation metadata"
 
 
+class InvalidQueryError(HallmarkError):
+    """A soft-binding query (the resolution API) the service cannot parse: a malformed value or image."""
+
+    code = "invalid-query"
+    title = "Invalid query"
+
+
+class UnsupportedAlgorithmError(InvalidQueryError):
+    code = "unsupported-algorithm"
+    title = "Soft-binding algorithm not supported"
+
+
+class ManifestNotFoundError(HallmarkError):
+    """The manifest repository holds no offerable manifest with the requested id."""
+
+    code = "manifest-not-found"
+    title = "Manifest not found"
+
+
 # --- signing --------------------------------------------------------------------------------------------
 
 

@@ -29,7 +29,8 @@ def apikey_create(
     scope: Annotated[
         list[str],
         typer.Option(
-            help="sign (POST /v1/sign) or admin (no endpoint needs it yet; see README); repeat for several."
+            help="sign (POST /v1/sign), resolve (the /sbr/v1 API when HALLMARK_SBR_PUBLIC is off) or admin "
+            "(no endpoint needs it yet; see README); repeat for several."
         ),
     ],
 ) -> None:

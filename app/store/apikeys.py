@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from app.store.tables import api_keys
 
-SCOPES = frozenset({"sign", "admin"})
+SCOPES = frozenset({"sign", "resolve", "admin"})
 PREFIX = "hm"
 
 
