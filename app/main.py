@@ -27,7 +27,7 @@ from app.json_limit import JsonBodyLimit
 from app.limits import BodySizeLimit, InflightBudget
 from app.rate_limit import Clock, PublicLimits
 from app.request_guard import RequestGuard
-from app.routes import feedback, health, sign, verify, web
+from app.routes import feedback, health, sign, verify, verify_url, web
 from app.runtime import HALLMARK_VERSION, Runtime, build_runtime
 from app.schemas import ProblemOut
 from app.settings import Settings
@@ -124,7 +124,9 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
     app.state.budget = InflightBudget(settings.max_inflight_bytes)
     errors.install(app)
     app.include_router(sign.router)
+    app.include_router(verify_url.router)  # before the upload route: it takes only JSON bodies
     app.include_router(verify.router)
+    app.include_router(verify_url.options_router)
     app.include_router(health.router)
     app.include_router(feedback.router)
     app.include_router(web.router)
@@ -149,7 +151,11 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
     app.add_middleware(
         BodySizeLimit, limit=settings.max_upload_bytes, budget=app.state.budget, factors=factors
     )
-    app.add_middleware(JsonBodyLimit, limits={"/v1/feedback": feedback.MAX_FEEDBACK_BYTES})
+    app.add_middleware(
+        JsonBodyLimit,
+        limits={"/v1/feedback": feedback.MAX_FEEDBACK_BYTES},
+        json_limits={"/v1/verify": verify_url.MAX_URL_BODY_BYTES},
+    )
     # Per-client limits before any size or key check, so a refused client costs a dict look-up.
     app.add_middleware(
         PublicLimits,

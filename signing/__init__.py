@@ -34,6 +34,10 @@ from signing.errors import (
     TimestampAuthorityError,
     UnmarkableImageError,
     UnsupportedMediaError,
+    UrlFetchDisabledError,
+    UrlFetchError,
+    UrlFetchTimeoutError,
+    UrlRefusedError,
     VerificationError,
 )
 from signing.hashing import sha256_stream
@@ -293,6 +297,10 @@ __all__ = [
     "TrustProfile",
     "UnmarkableImageError",
     "UnsupportedMediaError",
+    "UrlFetchDisabledError",
+    "UrlFetchError",
+    "UrlFetchTimeoutError",
+    "UrlRefusedError",
     "VerificationError",
     "VerificationReport",
     "WatermarkDetection",
