@@ -132,8 +132,11 @@ class _PinnedConnection(http.client.HTTPConnection):
 class RemoteFile:
     """A response that passed every check; `save` copies its body, bounded in size and time."""
 
-    def __init__(self, response: http.client.HTTPResponse, target: Target, max_bytes: int):
+    def __init__(
+        self, response: http.client.HTTPResponse, target: Target, max_bytes: int, deadline: _Deadline
+    ):
         self._response = response
+        self._deadline = deadline
         self.target = target
         self.max_bytes = max_bytes
         self.declared_size = response.length  # Content-Length, already checked against the limit
@@ -145,6 +148,12 @@ class RemoteFile:
             if total > self.max_bytes:
                 raise _too_large(self.max_bytes)
             sink.write(chunk)
+        # read(n) ends quietly when the connection does, also when the deadline cut it: a short body is
+        # an error, never a smaller file to verify.
+        if self._deadline.expired:
+            raise TimeoutError
+        if self.declared_size is not None and total != self.declared_size:
+            raise http.client.IncompleteRead(b"", self.declared_size - total)
         return total
 
 
@@ -186,7 +195,7 @@ def open_url(url: str, policy: FetchPolicy) -> Iterator[RemoteFile]:
                     raise _failed(f"{target.origin} answered HTTP {response.status}.", "http-status")
                 if response.length is not None and response.length > policy.max_bytes:
                     raise _too_large(policy.max_bytes)
-                yield RemoteFile(response, target, policy.max_bytes)
+                yield RemoteFile(response, target, policy.max_bytes, deadline)
                 return
             raise _failed(f"The URL redirected more than {policy.max_redirects} times.", "too-many-redirects")
     finally:

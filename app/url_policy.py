@@ -124,6 +124,8 @@ def _literal(host: str) -> IPAddress | None:
 
 def address_refusal(address: IPAddress) -> str | None:
     """Why the service will not connect to `address` (words a person understands); None if it is public."""
+    if address.is_loopback or address.is_unspecified:
+        return "loopback" if address.is_loopback else "unspecified"
     if isinstance(address, IPv6Address):
         if any(address in net for net in _EMBEDDING_V4):
             return "an IPv4 address written in IPv6 form"
@@ -133,7 +135,7 @@ def address_refusal(address: IPAddress) -> str | None:
             return address_refusal(address.sixtofour)
         if address.is_site_local:
             return "site-local"
-    for kind in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
+    for kind in ("link_local", "multicast", "reserved", "private"):
         if getattr(address, f"is_{kind}"):
             return kind.replace("_", "-")
     if address in _SHARED:
