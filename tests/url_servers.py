@@ -107,6 +107,18 @@ def serves(data: bytes, content_type: str = "application/octet-stream") -> Behav
     return answer
 
 
+def serves_table(table: dict[str, bytes]) -> Behaviour:
+    """Each path in `table` (filled in later, if need be) serves its bytes; any other path is 404."""
+
+    def answer(h: BaseHTTPRequestHandler) -> None:
+        if h.path in table:
+            serves(table[h.path])(h)
+        else:
+            h.send_error(404)
+
+    return answer
+
+
 def redirects_to(location: str, status: int = 302) -> Behaviour:
     def answer(h: BaseHTTPRequestHandler) -> None:
         h.send_response(status)
