@@ -376,6 +376,8 @@ def test_no_cookie_authorization_or_client_header_is_passed_on(
         assert response.status_code == 200
         verify_url(client, file_server.url())  # the remote server's Set-Cookie is not sent back either
     for seen in file_server.requests:
+        assert set(seen.headers) == {"host", "user-agent", "accept", "accept-encoding", "connection"}
+        assert seen.headers["accept-encoding"] == "identity"  # no compressed body to inflate
         assert seen.headers["user-agent"] == USER_AGENT
         assert seen.headers["host"] == file_server.authority
         assert not {"cookie", "authorization", "x-forwarded-for", "referer", "proxy-authorization"} & set(
@@ -418,3 +420,16 @@ def test_a_json_body_has_its_own_small_limit(settings: Settings) -> None:
     body = problem(extra, 422, "invalid-request")
     assert body["errors"][0]["field"] == "cookie"
     problem(upload, 415, "unsupported-media-type")  # control: a multipart body still goes to the upload route
+
+
+def test_a_key_required_for_verify_is_required_for_a_url_too(
+    settings: Settings, file_server: LoopbackServer
+) -> None:
+    update = {"verify_requires_key": True, "url_allowlist": [file_server.authority]}
+    with url_client(settings, **update) as client:
+        refused = verify_url(client, file_server.url())
+        _, token = client.app.state.runtime.api_keys.create("k", {"sign"})  # type: ignore[attr-defined]
+        allowed = verify_url(client, file_server.url(), headers={"Authorization": f"Bearer {token}"})
+    problem(refused, 401, "unauthorized")
+    assert allowed.status_code == 200
+    assert len(file_server.requests) == 1  # only the request with a key was fetched
