@@ -191,7 +191,7 @@ class Settings(BaseSettings):
             raise ValueError("allowed_source_types: name at least one IPTC digital source type")
         return frozenset(uris)
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "url_allowlist", mode="before")
     @classmethod
     def _proxy_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -206,13 +206,6 @@ class Settings(BaseSettings):
                 ip_network(entry, strict=False)
             except ValueError:
                 raise ValueError(f"trusted_proxies: {entry!r} is not an IP address or CIDR") from None
-        return value
-
-    @field_validator("url_allowlist", mode="before")
-    @classmethod
-    def _allow_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
     @field_validator("url_allowlist")

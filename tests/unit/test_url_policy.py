@@ -116,3 +116,20 @@ def test_malformed_allow_list_entries_are_refused(entry: str) -> None:
     with pytest.raises(ValueError, match="host"):
         parse_allow_entry(entry)
     assert parse_allow_entry("host:81") == ("host", 81)  # control
+
+
+def test_the_allow_list_setting_is_read_and_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from app.settings import Settings
+
+    monkeypatch.setenv(
+        "HALLMARK_URL_ALLOWLIST", " Media.Internal.:8080, [0::1] ,127.0.0.1,media.internal:8080"
+    )
+    assert Settings().url_allowlist == ["media.internal:8080", "[::1]", "127.0.0.1"]
+    monkeypatch.setenv("HALLMARK_URL_ALLOWLIST", "https://media.internal/")
+    with pytest.raises(ValidationError, match="url_allowlist"):
+        Settings()
+    monkeypatch.delenv("HALLMARK_URL_ALLOWLIST")
+    assert Settings().url_allowlist == []
+    assert Settings().url_fetch is False
