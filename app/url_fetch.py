@@ -172,8 +172,8 @@ def _failed(message: str, reason: str) -> UrlFetchError:
 @contextlib.contextmanager
 def open_url(url: str, policy: FetchPolicy) -> Iterator[RemoteFile]:
     """Open `url` under `policy`; the body is read within the `with` block (RemoteFile.save)."""
+    target = parse_target(url)  # before the deadline's timer starts: a refused URL costs no thread
     deadline = _Deadline(policy.timeout)
-    target = parse_target(url)
     conn: _PinnedConnection | None = None
     try:
         with _translated(lambda: target, deadline):
@@ -221,8 +221,8 @@ def _checked_addresses(target: Target, policy: FetchPolicy, deadline: _Deadline,
             continue
         if target.literal is not None:
             raise refused(
-                f"{target.host} is a {why} address{after}; this service fetches only from public internet "
-                "addresses.",
+                f"{target.host} is not a public internet address ({why}){after}; this service fetches only "
+                "from public addresses.",
                 "address",
             )
         # The address itself is not shown: it may describe the operator's internal network.

@@ -331,7 +331,7 @@ def test_a_refused_link_says_why(page: Page, artifacts: Path) -> None:
     check_link(page, "http://10.0.0.1/picture.jpg")
     status = page.locator("#status")
     expect(status).to_contain_text("The link could not be checked (422)")
-    expect(status).to_contain_text("10.0.0.1 is a private address")
+    expect(status).to_contain_text("10.0.0.1 is not a public internet address (private)")
     expect(page.locator("#result")).to_be_hidden()
     page.screenshot(path=artifacts / "url-refused.png", full_page=True)
 

@@ -122,7 +122,7 @@ def test_the_same_url_without_the_allow_list_is_refused_before_any_connection(
         response = verify_url(client, file_server.url())
     body = problem(response, 422, "url-refused")
     assert body["details"]["reason"] == "address"
-    assert "127.0.0.1 is a loopback address" in body["detail"]
+    assert "127.0.0.1 is not a public internet address (loopback)" in body["detail"]
     assert file_server.requests == []
 
 
