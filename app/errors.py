@@ -31,6 +31,10 @@ from signing import (
     StorageError,
     TimestampAuthorityError,
     UnsupportedMediaError,
+    UrlFetchDisabledError,
+    UrlFetchError,
+    UrlFetchTimeoutError,
+    UrlRefusedError,
     VerificationError,
 )
 
@@ -57,6 +61,12 @@ STATUS: tuple[tuple[type[HallmarkError], int], ...] = (
     (StorageError, 503),
     (CapacityError, 503),
     (VerificationError, 422),
+    # Verify by URL: switched off by the operator, a destination the service will not contact, the remote
+    # server too slow, or failing (a gateway's statuses: the request was fine, the upstream was not).
+    (UrlFetchDisabledError, 403),
+    (UrlRefusedError, 422),
+    (UrlFetchTimeoutError, 504),
+    (UrlFetchError, 502),
     (KeyringError, 503),
     (SigningError, 500),
     (ConfigError, 503),

@@ -16,16 +16,31 @@ def too_large(limit: int) -> AssetTooLargeError:
     )
 
 
+def is_json(scope: Scope) -> bool:
+    """Whether the request says its body is JSON (Content-Type application/json, parameters aside)."""
+    for name, value in scope.get("headers", []):
+        if name == b"content-type":
+            return bool(value.split(b";", 1)[0].strip().lower() == b"application/json")
+    return False
+
+
 class JsonBodyLimit:
     """Refuses a body over its path's limit from its Content-Length, and stops reading one without a
-    declared length as soon as it passes the limit."""
+    declared length as soon as it passes the limit. `json_limits` apply only to JSON bodies (a path that
+    also takes uploads keeps the upload limit for them)."""
 
-    def __init__(self, app: ASGIApp, limits: dict[str, int]):
+    def __init__(self, app: ASGIApp, limits: dict[str, int], json_limits: dict[str, int] | None = None):
         self.app = app
         self.limits = limits
+        self.json_limits = json_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limit = self.limits.get(route_path(scope)) if scope["type"] == "http" else None
+        limit = None
+        if scope["type"] == "http":
+            path = route_path(scope)
+            limit = self.limits.get(path)
+            if limit is None and path in self.json_limits and is_json(scope):
+                limit = self.json_limits[path]
         if limit is None:
             await self.app(scope, receive, send)
             return

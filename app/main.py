@@ -27,7 +27,7 @@ from app.json_limit import JsonBodyLimit
 from app.limits import BodySizeLimit, InflightBudget
 from app.rate_limit import Clock, PublicLimits
 from app.request_guard import RequestGuard
-from app.routes import feedback, health, sbr, sign, verify, web
+from app.routes import feedback, health, sbr, sign, verify, verify_url, web
 from app.runtime import HALLMARK_VERSION, Runtime, build_runtime
 from app.schemas import ProblemOut
 from app.settings import Settings
@@ -133,9 +133,11 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
     errors.install(app)
     app.state.bad_request_prefixes = (sbr.PREFIX + "/",)
     app.include_router(sign.router)
+    app.include_router(verify_url.router)  # before the upload route: it takes only JSON bodies
     app.include_router(verify.router)
     app.include_router(sbr.router)
     app.include_router(sbr.discovery)
+    app.include_router(verify_url.options_router)
     app.include_router(health.router)
     app.include_router(feedback.router)
     app.include_router(web.router)
@@ -168,6 +170,7 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
             "/v1/feedback": feedback.MAX_FEEDBACK_BYTES,
             f"{sbr.PREFIX}/matches/byBinding": sbr.MAX_QUERY_BYTES,
         },
+        json_limits={"/v1/verify": verify_url.MAX_URL_BODY_BYTES},
     )
     # Per-client limits before any size or key check, so a refused client costs a dict look-up.
     app.add_middleware(

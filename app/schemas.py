@@ -232,3 +232,27 @@ class FeedbackOut(BaseModel):
     verdict_correct: bool
     manifest_id: str | None
     comment: str | None
+
+
+MAX_URL_CHARS = 4096
+
+
+class VerifyUrlIn(BaseModel):
+    """Verify the file at a URL (POST /v1/verify with Content-Type application/json)."""
+
+    model_config = {"extra": "forbid"}
+
+    url: str = Field(
+        min_length=1,
+        max_length=MAX_URL_CHARS,
+        description="An http or https URL of the file. Fetched only when the operator turned verify-by-URL "
+        "on (HALLMARK_URL_FETCH), only from public internet addresses or allow-listed hosts, without "
+        "credentials; the file is not kept.",
+    )
+
+
+class VerifyOptionsOut(BaseModel):
+    """What the public verify endpoint accepts on this server (the verify page asks before it shows them)."""
+
+    url_input: bool = Field(description="Whether POST /v1/verify accepts a JSON body with a URL.")
+    max_file_bytes: int = Field(description="The largest file, uploaded or fetched, that is verified.")

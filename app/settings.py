@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.pkcs11 import pin_from
+from app.url_policy import allow_entry_text, parse_allow_entry
 from signing import DEFAULT_ALLOWED_SOURCE_TYPES, DEFAULT_MAX_IMAGE_PIXELS, ConfigError, expand_source_type
 
 MiB = 1024 * 1024
@@ -193,6 +194,27 @@ class Settings(BaseSettings):
     media_fingerprint_memory_bytes: int = Field(
         2048 * MiB, ge=64 * MiB, description="Address space one fpcalc or ffmpeg run may use."
     )
+    url_fetch: bool = Field(
+        False,
+        description='Let POST /v1/verify fetch the file from a URL (JSON body {"url": ...}). Off: '
+        "verification makes no network request for a URL and answers 403 url-fetch-disabled.",
+    )
+    url_allowlist: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated host[:port] that verify-by-URL may fetch from even when they resolve "
+        "to loopback, private or other non-public addresses (without a port: any port). A redirect from "
+        "one of them to a host not listed is refused.",
+    )
+    url_fetch_timeout: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="Seconds a URL fetch may take in all: name resolution, connecting, every redirect and "
+        "the whole body.",
+    )
+    url_max_redirects: int = Field(
+        5, ge=0, le=20, description="Redirects a URL fetch follows, each checked like the first URL."
+    )
 
     @field_validator("data_dir")
     @classmethod
@@ -225,7 +247,7 @@ class Settings(BaseSettings):
             raise ValueError("allowed_source_types: name at least one IPTC digital source type")
         return frozenset(uris)
 
-    @field_validator("trusted_proxies", mode="before")
+    @field_validator("trusted_proxies", "url_allowlist", mode="before")
     @classmethod
     def _proxy_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -241,6 +263,15 @@ class Settings(BaseSettings):
             except ValueError:
                 raise ValueError(f"trusted_proxies: {entry!r} is not an IP address or CIDR") from None
         return value
+
+    @field_validator("url_allowlist")
+    @classmethod
+    def _allow_entries(cls, value: list[str]) -> list[str]:
+        """Each entry normalised (lower-case, IPv6 bracketed) so that the fetcher compares like with like."""
+        try:
+            return list(dict.fromkeys(allow_entry_text(*parse_allow_entry(e)) for e in value))
+        except ValueError as exc:
+            raise ValueError(f"url_allowlist: {exc} (no scheme, no path)") from None
 
     @field_validator("ocsp_responders", mode="before")
     @classmethod

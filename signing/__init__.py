@@ -40,6 +40,10 @@ from signing.errors import (
     UnmarkableImageError,
     UnsupportedAlgorithmError,
     UnsupportedMediaError,
+    UrlFetchDisabledError,
+    UrlFetchError,
+    UrlFetchTimeoutError,
+    UrlRefusedError,
     VerificationError,
 )
 from signing.hashing import sha256_stream
@@ -402,6 +406,10 @@ __all__ = [
     "UnmarkableImageError",
     "UnsupportedAlgorithmError",
     "UnsupportedMediaError",
+    "UrlFetchDisabledError",
+    "UrlFetchError",
+    "UrlFetchTimeoutError",
+    "UrlRefusedError",
     "VerificationError",
     "VerificationReport",
     "WatermarkDetection",

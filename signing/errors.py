@@ -213,3 +213,32 @@ class VerificationError(HallmarkError):
 
     code = "not-trusted"
     title = "Content credentials are not trusted"
+
+
+# --- fetching a file by URL for verification ----------------------------------------------------------
+
+
+class UrlFetchError(HallmarkError):
+    """The remote server could not deliver the file (unreachable, TLS, HTTP error, too many redirects)."""
+
+    code = "url-fetch-failed"
+    title = "The URL could not be fetched"
+
+
+class UrlFetchDisabledError(UrlFetchError):
+    """The operator has not switched verify-by-URL on: the service makes no request for a URL."""
+
+    code = "url-fetch-disabled"
+    title = "Verify by URL is switched off"
+
+
+class UrlRefusedError(UrlFetchError):
+    """The URL, or a redirect it leads to, names a destination the service will not contact."""
+
+    code = "url-refused"
+    title = "URL not allowed"
+
+
+class UrlFetchTimeoutError(UrlFetchError):
+    code = "url-fetch-timeout"
+    title = "The URL took too long to fetch"

@@ -10,6 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from app.limits import InflightBudget
 from app.runtime import Runtime
+from app.schemas import VerifyUrlIn
 
 CHUNK = 1 << 20
 
@@ -69,4 +70,17 @@ RATE_LIMITED: dict[int | str, dict[str, Any]] = {
         **PROBLEM_RESPONSES[413],
         "description": "Too many requests from this client (per minute or at once); see Retry-After",
     }
+}
+# Verify by URL: the JSON alternative to the multipart upload, documented on the same operation.
+URL_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {"content": {"application/json": {"schema": VerifyUrlIn.model_json_schema()}}}
+}
+URL_FETCH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {**PROBLEM_RESPONSES[413], "description": text}
+    for status, text in (
+        (403, "Verify by URL is switched off on this server (url-fetch-disabled; HALLMARK_URL_FETCH)"),
+        (422, "Malformed file, or a URL this service will not fetch from (url-refused)"),
+        (502, "The URL could not be fetched: unreachable, TLS, HTTP error, too many redirects"),
+        (504, "The URL took longer to fetch than HALLMARK_URL_FETCH_TIMEOUT allows"),
+    )
 }

@@ -8,7 +8,14 @@ from fastapi import APIRouter, File, Query, Request, UploadFile
 
 from app.metrics import VERIFIED
 from app.recovery import with_recovery
-from app.routes.common import PROBLEM_RESPONSES, RATE_LIMITED, budget, runtime
+from app.routes.common import (
+    PROBLEM_RESPONSES,
+    RATE_LIMITED,
+    URL_FETCH_RESPONSES,
+    URL_REQUEST_BODY,
+    budget,
+    runtime,
+)
 from app.schemas import DetailedVerificationReportOut, VerificationReportOut
 from signing import AssetTooLargeError, inspect_asset
 
@@ -23,10 +30,18 @@ MAX_SIDECAR_BYTES = 16 * 1024 * 1024
     description="Never fetches a remote manifest; asks an OCSP responder only when HALLMARK_OCSP_RESPONDERS "
     "names it. `outcome` is one of trusted, valid_untrusted, invalid, none; `none` means no credentials were "
     "found, which says nothing about how it was made. With `detail=full` the report also carries "
-    "`manifest_store`: the whole manifest store as the engine read it (all manifests, ingredients included).",
+    "`manifest_store`: the whole manifest store as the engine read it (all manifests, ingredients included). "
+    'Instead of a multipart upload, a JSON body `{"url": "https://..."}` names a file to fetch and '
+    "verify the same way, when the operator has turned that on (HALLMARK_URL_FETCH; see GET "
+    "/v1/verify/options).",
     # The detailed model first: a plain report is not an instance of it and serialises as the plain one.
     response_model=DetailedVerificationReportOut | VerificationReportOut,
-    responses={**{k: v for k, v in PROBLEM_RESPONSES.items() if k != 403}, **RATE_LIMITED},
+    responses={
+        **{k: v for k, v in PROBLEM_RESPONSES.items() if k != 403},
+        **URL_FETCH_RESPONSES,
+        **RATE_LIMITED,
+    },
+    openapi_extra=URL_REQUEST_BODY,
 )
 def verify(
     request: Request,

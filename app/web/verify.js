@@ -225,17 +225,15 @@ function render(report) {
 
 let lastReport = null;
 
-async function check(file) {
-  if (!file) return;
+// Sends one verify request (an upload or a link) and shows its report; `name` is what the status names.
+async function submit(name, what, init) {
   const status = $("status");
-  status.textContent = `Checking ${file.name}…`;
+  status.textContent = `Checking ${name}…`;
   $("result").hidden = true;
   resetFeedback();
-  const body = new FormData();
-  body.append("file", file, file.name);
   let response;
   try {
-    response = await fetch("/v1/verify?detail=full", { method: "POST", body });
+    response = await fetch("/v1/verify?detail=full", { method: "POST", ...init });
   } catch (err) {
     status.textContent = "The server could not be reached. Try again.";
     return;
@@ -248,12 +246,45 @@ async function check(file) {
   }
   if (!response.ok || !data) {
     const why = data && (data.detail || data.title);
-    status.textContent = `The file could not be checked (${response.status})${why ? `: ${why}` : "."}`;
+    status.textContent = `The ${what} could not be checked (${response.status})${why ? `: ${why}` : "."}`;
+    if (data && data.type === "/problems/url-fetch-disabled") urlInputOff();
     return;
   }
   lastReport = data;
-  status.textContent = `Checked ${file.name}.`;
+  status.textContent = `Checked ${name}.`;
   render(data);
+}
+
+function check(file) {
+  if (!file) return;
+  const body = new FormData();
+  body.append("file", file, file.name);
+  return submit(file.name, "file", { body });
+}
+
+function checkUrl(url) {
+  if (!url) return;
+  const body = JSON.stringify({ url });
+  return submit(url, "link", { headers: { "Content-Type": "application/json" }, body });
+}
+
+const URL_OFF = "Checking a link is switched off on this server: download the file and choose it above instead.";
+
+function urlInputOff() {
+  $("url").disabled = true;
+  $("url-submit").disabled = true;
+  $("url-hint").textContent = URL_OFF;
+}
+
+// The link field is offered only where the operator turned fetching on (the server says so).
+async function askOptions() {
+  try {
+    const response = await fetch("/v1/verify/options");
+    const options = response.ok ? await response.json() : null;
+    if (!options || !options.url_input) urlInputOff();
+  } catch (err) {
+    urlInputOff();
+  }
 }
 
 function resetFeedback() {
@@ -313,6 +344,11 @@ function setUp() {
     check(input.files[0]);
   });
   $("feedback-form").addEventListener("submit", sendFeedback);
+  $("url-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    checkUrl($("url").value.trim());
+  });
+  askOptions();
 }
 
 setUp();

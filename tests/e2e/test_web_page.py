@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from tests.e2e.server import API_KEY_LINE, HTTP_TIMEOUT_S, Server, serve
 from tests.fixtures import INTEROP
 from tests.media_samples import flip_jpeg_scan_byte
+from tests.url_servers import LoopbackServer, serves_table
 
 pytestmark = pytest.mark.e2e
 
@@ -72,14 +73,32 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with serve(data_dir, tmp_path_factory.mktemp("web-logs"), "--dev") as running:
+def remote_files() -> dict[str, bytes]:
+    """What the loopback web server serves, by path: `files` fills it once the signed file exists."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def remote(remote_files: dict[str, bytes]) -> Iterator[LoopbackServer]:
+    """A loopback web server that pasted links point at (allow-listed on the Hallmark server)."""
+    with LoopbackServer(serves_table(remote_files)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def server(
+    data_dir: Path, tmp_path_factory: pytest.TempPathFactory, remote: LoopbackServer
+) -> Iterator[Server]:
+    env = {"HALLMARK_URL_FETCH": "true", "HALLMARK_URL_ALLOWLIST": remote.authority}
+    with serve(data_dir, tmp_path_factory.mktemp("web-logs"), "--dev", **env) as running:
         running.wait_until_ready()
         yield running
 
 
 @pytest.fixture(scope="module")
-def files(server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def files(
+    server: Server, remote_files: dict[str, bytes], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
     """The four files a person might bring: signed here, tampered after signing, stripped, never signed."""
     token = server.wait_for_line(API_KEY_LINE)
     unsigned = (INTEROP / "no_manifest.jpg").read_bytes()
@@ -106,6 +125,7 @@ def files(server: Server, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     for name, content in contents.items():
         paths[name] = root / f"{name}.jpg"
         paths[name].write_bytes(content)
+    remote_files.update({f"/{name}.jpg": content for name, content in contents.items()})
     return paths
 
 
@@ -277,3 +297,60 @@ def test_feedback_lands_in_the_database_without_personal_data(
     )
     assert re.fullmatch(r"\d{4}-\d\d-\d\d", str(row["day"])), row["day"]
     expect(page.get_by_role("button", name="Send feedback")).to_be_disabled()
+
+
+# --- a pasted link --------------------------------------------------------------------------------------
+
+URL_OFF = "Checking a link is switched off on this server: download the file and choose it above instead."
+
+
+def check_link(page: Page, url: str) -> None:
+    page.get_by_label("Or paste a link to a file").fill(url)
+    page.get_by_role("button", name="Check link").click()
+
+
+def test_a_pasted_link_is_fetched_and_checked(
+    page: Page, files: dict[str, Path], remote: LoopbackServer, artifacts: Path
+) -> None:
+    link = page.get_by_label("Or paste a link to a file")
+    expect(link).to_be_enabled()  # URL input is on for this server, and the page knows
+    expect(page.locator("#url-hint")).not_to_have_text(URL_OFF)
+    url = remote.url("/signed.jpg")
+    check_link(page, url)
+    expect(page.locator("#status")).to_have_text(f"Checked {url}.")
+    assert outcome_title(page) == TRUSTED
+    expect(card(page, "AI declaration")).to_contain_text(MODEL)
+    assert "/signed.jpg" in [seen.path for seen in remote.requests]
+    page.screenshot(path=artifacts / "url-signed.png", full_page=True)
+    check_link(page, remote.url("/unsigned.jpg"))  # control: the outcome follows the file
+    expect(page.locator("#status")).to_have_text(f"Checked {remote.url('/unsigned.jpg')}.")
+    assert outcome_title(page) == NONE
+
+
+def test_a_refused_link_says_why(page: Page, artifacts: Path) -> None:
+    check_link(page, "http://10.0.0.1/picture.jpg")
+    status = page.locator("#status")
+    expect(status).to_contain_text("The link could not be checked (422)")
+    expect(status).to_contain_text("10.0.0.1 is not a public internet address (private)")
+    expect(page.locator("#result")).to_be_hidden()
+    page.screenshot(path=artifacts / "url-refused.png", full_page=True)
+
+
+def test_the_page_says_when_url_input_is_off(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory, artifacts: Path
+) -> None:
+    data = tmp_path_factory.mktemp("web-data-no-url")
+    with serve(data, tmp_path_factory.mktemp("web-logs-no-url"), "--dev") as plain:
+        plain.wait_until_ready()
+        context = browser.new_context(viewport={"width": 1000, "height": 900})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(EXPECT_TIMEOUT_MS)
+            page.goto(plain.base_url + "/")
+            expect(page.locator("#url-hint")).to_have_text(URL_OFF)
+            expect(page.get_by_label("Or paste a link to a file")).to_be_disabled()
+            expect(page.get_by_role("button", name="Check link")).to_be_disabled()
+            expect(page.get_by_label("Choose a file, or drop it here")).to_be_enabled()  # uploads still work
+            page.screenshot(path=artifacts / "url-off.png", full_page=True)
+        finally:
+            context.close()
