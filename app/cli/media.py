@@ -81,6 +81,8 @@ def serve(
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=5,
+        # SIGTERM: stop accepting, let requests in progress finish this long, then cut them and exit.
+        timeout_graceful_shutdown=cfg.shutdown_grace_seconds,
         # h11, not httptools: only uvicorn's h11 protocol bounds the bytes of a request head it buffers.
         http="h11",
         h11_max_incomplete_event_size=cfg.max_header_bytes,
