@@ -102,7 +102,7 @@ class _Body:
         self.limit, self.scope, self.charge, self.factor = limit, scope, charge, factor
         self.received = 0
         self.started = self.last_chunk = limit.clock()
-        self.complete = False
+        self.complete = not _has_body(scope)
         self.timed_out = False
 
     async def run(self, receive: Receive, send: Send) -> None:
@@ -155,6 +155,14 @@ class _Body:
         )
         response.headers["Connection"] = "close"
         await response(self.scope, _nothing, send)
+
+
+def _has_body(scope: Scope) -> bool:
+    """HTTP/1.1 framing: without Content-Length or Transfer-Encoding a request has no body."""
+    for name, value in scope.get("headers", []):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
 
 
 async def _nothing() -> Message:

@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     body_timeout_seconds: float = Field(
         30.0, gt=0, description="Longest wait for the next piece of a request body (408 after it)."
     )
+    head_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="`hallmark serve` closes a connection whose request line and headers have not all "
+        "arrived this long after it opened (or after its previous response).",
+    )
     shutdown_grace_seconds: int = Field(
         20,
         ge=1,

@@ -52,12 +52,13 @@ def patient(tmp_path_factory: pytest.TempPathFactory, spool_dir: Path) -> Iterat
 
 @pytest.fixture(scope="module")
 def hasty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A tiny pace: after 0.5 s a body must average 1000 B/s, and no gap may exceed 1 s."""
+    """A tiny pace: after 0.5 s a body must average 1000 B/s, no gap may exceed 1 s, a head takes <= 1 s."""
     root = tmp_path_factory.mktemp("e2e-pace")
     pace = {
         "HALLMARK_BODY_MIN_RATE_BYTES": "1000",
         "HALLMARK_BODY_RATE_GRACE_SECONDS": "0.5",
         "HALLMARK_BODY_TIMEOUT_SECONDS": "1",
+        "HALLMARK_HEAD_TIMEOUT_SECONDS": "1",
     }
     yield from start(root, **pace)
 
@@ -235,6 +236,30 @@ def test_control_a_body_at_a_normal_rate_passes_the_pace(hasty: Server, jpeg: by
     response = verify(hasty, jpeg)
     assert response.status_code == 200, response.text
     assert response.json()["outcome"] == "none"
+
+
+@pytest.mark.parametrize(
+    "head", [b"", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"], ids=["silent", "partial"]
+)
+def test_a_request_head_that_never_ends_is_dropped(hasty: Server, head: bytes) -> None:
+    """uvicorn alone would keep these connections until shutdown; the head timeout (1 s here) closes them
+    (the socket's 20 s timeout fails the test if it does not)."""
+    with socket.create_connection(("127.0.0.1", hasty.port), timeout=ANSWER_TIMEOUT_S) as sock:
+        sock.sendall(head)
+        assert closed(sock)
+
+
+def test_control_a_head_sent_in_pieces_in_time_is_served_and_the_next_one_is_bounded_too(
+    hasty: Server,
+) -> None:
+    with socket.create_connection(("127.0.0.1", hasty.port), timeout=ANSWER_TIMEOUT_S) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        sock.sendall(b"Host: 127.0.0.1\r\n\r\n")
+        status, headers, _ = read_response(sock)
+        assert status == 200
+        assert "connection" not in headers  # kept alive: a request without a body is not closed after
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")  # a second head on the kept-alive connection, unfinished
+        assert closed(sock)
 
 
 # --- shutdown --------------------------------------------------------------------------------------------
