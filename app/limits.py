@@ -107,16 +107,10 @@ class _Body:
 
     async def run(self, receive: Receive, send: Send) -> None:
         async def paced_receive() -> Message:
-            if self.complete:  # only a disconnect is left to wait for: no deadline
-                return await receive()
-            pace = self.limit.pace
-            wait = pace.deadline(self.started, self.last_chunk, self.received) - self.limit.clock()
-            with anyio.move_on_after(max(wait, 0)):
-                message = await receive()
-                self._count(message)
-                return message
-            self.timed_out = True
-            raise BodyTimeoutError
+            # Once the body is in, only a disconnect is left to wait for: no deadline.
+            message = await (receive() if self.complete else self._in_time(receive))
+            self._count(message)
+            return message
 
         async def closing_send(message: Message) -> None:
             if message["type"] == "http.response.start" and not self.complete:
@@ -130,6 +124,14 @@ class _Body:
             await send(message)
 
         await self.limit.app(self.scope, paced_receive, closing_send)
+
+    async def _in_time(self, receive: Receive) -> Message:
+        pace = self.limit.pace
+        wait = pace.deadline(self.started, self.last_chunk, self.received) - self.limit.clock()
+        with anyio.move_on_after(max(wait, 0)):
+            return await receive()
+        self.timed_out = True
+        raise BodyTimeoutError
 
     def _count(self, message: Message) -> None:
         if message["type"] != "http.request":
