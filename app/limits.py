@@ -1,15 +1,19 @@
-"""Transport limits: request body size (rejected as early as possible) and bytes in flight per worker."""
+"""Transport limits: request body size, bytes in flight per worker (charged as they arrive) and the rate
+at which a body must keep arriving."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
+import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import route_path
-from app.errors import hallmark_problem
+from app.errors import hallmark_problem, problem
 from signing import AssetTooLargeError, CapacityError
 
 
@@ -24,11 +28,34 @@ def too_large(limit: int) -> AssetTooLargeError:
 BUDGET_HELD = "inflight_budget_held"
 
 
+@dataclass(frozen=True)
+class BodyPace:
+    """A body must keep arriving: no gap between two chunks longer than `max_gap` seconds, and after
+    `grace` seconds at least `min_rate` bytes per second on average since the request began (0: no rate)."""
+
+    min_rate: int = 1024
+    grace: float = 10.0
+    max_gap: float = 30.0
+
+    def deadline(self, started: float, last_chunk: float, received: int) -> float:
+        """The monotonic time by which the next chunk must have arrived."""
+        by_gap = last_chunk + self.max_gap
+        if self.min_rate <= 0:
+            return by_gap
+        return min(by_gap, started + self.grace + received / self.min_rate)
+
+
+class BodyTimeoutError(Exception):
+    """The body stopped arriving, or arrives too slowly (answered 408 by BodySizeLimit)."""
+
+
 class BodySizeLimit:
-    """Refuse a body over `limit` from its Content-Length before reading it, and stop reading a body
-    without one as soon as it passes the limit (Starlette would otherwise spool all of it). A declared
-    body also takes its size from the worker's byte budget while it is spooled and processed, so many
-    concurrent public uploads cannot fill memory or disk; over budget it is refused at once (503)."""
+    """Refuse a body over `limit` from its Content-Length before reading it, and stop reading any body as
+    soon as it passes the limit (Starlette would otherwise spool all of it). Each chunk that arrives is
+    charged to the worker's byte budget (times the path's factor: the spool and the engine's copies) and
+    held until the request ends, so a client pays for bytes it sent, not for bytes it declared; a chunk that
+    would overfill the budget is refused at once (503). A body that stops arriving or arrives too slowly
+    (`pace`) is answered 408. A response sent before the body was read to its end closes the connection."""
 
     def __init__(
         self,
@@ -36,12 +63,16 @@ class BodySizeLimit:
         limit: int,
         budget: InflightBudget | None = None,
         factors: dict[str, int] | None = None,
+        pace: BodyPace | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.app = app
         self.limit = limit
         self.budget = budget
         # Bytes held per body byte while a path works on it (upload spool + the engine's copies).
         self.factors = factors or {}
+        self.pace = pace or BodyPace()
+        self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,32 +87,99 @@ class BodySizeLimit:
                 if declared > self.limit:
                     await hallmark_problem(too_large(self.limit))(scope, receive, send)
                     return
-                if self.budget is not None and declared > 0:
-                    factor = self.factors.get(route_path(scope), 1)
-                    with ExitStack() as held:
-                        try:
-                            held.enter_context(self.budget.reserve(factor * declared))
-                        except CapacityError as exc:
-                            await hallmark_problem(exc)(scope, receive, send)
-                            return
-                        scope.setdefault("state", {})[BUDGET_HELD] = True
-                        await self._limited(scope, receive, send)
-                    return
-        await self._limited(scope, receive, send)
+        if self.budget is None:
+            await _Body(self, scope, None, 1).run(receive, send)
+            return
+        with self.budget.charge() as charge:
+            scope.setdefault("state", {})[BUDGET_HELD] = True
+            await _Body(self, scope, charge, self.factors.get(route_path(scope), 1)).run(receive, send)
 
-    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
-        received = 0
 
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise too_large(self.limit)
+class _Body:
+    """One request's body as it arrives: counted, charged, paced."""
+
+    def __init__(self, limit: BodySizeLimit, scope: Scope, charge: Charge | None, factor: int):
+        self.limit, self.scope, self.charge, self.factor = limit, scope, charge, factor
+        self.received = 0
+        self.started = self.last_chunk = limit.clock()
+        self.complete = not _has_body(scope)
+        self.timed_out = False
+
+    async def run(self, receive: Receive, send: Send) -> None:
+        async def paced_receive() -> Message:
+            # Once the body is in, only a disconnect is left to wait for: no deadline.
+            message = await (receive() if self.complete else self._in_time(receive))
+            self._count(message)
             return message
 
-        await self.app(scope, limited_receive, send)
+        async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start" and not self.complete:
+                if self.timed_out:
+                    await self._request_timeout(send)
+                    return
+                # The rest of the body is not read: the connection cannot carry another request.
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            elif self.timed_out:
+                return  # the 408 went out instead of the app's answer
+            await send(message)
+
+        await self.limit.app(self.scope, paced_receive, closing_send)
+
+    async def _in_time(self, receive: Receive) -> Message:
+        pace = self.limit.pace
+        wait = pace.deadline(self.started, self.last_chunk, self.received) - self.limit.clock()
+        with anyio.move_on_after(max(wait, 0)):
+            return await receive()
+        self.timed_out = True
+        raise BodyTimeoutError
+
+    def _count(self, message: Message) -> None:
+        if message["type"] != "http.request":
+            self.complete = True  # disconnected
+            return
+        chunk = len(message.get("body", b""))
+        self.received += chunk
+        self.last_chunk = self.limit.clock()
+        if self.received > self.limit.limit:
+            raise too_large(self.limit.limit)
+        if self.charge is not None and chunk:
+            self.charge.add(self.factor * chunk)
+        self.complete = not message.get("more_body", False)
+
+    async def _request_timeout(self, send: Send) -> None:
+        pace = self.limit.pace
+        response = problem(
+            408,
+            "request-timeout",
+            "Request body too slow",
+            f"The request body stopped arriving or arrived slower than {pace.min_rate} bytes per second.",
+            details={"min_rate_bytes": pace.min_rate, "max_gap_seconds": pace.max_gap},
+        )
+        response.headers["Connection"] = "close"
+        await response(self.scope, _nothing, send)
+
+
+def _has_body(scope: Scope) -> bool:
+    """HTTP/1.1 framing: without Content-Length or Transfer-Encoding a request has no body."""
+    for name, value in scope.get("headers", []):
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+async def _nothing() -> Message:
+    return {"type": "http.disconnect"}
+
+
+class Charge:
+    """The bytes one request holds in an InflightBudget; grows as its body arrives."""
+
+    def __init__(self, budget: InflightBudget):
+        self.budget = budget
+        self.held = 0
+
+    def add(self, nbytes: int) -> None:
+        self.budget._add(self, nbytes)
 
 
 class InflightBudget:
@@ -94,25 +192,41 @@ class InflightBudget:
         self._used = 0
         self._lock = threading.Lock()
 
+    @property
+    def used(self) -> int:
+        return self._used
+
     @contextmanager
-    def reserve(self, nbytes: int) -> Iterator[None]:
-        cost = max(nbytes, 1)
+    def charge(self) -> Iterator[Charge]:
+        """Hold bytes as they are added; all are given back when the block ends, however it ends."""
+        charge = Charge(self)
+        try:
+            yield charge
+        finally:
+            with self._lock:
+                self._used -= charge.held
+                charge.held = 0
+
+    def _add(self, charge: Charge, nbytes: int) -> None:
         with self._lock:
-            if self._used and self._used + cost > self.capacity:
+            others = self._used - charge.held
+            if others and self._used + nbytes > self.capacity:
                 raise CapacityError(
                     "The server is processing as much data as it is configured to; retry shortly.",
                     details={"retry_after_seconds": 5},
                 )
-            self._used += cost
-        try:
+            self._used += nbytes
+            charge.held += nbytes
+
+    @contextmanager
+    def reserve(self, nbytes: int) -> Iterator[None]:
+        with self.charge() as charge:
+            charge.add(max(nbytes, 1))
             yield
-        finally:
-            with self._lock:
-                self._used -= cost
 
     @contextmanager
     def reserve_unless_held(self, state: object, nbytes: int) -> Iterator[None]:
-        """For a body whose size was not declared up front (chunked): reserve now, after the upload."""
+        """For a request BodySizeLimit did not charge (an app built without it): reserve now."""
         if getattr(state, BUDGET_HELD, False):
             yield
             return

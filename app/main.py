@@ -24,7 +24,7 @@ from app.client_address import parse_networks
 from app.files import loose_paths
 from app.headers import NoSniff
 from app.json_limit import JsonBodyLimit
-from app.limits import BodySizeLimit, InflightBudget
+from app.limits import BodyPace, BodySizeLimit, InflightBudget
 from app.rate_limit import Clock, PublicLimits
 from app.request_guard import RequestGuard
 from app.routes import feedback, health, sbr, sign, verify, verify_url, web
@@ -161,8 +161,13 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
     app.add_middleware(ApiKeyGate, store=key_store, rules=rules)
     # Signing holds ~3x the upload (spool, engine input, output), verifying ~2x.
     factors = {"/v1/sign": 3, "/v1/verify": 2, f"{sbr.PREFIX}/matches/byContent": 2}
+    pace = BodyPace(
+        min_rate=settings.body_min_rate_bytes,
+        grace=settings.body_rate_grace_seconds,
+        max_gap=settings.body_timeout_seconds,
+    )
     app.add_middleware(
-        BodySizeLimit, limit=settings.max_upload_bytes, budget=app.state.budget, factors=factors
+        BodySizeLimit, limit=settings.max_upload_bytes, budget=app.state.budget, factors=factors, pace=pace
     )
     app.add_middleware(
         JsonBodyLimit,

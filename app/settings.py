@@ -147,6 +147,30 @@ class Settings(BaseSettings):
     max_inflight_bytes: int = Field(
         1024 * MiB, gt=0, description="Bytes of uploads processed at once per worker."
     )
+    body_min_rate_bytes: int = Field(
+        1024,
+        ge=0,
+        description="Slowest average rate (bytes per second since the request began, once the grace period "
+        "has passed) at which a request body must arrive; slower: 408 and the connection closed. 0: no rate.",
+    )
+    body_rate_grace_seconds: float = Field(
+        10.0, ge=0, description="Seconds a request body may take before its average rate is checked."
+    )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest wait for the next piece of a request body (408 after it)."
+    )
+    head_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="`hallmark serve` closes a connection whose request line and headers have not all "
+        "arrived this long after it opened (or after its previous response).",
+    )
+    shutdown_grace_seconds: int = Field(
+        20,
+        ge=1,
+        description="On SIGTERM, `hallmark serve` stops accepting and lets requests in progress finish for "
+        "this long, then cuts them and exits.",
+    )
     spool_memory_bytes: int = Field(8 * MiB, ge=0, description="Outputs larger than this spool to disk.")
     api_key_cache_seconds: float = Field(
         5.0,

@@ -49,6 +49,7 @@ def serve(
     import uvicorn
 
     from app.bootstrap import init_dev
+    from app.head_timeout import HeadTimeoutH11Protocol
 
     cfg = settings()
     _check_port_free(host, port)
@@ -81,8 +82,11 @@ def serve(
         proxy_headers=False,
         server_header=False,
         timeout_keep_alive=5,
-        # h11, not httptools: only uvicorn's h11 protocol bounds the bytes of a request head it buffers.
-        http="h11",
+        # SIGTERM: stop accepting, let requests in progress finish this long, then cut them and exit.
+        timeout_graceful_shutdown=cfg.shutdown_grace_seconds,
+        # h11, not httptools: only uvicorn's h11 protocol bounds the bytes of a request head it buffers;
+        # this subclass bounds the time it may take too (HALLMARK_HEAD_TIMEOUT_SECONDS).
+        http=HeadTimeoutH11Protocol,
         h11_max_incomplete_event_size=cfg.max_header_bytes,
         log_level=cfg.log_level,
         # uvicorn's access log prints each request line with its query string, which may hold a credential

@@ -59,6 +59,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (401, "API key missing or invalid"),
         (403, "API key lacks the required scope"),
         (413, "File larger than the configured limit"),
+        (408, "The request body stopped arriving or arrived too slowly; the connection is closed"),
         (415, "Not a supported media type (identified from the bytes)"),
         (422, "Malformed file or invalid metadata"),
         (503, "Not able to sign now (ledger, timestamp authority, capacity); see Retry-After"),

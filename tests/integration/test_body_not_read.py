@@ -188,14 +188,23 @@ def test_chunked_body_over_the_limit_stops_being_read_at_the_limit(
         assert pulled == len(body)
 
 
-def test_over_the_byte_budget_is_refused_before_the_body_is_read(
+def test_over_the_byte_budget_is_refused_at_the_chunk_that_overfills_it(
     counted: Counted, upload: tuple[bytes, str]
 ) -> None:
+    """The budget charges bytes as they arrive (verify: 2x): with room for ~40 KB of body, reading stops at
+    the chunk that passes it, not after the whole upload, and not before any of it."""
     body, content_type = upload
-    with counted.app.state.budget.reserve(1_000_000 - len(body)):  # another request holds most of it
-        response = counted.post("/v1/verify", body, content_type, {})
-        assert response.status_code == 503, response.text
-        assert counted.counter.read == 0
-    # Control: with the budget free again, the same request is read and answered.
-    assert counted.post("/v1/verify", body, content_type, {}).status_code == 200
-    assert counted.counter.read == len(body)
+    chunk = 4096
+    chunks = [body[i : i + chunk] for i in range(0, len(body), chunk)]
+    headers = {"Content-Type": content_type}
+    room = 80_000
+    budget = counted.app.state.budget
+    with budget.reserve(budget.capacity - room):  # another request holds the rest
+        got, pulled = counted.client.portal.call(stream_to, counted.app, "/v1/verify", headers, chunks)  # type: ignore[union-attr]
+        assert got == 503
+        assert room // 2 < pulled <= room // 2 + chunk
+    assert budget.used == 0  # the refused request gave back what it held
+    # Control: with the budget free again, the same request is read in full and answered.
+    got, pulled = counted.client.portal.call(stream_to, counted.app, "/v1/verify", headers, chunks)  # type: ignore[union-attr]
+    assert (got, pulled) == (200, len(body))
+    assert budget.used == 0

@@ -284,11 +284,9 @@ def test_body_under_the_size_limit_is_signed(small_client: TestClient, interop_d
     assert response.status_code == 200, response.text
 
 
-def test_concurrent_uploads_beyond_the_byte_budget_are_refused_before_reading(
-    settings: Any, interop_dir: Path
-) -> None:
-    """The budget is taken from Content-Length before the body is read: over it, 503 at once; a request
-    alone in the worker always runs."""
+def test_concurrent_uploads_beyond_the_byte_budget_are_refused(settings: Any, interop_dir: Path) -> None:
+    """The budget is charged as the body arrives: past it beside another request, 503; a request alone in
+    the worker always runs."""
     from fastapi.testclient import TestClient
 
     from app.main import create_app
