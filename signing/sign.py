@@ -158,6 +158,7 @@ def _repository_entry(
         pdq=fingerprints.pdq if fingerprints else None,
         key_id=signed.key_id,
         created_at=signed.signed_at,
+        confirmation=bindings.confirmation.to_bytes() if bindings and bindings.confirmation else None,
     )
 
 

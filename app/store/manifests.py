@@ -60,6 +60,7 @@ class SqlManifestRepository:
             "key_id": entry.key_id,
             "created_at": entry.created_at,
             "integrity": entry_digest(entry),
+            "confirmation": entry.confirmation,
         }
         try:
             with self._engine.begin() as conn:
@@ -163,4 +164,5 @@ def _entry(row: Any) -> RepositoryEntry:
         pdq=pdq,
         key_id=row["key_id"],
         created_at=created,
+        confirmation=bytes(row["confirmation"]) if row["confirmation"] is not None else None,
     )

@@ -71,6 +71,7 @@ manifests = sa.Table(
     sa.Column("key_id", sa.String(100), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("integrity", sa.String(64), nullable=False),
+    sa.Column("confirmation", sa.LargeBinary, nullable=True),
     sa.Index("ix_manifests_watermark_id", "watermark_id", unique=True),
 )
 

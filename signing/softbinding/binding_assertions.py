@@ -17,6 +17,7 @@ from signing.softbinding.iscc import ISCC_ALG, IsccKind, iscc_unit
 
 SOFT_BINDING: Final = "c2pa.soft-binding"
 FINGERPRINT_ASSERTION: Final = "org.hallmark.fingerprints"
+CONFIRMATION_FIELD: Final = "confirmationSha256"
 # The watermark engine's own assertion (algorithm, version, payload id); keep in step with it.
 WATERMARK_ASSERTION: Final = "org.hallmark.watermark"
 WATERMARK_ID_FIELD: Final = "payloadId"
@@ -61,6 +62,7 @@ class DeclaredBindings:
     iscc: str | None
     pdq: PdqHash | None
     watermark_id: str | None
+    confirmation_sha256: str | None = None  # of the confirmation print the repository keeps
 
 
 def declared_bindings(manifest: Mapping[str, Any]) -> DeclaredBindings:
@@ -76,6 +78,13 @@ def declared_bindings(manifest: Mapping[str, Any]) -> DeclaredBindings:
                 _text(_field(a.get("data"), WATERMARK_ID_FIELD))
                 for a in items
                 if a.get("label") == WATERMARK_ASSERTION
+            ]
+        ),
+        confirmation_sha256=_only(
+            [
+                _text(_field(a.get("data"), CONFIRMATION_FIELD))
+                for a in items
+                if a.get("label") == FINGERPRINT_ASSERTION
             ]
         ),
     )

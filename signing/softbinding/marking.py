@@ -22,10 +22,13 @@ from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin
 from signing.errors import UnmarkableImageError
 from signing.models import MediaType
 from signing.softbinding.binding_assertions import (
+    CONFIRMATION_FIELD,
+    FINGERPRINT_ASSERTION,
     WATERMARK_ASSERTION,
     WATERMARK_ID_FIELD,
     soft_binding_assertions,
 )
+from signing.softbinding.confirmation import ConfirmationPrint, confirmation_print
 from signing.softbinding.fingerprint import ImageFingerprints, image_fingerprints
 from signing.softbinding.payload import new_payload_id
 from signing.softbinding.port import WatermarkEngine, WatermarkKey
@@ -68,6 +71,7 @@ class SoftBindings:
     watermark_id: str | None = None
     watermark_skipped: WatermarkSkip | None = None
     fingerprints: ImageFingerprints | None = None
+    confirmation: ConfirmationPrint | None = None  # kept in the repository; its digest goes in the manifest
     watermark_algorithm: str = ""
     watermark_version: int = 0
 
@@ -75,6 +79,9 @@ class SoftBindings:
         found: list[dict[str, Any]] = []
         if self.fingerprints is not None:
             found.extend(soft_binding_assertions(self.fingerprints))
+            if self.confirmation is not None:
+                prints = next(a for a in found if a["label"] == FINGERPRINT_ASSERTION)
+                prints["data"][CONFIRMATION_FIELD] = self.confirmation.sha256
         if self.watermark_id is not None:
             data = {"alg": self.watermark_algorithm, "version": self.watermark_version}
             found.append(
@@ -136,6 +143,7 @@ class SoftBinder:
             asset=encoded,
             watermark_id=watermark_id,
             fingerprints=image_fingerprints(final),
+            confirmation=confirmation_print(final),
             watermark_algorithm=self.engine.algorithm,
             watermark_version=int(getattr(self.engine, "version", 1)),
         )

@@ -10,6 +10,7 @@ one that no longer verifies, or whose row was altered, is never offered.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import IO
 
 import numpy as np
@@ -24,6 +25,7 @@ from signing.models import (
     VerificationReport,
     WatermarkFinding,
 )
+from signing.softbinding.confirmation import ConfirmationPrint, confirm
 from signing.softbinding.fingerprint import ImageFingerprints, image_fingerprints
 from signing.softbinding.marking import format_watermark_id
 from signing.softbinding.port import WatermarkDetection, WatermarkEngine, WatermarkKey
@@ -80,8 +82,8 @@ def recover_image(
     if detection is not None and detection.payload_id is not None:
         entry = repository.by_watermark(format_watermark_id(detection.payload_id))
         if entry is not None:
-            match = fingerprint_match(entry, prints.iscc, prints.pdq)
-            if match is None:
+            method, score = _cross_check(entry, prints, upright)
+            if method is None:
                 return Recovery(
                     RecoveryStatus.NOT_FOUND, MISMATCH, watermark=finding, reason="watermark-mismatch"
                 )
@@ -90,10 +92,10 @@ def recover_image(
                 return Recovery(
                     RecoveryStatus.RECOVERED,
                     RECOVERED,
-                    method=RecoveryMethod.BOTH,
+                    method=method,
                     confidence="high",
                     watermark=finding,
-                    matches=(offered,),
+                    matches=(replace(offered, confirmation_score=score),),
                 )
     similar = [
         offered
@@ -110,6 +112,23 @@ def recover_image(
             matches=tuple(similar),
         )
     return Recovery(RecoveryStatus.NOT_FOUND, NOT_FOUND, watermark=finding)
+
+
+def _cross_check(
+    entry: RepositoryEntry, prints: ImageFingerprints, upright: Image.Image
+) -> tuple[RecoveryMethod | None, float | None]:
+    """Does the picture match the asset the watermark was made for? ISCC/PDQ within their thresholds, else
+    (crops and rescales move those) the stored confirmation print, matched over translations and scales."""
+    if fingerprint_match(entry, prints.iscc, prints.pdq) is not None:
+        return RecoveryMethod.BOTH, None
+    if entry.confirmation is None:
+        return None, None
+    try:
+        stored = ConfirmationPrint.from_bytes(entry.confirmation)
+    except ValueError:
+        return None, None
+    checked = confirm(stored, upright)
+    return (RecoveryMethod.WATERMARK if checked.confirmed else None), round(checked.score, 3)
 
 
 def _offer(

@@ -33,6 +33,8 @@ class RepositoryEntry:
     pdq: PdqHash | None
     key_id: str
     created_at: datetime
+    # The crop-tolerant confirmation print's bytes (confirmation.py); its SHA-256 is declared in the manifest.
+    confirmation: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ def entry_digest(entry: RepositoryEntry) -> str:
         "key_id": entry.key_id,
         "created_at": created,
     }
+    if entry.confirmation is not None:  # absent from rows written before prints existed: their digest stands
+        fields["confirmation_sha256"] = hashlib.sha256(entry.confirmation).hexdigest()
     return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -115,6 +119,7 @@ class EntryFault(StrEnum):
     ISCC = "iscc"
     PDQ = "pdq"
     WATERMARK = "watermark"
+    CONFIRMATION = "confirmation"
 
 
 @dataclass(frozen=True)
@@ -154,4 +159,7 @@ def check_entry(entry: RepositoryEntry, report: VerificationReport, declared: De
         faults.append(EntryFault.PDQ)
     if declared.watermark_id != entry.watermark_id:
         faults.append(EntryFault.WATERMARK)
+    stored = hashlib.sha256(entry.confirmation).hexdigest() if entry.confirmation is not None else None
+    if declared.confirmation_sha256 != stored:
+        faults.append(EntryFault.CONFIRMATION)
     return EntryCheck(tuple(faults))

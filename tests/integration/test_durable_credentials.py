@@ -209,8 +209,12 @@ def test_a_watermark_copied_onto_another_picture_is_refused(client: TestClient, 
     assert accepted["status"] == "recovered"
 
 
+@pytest.mark.parametrize(
+    "change",
+    ["key_id = 'someone-else'", "confirmation = NULL", "integrity = '0'"],
+)
 def test_a_repository_row_altered_in_the_database_is_not_offered(
-    client: TestClient, auth: dict[str, str]
+    client: TestClient, auth: dict[str, str], change: str
 ) -> None:
     response = sign(client, auth, encode(photo(), "JPEG", quality=90))
     manifest_id = response.headers["Hallmark-Manifest-Id"]
@@ -219,9 +223,7 @@ def test_a_repository_row_altered_in_the_database_is_not_offered(
 
     db: sa.Engine = client.app.state.runtime.db  # type: ignore[attr-defined]
     with db.begin() as conn:
-        conn.execute(
-            sa.text("UPDATE manifests SET key_id = 'someone-else' WHERE manifest_id = :m"), {"m": manifest_id}
-        )
+        conn.execute(sa.text(f"UPDATE manifests SET {change} WHERE manifest_id = :m"), {"m": manifest_id})
 
     after = verify(client, stripped)["recovery"]
     assert after["status"] == "not_found"
@@ -334,3 +336,18 @@ def test_cli_signs_with_a_mark_and_verify_recovers_a_stripped_copy(
     assert recovery["matches"][0]["manifest_id"] == signed["manifest_id"]
     assert skipped.returncode == 5
     assert json.loads(skipped.stdout)["recovery"] is None
+
+
+def test_a_cropped_copy_is_confirmed_by_the_print_when_the_fingerprints_have_moved(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    response = sign(client, auth, encode(photo(), "JPEG", quality=90))
+    signed = Image.open(io.BytesIO(response.content)).convert("RGB")
+    width, height = signed.size
+    cropped = signed.crop((int(width * 0.25), int(height * 0.05), int(width * 0.95), int(height * 0.8)))
+    recovery = verify(client, encode(cropped, "JPEG", quality=85))["recovery"]
+    assert recovery["status"] == "recovered"
+    assert recovery["method"] == "watermark"  # ISCC/PDQ moved past their thresholds; the print confirmed
+    (match,) = recovery["matches"]
+    assert match["manifest_id"] == response.headers["Hallmark-Manifest-Id"]
+    assert match["confirmation_score"] >= 0.85

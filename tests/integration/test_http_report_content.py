@@ -66,7 +66,9 @@ def test_actions_carry_their_time_and_training_mining_is_reported(
 ) -> None:
     data = (interop_dir / "no_manifest.jpg").read_bytes()
     report = verify(client, signed(client, auth, data, training_mining="notAllowed"))
-    [created] = report["ai"]["action_details"]
+    created, watermarked = report["ai"]["action_details"]  # the JPEG is large enough to carry the mark
+    assert watermarked["action"] == "c2pa.watermarked.bound"
+    assert watermarked["when"] == created["when"]
     assert created["action"] == "c2pa.created"
     assert created["when"] is not None
     assert created["when"].endswith("Z")
