@@ -159,7 +159,7 @@ if TYPE_CHECKING:
     from signing.softbinding.payload import ID_BITS as WATERMARK_ID_BITS
     from signing.softbinding.payload import new_payload_id
     from signing.softbinding.port import Pixels, WatermarkDetection, WatermarkEngine, WatermarkKey
-    from signing.softbinding.recovery import not_searched, recover_asset, recover_image
+    from signing.softbinding.recovery import not_searched, recover_asset, recover_image, recover_media
     from signing.softbinding.repository import (
         EntryCheck,
         EntryFault,
@@ -190,6 +190,7 @@ if TYPE_CHECKING:
     from signing.softbinding.watermark_keys import encode as encode_watermark_keyring
 
 _LAZY: dict[str, tuple[str, str]] = {
+    "recover_media": ("signing.softbinding.recovery", "recover_media"),
     "recover_asset": ("signing.softbinding.recovery", "recover_asset"),
     "recover_image": ("signing.softbinding.recovery", "recover_image"),
     "not_searched": ("signing.softbinding.recovery", "not_searched"),
@@ -472,6 +473,7 @@ __all__ = [
     "public_key_sha256",
     "recover_asset",
     "recover_image",
+    "recover_media",
     "render_doctor_report",
     "require_trusted",
     "resolve_binding",

@@ -154,7 +154,7 @@ def _repository_entry(
         manifest_store=manifest_store,
         media_type=signed.media_type.mime,
         watermark_id=signed.watermark_id,
-        iscc=fingerprints.iscc if fingerprints else None,
+        iscc=fingerprints.iscc if fingerprints else (bindings.media_iscc if bindings else None),
         pdq=fingerprints.pdq if fingerprints else None,
         key_id=signed.key_id,
         created_at=signed.signed_at,

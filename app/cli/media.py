@@ -6,7 +6,7 @@ import errno
 import json
 import os
 import socket
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import IO, Annotated
 
@@ -145,6 +145,7 @@ def sign(
     sidecar: Annotated[bool, typer.Option(help="Write a detached .c2pa manifest store instead.")] = False,
 ) -> None:
     """Sign a file offline with the configured key (recorded in the ledger like an HTTP sign)."""
+    from app.media_binding import media_code
     from app.runtime import build_runtime
 
     cfg = settings()
@@ -167,6 +168,9 @@ def sign(
         tmp = target.with_name(target.name + ".partial")
         try:
             with file.open("rb") as src, tmp.open("w+b") as dest:
+                code = media_code(src, cfg) if ctx.soft_binder is not None else None
+                if code is not None and code.iscc is not None and ctx.soft_binder is not None:
+                    ctx = replace(ctx, soft_binder=replace(ctx.soft_binder, media_iscc=code.iscc))
                 signed = sign_asset(ctx, src, dest, info, mode=mode)
             tmp.replace(target)
         finally:
@@ -182,6 +186,7 @@ def sign(
                 "output_sha256": signed.output_sha256,
                 "watermark_id": signed.watermark_id,
                 "watermark_skipped": signed.watermark_skipped,
+                "iscc": code.header() if code is not None else None,
             }
         )
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from tempfile import SpooledTemporaryFile
 from typing import Annotated, Literal
 
@@ -9,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
 from app.auth import bearer_scheme, current_key
+from app.media_binding import MediaCode, media_code
 from app.metrics import SIGNED
 from app.routes.common import PROBLEM_RESPONSES, budget, file_response, runtime
 from app.routes.download_name import content_disposition
@@ -28,6 +30,13 @@ SIGNED_HEADERS = {
         "description": "Whether an RFC 3161 timestamp covers the signature (false when none is "
         "configured, or the best-effort policy skipped an unavailable authority).",
         "schema": {"type": "string", "enum": ["true", "false"]},
+    },
+    "Hallmark-ISCC": {
+        "description": "Audio and video: the ISCC audio or video code declared as the file's soft binding "
+        "(`c2pa.soft-binding`, alg io.iscc.v0), or `none; reason=<error code>` when fpcalc/ffmpeg could not "
+        "make one (the file is signed without it). Absent for other media types (images carry theirs in "
+        "the manifest).",
+        "schema": {"type": "string"},
     },
     "Hallmark-Watermark": {
         "description": "`embedded; id=<12 hex digits>` when the image's pixels now carry the invisible "
@@ -100,6 +109,9 @@ def sign(
         allowed_source_types=rt.settings.allowed_source_types,
     )
     mode = OutputMode(output)
+    code = media_code(file.file, rt.settings) if ctx.soft_binder is not None else MediaCode(None, None)
+    if code.iscc is not None and ctx.soft_binder is not None:
+        ctx = replace(ctx, soft_binder=replace(ctx.soft_binder, media_iscc=code.iscc))
     key = current_key(request)
     dest = SpooledTemporaryFile(max_size=rt.settings.spool_memory_bytes)  # noqa: SIM115 - closed by the response
     try:
@@ -122,6 +134,8 @@ def sign(
     }
     if signed.parent_manifest_id:
         headers["Hallmark-Parent-Manifest-Id"] = signed.parent_manifest_id
+    if code.header() is not None:
+        headers["Hallmark-ISCC"] = str(code.header())
     headers["Hallmark-Watermark"] = (
         f"embedded; id={signed.watermark_id}"
         if signed.watermark_id

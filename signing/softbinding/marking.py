@@ -26,6 +26,7 @@ from signing.softbinding.binding_assertions import (
     FINGERPRINT_ASSERTION,
     WATERMARK_ASSERTION,
     WATERMARK_ID_FIELD,
+    iscc_assertion,
     soft_binding_assertions,
 )
 from signing.softbinding.confirmation import ConfirmationPrint, confirmation_print
@@ -72,11 +73,14 @@ class SoftBindings:
     watermark_skipped: WatermarkSkip | None = None
     fingerprints: ImageFingerprints | None = None
     confirmation: ConfirmationPrint | None = None  # kept in the repository; its digest goes in the manifest
+    media_iscc: str | None = None  # audio/video: the ISCC code the adapter computed with fpcalc/ffmpeg
     watermark_algorithm: str = ""
     watermark_version: int = 0
 
     def assertions(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
+        if self.media_iscc is not None:
+            found.append(iscc_assertion(self.media_iscc))
         if self.fingerprints is not None:
             found.extend(soft_binding_assertions(self.fingerprints))
             if self.confirmation is not None:
@@ -114,10 +118,12 @@ class SoftBinder:
     max_pixels: int = 24_000_000
     webp_quality: int = 90
     png_compress_level: int = 6
+    # Audio and video: the ISCC code of this request's file, made outside the core (fpcalc, ffmpeg).
+    media_iscc: str | None = None
 
     def bind(self, media: MediaType, source: IO[bytes], *, sidecar: bool, has_parent: bool) -> SoftBindings:
         if media.kind != "image":
-            return SoftBindings(watermark_skipped=WatermarkSkip.FORMAT)
+            return SoftBindings(watermark_skipped=WatermarkSkip.FORMAT, media_iscc=self.media_iscc)
         source.seek(0)
         try:
             image = Image.open(source)

@@ -26,7 +26,7 @@ from signing.models import (
     WatermarkFinding,
 )
 from signing.softbinding.confirmation import ConfirmationPrint, confirm
-from signing.softbinding.fingerprint import ImageFingerprints, image_fingerprints
+from signing.softbinding.fingerprint import ImageFingerprints, PdqHash, image_fingerprints
 from signing.softbinding.marking import format_watermark_id
 from signing.softbinding.port import WatermarkDetection, WatermarkEngine, WatermarkKey
 from signing.softbinding.repository import ManifestRepository, RepositoryEntry, fingerprint_match
@@ -87,7 +87,7 @@ def recover_image(
                 return Recovery(
                     RecoveryStatus.NOT_FOUND, MISMATCH, watermark=finding, reason="watermark-mismatch"
                 )
-            offered = _offer(entry, engine, mime, asset, prints)
+            offered = _offer(entry, engine, mime, asset, prints.iscc, prints.pdq)
             if offered is not None:
                 return Recovery(
                     RecoveryStatus.RECOVERED,
@@ -97,10 +97,42 @@ def recover_image(
                     watermark=finding,
                     matches=(replace(offered, confirmation_score=score),),
                 )
+    return _similar(
+        prints.iscc,
+        prints.pdq,
+        mime=mime,
+        asset=asset,
+        engine=engine,
+        repository=repository,
+        finding=finding,
+        limit=limit,
+    )
+
+
+def recover_media(
+    iscc: str, *, mime: str, asset: IO[bytes], engine: Engine, repository: ManifestRepository, limit: int = 3
+) -> Recovery:
+    """Audio and video carry no watermark: their ISCC code's neighbours are reported as "similar to"."""
+    return _similar(
+        iscc, None, mime=mime, asset=asset, engine=engine, repository=repository, finding=None, limit=limit
+    )
+
+
+def _similar(
+    iscc: str | None,
+    pdq: PdqHash | None,
+    *,
+    mime: str,
+    asset: IO[bytes],
+    engine: Engine,
+    repository: ManifestRepository,
+    finding: WatermarkFinding | None,
+    limit: int,
+) -> Recovery:
     similar = [
         offered
-        for match in repository.nearest(iscc=prints.iscc, pdq=prints.pdq, limit=limit)
-        if (offered := _offer(match.entry, engine, mime, asset, prints)) is not None
+        for match in repository.nearest(iscc=iscc, pdq=pdq, limit=limit)
+        if (offered := _offer(match.entry, engine, mime, asset, iscc, pdq)) is not None
     ]
     if similar:
         return Recovery(
@@ -132,14 +164,14 @@ def _cross_check(
 
 
 def _offer(
-    entry: RepositoryEntry, engine: Engine, mime: str, asset: IO[bytes], prints: ImageFingerprints
+    entry: RepositoryEntry, engine: Engine, mime: str, asset: IO[bytes], iscc: str | None, pdq: PdqHash | None
 ) -> RecoveredCredentials | None:
     """The entry as the original's credentials, if its stored manifest still verifies and declares it."""
     asset.seek(0)
     check, report = stored_entry_report(engine, entry, mime, asset)
     if not check.offerable:
         return None
-    match = fingerprint_match(entry, prints.iscc, prints.pdq)
+    match = fingerprint_match(entry, iscc, pdq)
     return _credentials(
         entry, report, match.iscc_distance if match else None, match.pdq_distance if match else None
     )

@@ -21,6 +21,7 @@ from skimage import data
 from app.main import create_app
 from app.settings import Settings
 from app.watermark_keyring import WatermarkKeyringFile
+from tests.media_samples import fail_if_missing_tool, transcode
 
 FORM = {"model_name": "test-diffusion", "model_version": "2.1"}
 
@@ -351,3 +352,30 @@ def test_a_cropped_copy_is_confirmed_by_the_print_when_the_fingerprints_have_mov
     (match,) = recovery["matches"]
     assert match["manifest_id"] == response.headers["Hallmark-Manifest-Id"]
     assert match["confirmation_score"] >= 0.85
+
+
+# --- audio and video: the ISCC code as soft binding, "similar to" on verify -------------------------------
+
+
+def test_audio_carries_its_iscc_code_and_a_reencode_is_found_similar(
+    client: TestClient, auth: dict[str, str], interop_dir: Path, tmp_path: Path
+) -> None:
+    song, reencoded = tmp_path / "song.wav", tmp_path / "song.mp3"
+    fail_if_missing_tool(lambda: transcode(interop_dir / "sample1.mp3", song, "-t", "30"))
+    response = sign(client, auth, song.read_bytes(), "song.wav")
+    code = response.headers["Hallmark-ISCC"]
+    assert code.startswith("ISCC:")
+    assert response.headers["Hallmark-Watermark"] == "none; reason=format"
+    manifest_id = response.headers["Hallmark-Manifest-Id"]
+    signed = tmp_path / "signed.wav"
+    signed.write_bytes(response.content)
+    transcode(signed, reencoded, "-c:a", "libmp3lame", "-b:a", "128k")  # drops the manifest
+
+    found = verify(client, reencoded.read_bytes())["recovery"]
+    unrelated = verify(client, (interop_dir / "sample1.wav").read_bytes())["recovery"]
+
+    assert found["status"] == "similar"
+    assert found["method"] == "fingerprint"
+    assert found["matches"][0]["manifest_id"] == manifest_id
+    assert unrelated["status"] == "not_found"
+    assert unrelated["matches"] == []
