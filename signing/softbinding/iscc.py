@@ -5,6 +5,8 @@ only with a body of the same kind (an audio code never matches an image or a vid
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
@@ -50,6 +52,9 @@ class IsccUnit:
 
 def iscc_unit(code: str) -> IsccUnit:
     """Kind and body of a canonical 64-bit ISCC image, audio or video code; ValueError for anything else."""
+    fast = _fast_unit(code)
+    if fast is not None:
+        return fast
     try:
         maintype, subtype, version, _length, body = iscc_core.iscc_decode(code)
     except (ValueError, LookupError):
@@ -64,6 +69,20 @@ def iscc_unit(code: str) -> IsccUnit:
     ):
         raise ValueError("not a canonical 64-bit ISCC image, audio or video code")
     return IsccUnit(kind, bytes(body))
+
+
+def _fast_unit(code: str) -> IsccUnit | None:
+    """The common case without iscc-core's general decoder (~140 us a code; the repository parses every
+    stored code at start): "ISCC:" + 16 base32 letters are exactly 10 bytes, 2 header + 8 body, and that
+    spelling is the only one of those bytes, so it is canonical. Anything else takes the general path."""
+    if len(code) != 21 or not code.startswith("ISCC:"):
+        return None
+    try:
+        raw = base64.b32decode(code[5:])
+    except (ValueError, binascii.Error):
+        return None
+    kind = _KIND_OF_HEADER.get(raw[:2])
+    return IsccUnit(kind, raw[2:]) if kind is not None else None
 
 
 def iscc_body(code: str, kind: IsccKind = IsccKind.IMAGE) -> bytes:
@@ -96,3 +115,7 @@ def iscc_distance(a: str, b: str) -> int | None:
 def iscc_max_distance(code: str) -> int:
     """The match threshold for a valid code's kind."""
     return iscc_unit(code).kind.max_distance
+
+
+# The 2 header bytes of a 64-bit content code of each kind, for `_fast_unit`.
+_KIND_OF_HEADER: Final = {base64.b32decode(iscc_code(bytes(8), kind)[5:])[:2]: kind for kind in IsccKind}

@@ -202,3 +202,25 @@ def test_a_signature_that_does_not_hold_what_it_declares_is_refused(cut: str) ->
     with pytest.raises(MediaFingerprintError):
         signing.frame_signatures(data)
     assert signing.frame_signatures(signature(frames)) == frames  # negative control
+
+
+def test_the_fast_parse_agrees_with_iscc_core_and_refuses_what_it_does_not_know() -> None:
+    """The repository parses every stored code at start through the fast path: it must give exactly what
+    iscc-core's general decoder gives, and fall through (not guess) on anything else."""
+    import os
+
+    import iscc_core
+
+    from signing.softbinding.iscc import _fast_unit
+
+    for kind in IsccKind:
+        for _ in range(200):
+            body = os.urandom(8)
+            code = iscc_code(body, kind)
+            fast = _fast_unit(code)
+            assert fast is not None
+            assert fast.kind is kind
+            assert fast.body == body == bytes(iscc_core.iscc_decode(code)[4])
+    assert _fast_unit(iscc_code(bytes(8)).lower()) is None  # not canonical
+    assert _fast_unit("ISCC:KACYPXW445FTYNJ3") is None  # a meta code: 10 bytes, another header
+    assert _fast_unit("ISCC:EEA") is None
