@@ -110,7 +110,7 @@ def test_migration_0004_adds_the_repository_to_a_0003_database(tmp_path: Path) -
         inspector = sa.inspect(engine)
         assert {c["name"] for c in inspector.get_columns("manifests")} == {
             "seq", "manifest_id", "manifest_store", "media_type", "watermark_id", "iscc", "pdq",
-            "pdq_quality", "key_id", "created_at", "integrity",
+            "pdq_quality", "key_id", "created_at", "integrity", "confirmation",  # 0006 adds the last
         }  # fmt: skip
         assert {i["name"]: bool(i["unique"]) for i in inspector.get_indexes("manifests")} == {
             "ix_manifests_watermark_id": True
