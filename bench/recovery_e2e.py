@@ -114,9 +114,9 @@ def run_class(
             matches = recovery.get("matches") or []
             counts[name]["detected"] += bool(mark.get("detected"))
             counts[name]["exact"] += mark.get("watermark_id") == watermark_id
-            counts[name]["e2e"] += (
-                recovery.get("status") == "recovered" and matches[0]["manifest_id"] == manifest_id
-            )
+            first = matches[0]["manifest_id"] if matches else None
+            counts[name]["e2e"] += recovery.get("status") == "recovered" and first == manifest_id
+            counts[name]["similar"] += recovery.get("status") == "similar" and first == manifest_id
             prints = image_fingerprints(Image.fromarray(attacked))
             near = rt.manifests.nearest(iscc=prints.iscc, pdq=prints.pdq, limit=5)  # type: ignore[attr-defined]
             counts[name]["fingerprint"] += any(m.entry.manifest_id == manifest_id for m in near)
