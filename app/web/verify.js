@@ -212,12 +212,58 @@ function ingredientsBox(report) {
   return box;
 }
 
+const RECOVERY_TITLES = {
+  recovered: "Recovered: the original credentials were found",
+  similar: "Similar to something this service signed",
+  not_found: "Nothing found in this service's records",
+  not_searched: "Not searched",
+};
+
+// What the invisible watermark and the fingerprints found when the file has no intact credentials.
+function recoveryBox(report) {
+  const rec = report.recovery;
+  if (!rec) return null;
+  const box = section("Recovery");
+  box.id = "recovery";
+  box.append(el("p", RECOVERY_TITLES[rec.status] || rec.status, `recovery-${rec.status}`), el("p", rec.statement));
+  const mark = rec.watermark;
+  if (mark) {
+    box.append(
+      facts([
+        ["Invisible watermark", mark.detected ? `Found (id ${mark.watermark_id})` : "Not found"],
+        ["How it was matched", rec.method],
+        ["Confidence", rec.confidence],
+      ]),
+    );
+  }
+  const list = el("ul", undefined, "matches");
+  for (const m of rec.matches || []) {
+    const ai = m.ai || {};
+    const item = el("li");
+    item.append(
+      facts([
+        ["Original credentials", m.manifest_id],
+        ["Signed", m.signed_at],
+        ["Signer", m.signer && (m.signer.organization || m.signer.common_name)],
+        ["Model", [ai.model_name, ai.model_version].filter((x) => x).join(" ")],
+        ["Provider", ai.provider],
+        ["Fingerprint distances", `ISCC ${m.iscc_distance ?? "-"}, PDQ ${m.pdq_distance ?? "-"}`],
+      ]),
+    );
+    list.append(item);
+  }
+  if (list.childElementCount) box.append(list);
+  return box;
+}
+
 function render(report) {
   const out = $("report");
   out.replaceChildren(outcomeBox(report));
   if (report.outcome !== "none") {
     out.append(aiBox(report), signerBox(report), integrityBox(report), timestampBox(report), ingredientsBox(report));
   }
+  const recovery = recoveryBox(report);
+  if (recovery) out.append(recovery);
   $("raw-json").textContent = JSON.stringify(report, null, 2);
   $("raw").open = false;
   $("result").hidden = false;

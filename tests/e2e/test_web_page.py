@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from skimage import data
 
 from tests.e2e.server import API_KEY_LINE, HTTP_TIMEOUT_S, Server, serve
 from tests.fixtures import INTEROP
@@ -203,16 +204,35 @@ def test_tampered_file_says_the_credentials_failed(
     page.screenshot(path=artifacts / "tampered.png", full_page=True)
 
 
-@pytest.mark.parametrize("name", ["stripped", "unsigned"])
-def test_file_without_credentials_says_what_none_does_not_mean(
-    page: Page, files: dict[str, Path], artifacts: Path, name: str
+# The stripped file lost its manifest but not its watermark: recovered. The unsigned file is the picture
+# before signing: no watermark, but its fingerprints are those of the signed one, so "similar" (weaker).
+@pytest.mark.parametrize(
+    ("name", "recovery"),
+    [
+        ("stripped", "Recovered: the original credentials were found"),
+        ("unsigned", "Similar to something this service signed"),
+    ],
+)
+def test_file_without_credentials_says_what_none_does_not_mean_and_what_recovery_found(
+    page: Page, files: dict[str, Path], artifacts: Path, name: str, recovery: str
 ) -> None:
     check(page, files[name])
     assert outcome_title(page) == NONE
     expect(page.locator("#outcome")).to_contain_text("says nothing about how the content was made")
-    expect(page.locator("#report")).not_to_contain_text(MODEL)  # the stripped file's claim is gone
-    expect(page.locator("section.card")).to_have_count(0)
+    expect(page.locator("#outcome")).not_to_contain_text(MODEL)  # the file's own claim is gone
+    expect(page.locator("section.card")).to_have_count(1)  # only the recovery card
+    expect(card(page, "Recovery")).to_contain_text(recovery)
+    expect(card(page, "Recovery")).to_contain_text(MODEL)  # the original's declaration, from the repository
     page.screenshot(path=artifacts / f"{name}.png", full_page=True)
+
+
+def test_a_picture_this_service_never_signed_finds_nothing(page: Page, tmp_path: Path) -> None:
+    other = tmp_path / "other.jpg"
+    Image.fromarray(data.coffee()).save(other, format="JPEG", quality=90)  # type: ignore[no-untyped-call]
+    check(page, other)
+    assert outcome_title(page) == NONE
+    expect(card(page, "Recovery")).to_contain_text("Nothing found in this service's records")
+    expect(card(page, "Recovery")).not_to_contain_text(MODEL)
 
 
 def test_a_dropped_file_is_checked(page: Page, files: dict[str, Path]) -> None:
