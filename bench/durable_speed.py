@@ -1,4 +1,4 @@
-"""What durable credentials cost at 1 MP, one core (`python bench/durable_speed.py [--n 30]`).
+"""What durable credentials cost at 1 MP, one core (`python -m bench.durable_speed [--n 30]`).
 
 Prints, side by side in one run, CPU milliseconds (process time, so other jobs on the machine do not count):
 - sign without soft binding vs sign with the watermark + ISCC/PDQ fingerprints (target: <= 60 ms more);
