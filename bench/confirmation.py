@@ -2,7 +2,7 @@
 
 A watermark hit names a repository entry; the entry's confirmation print must then say whether the query
 shows the signed picture. Same picture: each scikit-image photo at its native size and rescaled to about
-1 MP, plus generated pictures (bench/robustness.py's), printed, then attacked as in bench/robustness.py;
+1 MP, plus generated pictures, printed, then attacked (pictures and attacks: bench/robustness.py's);
 the confirmation rate is printed per attack. Different picture (the transplant threat: a mark copied onto
 pixels that were never signed), after the same attacks:
   - other pictures: the print of A against attacked B, for every ordered pair of different sources (a photo
@@ -18,111 +18,17 @@ attack is. Targets: >= 99 % confirmation after every attack but crop 25 % and fl
 from __future__ import annotations
 
 import argparse
-import io
 import itertools
 import os
 import statistics
 import time
-from collections.abc import Callable
 
 import numpy as np
-import numpy.typing as npt
-from PIL import Image, ImageEnhance
+from PIL import Image
 from skimage import data
 
+from bench.robustness import ATTACKS, EXEMPT, PHOTOS, RGB, generated, rgb
 from signing.softbinding.confirmation import CONFIRM_THRESHOLD, confirm, confirmation_print
-
-RGB = npt.NDArray[np.uint8]
-PHOTOS = (
-    "astronaut", "camera", "chelsea", "coffee", "rocket", "coins", "moon", "brick", "grass", "gravel",
-    "clock", "hubble_deep_field", "immunohistochemistry", "retina", "cell",
-)  # fmt: skip
-
-
-# The pictures and attacks below are bench/robustness.py's, copied so both benches attack alike.
-def rgb(array: npt.NDArray[np.generic]) -> RGB:
-    pixels = np.asarray(array)
-    if pixels.dtype == np.bool_:
-        pixels = pixels.astype(np.uint8) * 255
-    if pixels.ndim == 2:
-        pixels = np.stack([pixels] * 3, axis=-1)
-    return np.ascontiguousarray(pixels[..., :3].astype(np.uint8))
-
-
-def pink_noise(rng: np.random.Generator, height: int, width: int) -> RGB:
-    """A 1/f^beta random-phase texture with a random colour cast: natural-image-like statistics."""
-    beta = rng.uniform(1.0, 2.6)
-    fy = np.fft.fftfreq(height)[:, None]
-    fx = np.fft.rfftfreq(width)[None, :]
-    amplitude = 1.0 / np.maximum(np.hypot(fy, fx), 1.0 / max(height, width)) ** (beta / 2)
-    channels = []
-    base = rng.normal(size=(height, width // 2 + 1)) + 1j * rng.normal(size=(height, width // 2 + 1))
-    for _ in range(3):
-        mixed = base + 0.3 * (rng.normal(size=base.shape) + 1j * rng.normal(size=base.shape))
-        field = np.fft.irfft2(mixed * amplitude, s=(height, width))
-        channels.append((field - field.mean()) / field.std())
-    picture = np.stack(channels, axis=-1) * rng.uniform(20, 60) + rng.uniform(60, 190, size=3)
-    return np.clip(picture, 0, 255).astype(np.uint8)
-
-
-def shapes(rng: np.random.Generator, height: int, width: int) -> RGB:
-    """A rendered-looking picture: gradient background, random discs and bars, mild sensor noise."""
-    ys, xs = np.mgrid[0:height, 0:width]
-    picture = np.zeros((height, width, 3))
-    for channel in range(3):
-        picture[..., channel] = rng.uniform(40, 200) + rng.uniform(-60, 60) * xs / width
-    for _ in range(int(rng.integers(5, 25))):
-        cy, cx, radius = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(10, height / 3)
-        inside = (ys - cy) ** 2 + (xs - cx) ** 2 < radius**2
-        picture[inside] = rng.uniform(0, 255, size=3)
-    picture += rng.normal(0, rng.uniform(1, 6), size=picture.shape)
-    return np.clip(picture, 0, 255).astype(np.uint8)
-
-
-def generated(rng: np.random.Generator, count: int) -> list[tuple[str, RGB]]:
-    out = []
-    for index in range(count):
-        height, width = int(rng.integers(384, 900)), int(rng.integers(384, 1100))
-        maker = pink_noise if index % 2 == 0 else shapes
-        out.append((f"{maker.__name__}-{index}", maker(rng, height, width)))
-    return out
-
-
-def encoded(pixels: RGB, fmt: str, **options: int) -> RGB:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, fmt, **options)
-    return np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-
-
-def resized(pixels: RGB, factor: float) -> RGB:
-    image = Image.fromarray(pixels)
-    size = (max(1, round(image.width * factor)), max(1, round(image.height * factor)))
-    return np.asarray(image.resize(size, Image.Resampling.BICUBIC))
-
-
-def cropped(pixels: RGB, fraction: float) -> RGB:
-    """Cut `fraction` of the width and of the height, unevenly, so the tile grid moves."""
-    height, width = pixels.shape[:2]
-    top, left = int(height * fraction * 0.3), int(width * fraction * 0.7)
-    return pixels[top : top + height - int(height * fraction), left : left + width - int(width * fraction)]
-
-
-ATTACKS: dict[str, Callable[[RGB], RGB]] = {
-    "strip metadata": lambda p: encoded(p, "PNG"),
-    "jpeg 90": lambda p: encoded(p, "JPEG", quality=90),
-    "jpeg 75": lambda p: encoded(p, "JPEG", quality=75),
-    "jpeg 50": lambda p: encoded(p, "JPEG", quality=50),
-    "resize 50%": lambda p: resized(p, 0.5),
-    "resize 200%": lambda p: resized(p, 2.0),
-    "crop 10%": lambda p: cropped(p, 0.10),
-    "crop 25%": lambda p: cropped(p, 0.25),
-    "screenshot 80%": lambda p: encoded(resized(p, 0.8), "PNG"),
-    "rotate 2deg": lambda p: np.asarray(Image.fromarray(p).rotate(2, Image.Resampling.BICUBIC)),
-    "brightness +10%": lambda p: np.asarray(ImageEnhance.Brightness(Image.fromarray(p)).enhance(1.1)),
-    "webp": lambda p: encoded(p, "WEBP", quality=80),
-    "flip": lambda p: np.ascontiguousarray(p[:, ::-1]),
-}
-EXEMPT = {"crop 25%", "flip"}
 
 
 def megapixel(pixels: RGB) -> RGB:
