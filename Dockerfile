@@ -44,6 +44,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HALLMARK_DATA_DIR=/data
 
+# The audio/video soft binding (ISCC Audio/Video codes) runs Debian's fpcalc and ffmpeg; without them sign
+# still works and says `Hallmark-ISCC: none; reason=...`. Versions are bookworm's, as the tests ran them.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg=7:5.1.9-0+deb12u1 libchromaprint-tools=1.5.1-2+b1 \
+    && rm -rf /var/lib/apt/lists/*
+
 RUN groupadd --system --gid 10001 hallmark \
     && useradd --system --uid 10001 --gid hallmark --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin hallmark \

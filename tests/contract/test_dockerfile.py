@@ -265,3 +265,33 @@ def test_hadolint_flags_a_known_mistake(tmp_path: Path) -> None:
     result = hadolint(bad)
     assert result.returncode != 0
     assert "DL3003" in result.stdout
+
+
+def apt_packages(instructions: list[Instruction]) -> dict[str, str | None]:
+    """name -> pinned version (None when unpinned) of every `apt-get install` in a RUN."""
+    found: dict[str, str | None] = {}
+    for ins in only(instructions, "RUN"):
+        for command in re.split(r"&&|;", ins.args):
+            words = shlex.split(command)
+            if words[:2] != ["apt-get", "install"]:
+                continue
+            for word in words[2:]:
+                if not word.startswith("-"):
+                    name, _, version = word.partition("=")
+                    found[name] = version or None
+    return found
+
+
+def test_installs_the_media_tools_the_soft_binding_runs(instructions: list[Instruction]) -> None:
+    # app/media_features.py runs `fpcalc` (Debian's libchromaprint-tools) and `ffmpeg` for the ISCC
+    # audio/video codes; an image without them signs audio and video with no soft binding.
+    packages = apt_packages(instructions)
+    for name in ("ffmpeg", "libchromaprint-tools"):
+        assert name in packages, f"the image does not install {name}"
+        assert packages[name], f"{name} is not pinned to a version"
+
+
+def test_apt_package_parser_reads_pins_and_misses_nothing() -> None:
+    parsed = parse("FROM x\nRUN apt-get update \\\n && apt-get install -y --no-install-recommends a=1 b \\\n"
+                   " && rm -rf /var/lib/apt/lists/*\nRUN echo apt-get install c\n")  # fmt: skip
+    assert apt_packages(parsed) == {"a": "1", "b": None}
