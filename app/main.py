@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import errors
+from app.admission import VerifyDoor, WorkGate
 from app.auth import ApiKeyGate
 from app.client_address import parse_networks
 from app.files import loose_paths
@@ -130,6 +131,9 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
         redoc_url=None,
     )
     app.state.budget = InflightBudget(settings.max_inflight_bytes)
+    app.state.verify_gate = WorkGate(
+        settings.max_concurrent_verifies, settings.verify_queue, settings.verify_queue_seconds
+    )
     errors.install(app)
     app.state.bad_request_prefixes = (sbr.PREFIX + "/",)
     app.include_router(sign.router)
@@ -152,11 +156,22 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
         return rt.api_keys if rt else None
 
     _document_problem_schema(app)
+    _install_limits(app, settings, clock, key_store)
+    return app
+
+
+def _install_limits(
+    app: FastAPI, settings: Settings, clock: Clock, key_store: Callable[[], ApiKeyStore | None]
+) -> None:
+    """The middleware that guards every request, added innermost first (the last added runs first)."""
     rules = {"/v1/sign": "sign"}
     if settings.verify_requires_key:
         rules["/v1/verify"] = "any"
     if not settings.sbr_public:
         rules |= {f"{sbr.PREFIX}/matches/": "resolve", f"{sbr.PREFIX}/manifests/": "resolve"}
+    # Innermost: a saturated verification gate answers 503 before the body is parsed (app/admission.py).
+    gated = frozenset({"/v1/verify", f"{sbr.PREFIX}/matches/byContent"})
+    app.add_middleware(VerifyDoor, gate=app.state.verify_gate, paths=gated)
     # Outermost first to run: the size check, then authentication, both before the body is read.
     app.add_middleware(ApiKeyGate, store=key_store, rules=rules)
     # Signing holds ~3x the upload (spool, engine input, output), verifying ~2x.
@@ -194,4 +209,3 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
         RequestGuard, max_headers=settings.max_headers, max_header_bytes=settings.max_header_bytes
     )
     app.add_middleware(NoSniff)
-    return app

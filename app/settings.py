@@ -185,6 +185,18 @@ class Settings(BaseSettings):
         description="Requests per minute per client to POST /v1/verify, POST /v1/feedback and, while public, "
         "the Soft Binding Resolution API (per worker process); 0 turns the limit off.",
     )
+    max_concurrent_verifies: int = Field(
+        2,
+        ge=1,
+        description="Verifications (upload, URL, Soft Binding Resolution by content) examined at once per "
+        "worker process; the engine is CPU-bound, so about one per core the worker may use.",
+    )
+    verify_queue: int = Field(
+        4, ge=0, description="Verifications that may wait for a slot per worker; beyond them 503 at once."
+    )
+    verify_queue_seconds: float = Field(
+        5.0, gt=0, description="Longest wait for a verification slot (503 + Retry-After after it)."
+    )
     public_max_concurrent_per_client: int = Field(
         4, ge=0, description="Requests per client in progress at once on the public endpoints; 0: no cap."
     )

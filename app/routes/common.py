@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import IO, Any
 
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
+from app.admission import WorkGate
 from app.limits import InflightBudget
 from app.runtime import Runtime
 from app.schemas import VerifyUrlIn
@@ -23,6 +25,12 @@ def runtime(request: Request) -> Runtime:
 def budget(request: Request) -> InflightBudget:
     b: InflightBudget = request.app.state.budget
     return b
+
+
+def verify_slot(request: Request) -> AbstractContextManager[None]:
+    """A verification slot of this worker (app/admission.py), held while a file is examined."""
+    gate: WorkGate = request.app.state.verify_gate
+    return gate.slot()
 
 
 def file_response(fh: IO[bytes], size: int, small: int, media_type: str, headers: dict[str, str]) -> Response:
@@ -62,7 +70,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (408, "The request body stopped arriving or arrived too slowly; the connection is closed"),
         (415, "Not a supported media type (identified from the bytes)"),
         (422, "Malformed file or invalid metadata"),
-        (503, "Not able to sign now (ledger, timestamp authority, capacity); see Retry-After"),
+        (503, "Not able to do this now (capacity; for sign also ledger, timestamp authority); see Retry-After"),
     )
 }
 # The public endpoints only (app/rate_limit.py); sign is limited by its API keys instead.

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.routes.common import PROBLEM_RESPONSES, RATE_LIMITED, budget, runtime
+from app.routes.common import PROBLEM_RESPONSES, RATE_LIMITED, budget, runtime, verify_slot
 from app.runtime import Runtime, watermark_engine
 from app.sbr_schemas import (
     C2PA_SBR_VERSION,
@@ -206,7 +206,7 @@ async def by_content(
 def _by_content(
     request: Request, rt: Runtime, asset: IO[bytes], size: int, alg: str | None, max_results: int
 ) -> SoftBindingQueryResultOut:
-    with budget(request).reserve_unless_held(request.state, 2 * size):
+    with budget(request).reserve_unless_held(request.state, 2 * size), verify_slot(request):
         found = resolve_content(
             asset,
             alg=alg,

@@ -15,6 +15,7 @@ from app.routes.common import (
     URL_REQUEST_BODY,
     budget,
     runtime,
+    verify_slot,
 )
 from app.schemas import DetailedVerificationReportOut, VerificationReportOut
 from signing import AssetTooLargeError, inspect_asset
@@ -58,7 +59,7 @@ def verify(
     sidecar = manifest.file.read(MAX_SIDECAR_BYTES + 1) if manifest is not None else None
     if sidecar is not None and len(sidecar) > MAX_SIDECAR_BYTES:
         raise AssetTooLargeError(f"The sidecar manifest is larger than {MAX_SIDECAR_BYTES} bytes.")
-    with budget(request).reserve_unless_held(request.state, 2 * (file.size or 0)):
+    with budget(request).reserve_unless_held(request.state, 2 * (file.size or 0)), verify_slot(request):
         report = inspect_asset(rt.engine, file.file, sidecar or None, detailed=detail == "full")
         keys = rt.watermarks.current().detection_keys
         report = with_recovery(rt.settings, rt.engine, rt.manifests, keys, file.file, report)

@@ -1,0 +1,301 @@
+"""Verify under load with hostile clients (`python -m bench.verify_load [--connections N] [--seconds S]`).
+
+Starts the real service (`hallmark serve --dev --workers 2`, temporary data directory, the proxy header of
+127.0.0.1 trusted so that every simulated client has an address of its own), signs one small JPEG, then:
+
+1. unloaded: a few connections verify it back to back for `--baseline-seconds`;
+2. loaded: `--connections` keep-alive connections verify it back to back for `--seconds`, while `--hostile`
+   clients (each its own address) loop over: a drip-fed upload (declares 8 MB, sends a few bytes a second),
+   an MP4 of many tiny boxes, a PNG of many tiny chunks, and a request head that never ends.
+
+The clients are raw asyncio sockets (an HTTP client library would need more CPU than the server on 2 cores).
+Prints per phase the statuses, p50/p99 of the normal verifies that succeeded, the loaded/unloaded p99 ratio
+(issue 8's target: within 3x), errors other than 429/503 (target 0), and the server's RSS (all processes)
+sampled each second. Normal clients answered 429/503 count as shed load, not errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import itertools
+import os
+import random
+import statistics
+import struct
+import sys
+import tempfile
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # the server harness lives with the end-to-end tests
+
+import httpx2  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from tests.e2e.server import Server, key_lines, serve  # noqa: E402
+
+SHED = {429, 503}
+ADDRESSES = itertools.count()
+BOUNDARY = "hallmarkloadbench"
+
+
+def small_jpeg() -> bytes:
+    rng = random.Random(5)
+    image = Image.new("RGB", (320, 240))
+    image.putdata([(rng.randrange(256), rng.randrange(256), 128) for _ in range(320 * 240)])
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+def multipart(payload: bytes, filename: str, content_type: str) -> tuple[bytes, str]:
+    head = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        f"Content-Type: {content_type}\r\n\r\n"
+    ).encode()
+    return head + payload + f"\r\n--{BOUNDARY}--\r\n".encode(), f"multipart/form-data; boundary={BOUNDARY}"
+
+
+def verify_request(body: bytes, content_type: str, client: str, length: int | None = None) -> bytes:
+    return (
+        f"POST /v1/verify HTTP/1.1\r\nHost: bench\r\nX-Forwarded-For: {client}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body) if length is None else length}\r\n\r\n"
+    ).encode() + body
+
+
+def box_storm(boxes: int = 40_000) -> bytes:
+    """An MP4 of many tiny `free` boxes after a valid `ftyp` (the engine's cost grows with the box count)."""
+    ftyp = struct.pack(">I4s4sI4s4s", 24, b"ftyp", b"isom", 512, b"isom", b"mp41")
+    return ftyp + struct.pack(">I4s", 8, b"free") * boxes
+
+
+def chunk_storm(chunks: int = 40_000) -> bytes:
+    """A PNG with many tiny ancillary chunks before its pixels."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0))
+    noise = chunk(b"tEXt", b"k\x00v") * chunks
+    idat = chunk(b"IDAT", zlib.compress(b"\x00\x00"))
+    return b"\x89PNG\r\n\x1a\n" + ihdr + noise + idat + chunk(b"IEND", b"")
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """Status of one response; its body is read and dropped. Raises on a closed connection."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = next(
+        (int(v) for k, _, v in (ln.partition(":") for ln in lines[1:]) if k.lower() == "content-length"), 0
+    )
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+@dataclass
+class Tally:
+    statuses: Counter[int | str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+
+    def add(self, status: int | str, seconds: float | None) -> None:
+        self.statuses[status] += 1
+        if status == 200 and seconds is not None:
+            self.latencies.append(seconds)
+
+
+def address(n: int) -> str:
+    return f"10.{n // 62500 % 250}.{n // 250 % 250}.{n % 250 + 1}"
+
+
+async def normal_client(port: int, upload: tuple[bytes, str], until: float, tally: Tally) -> None:
+    """Verifies back to back on one keep-alive connection, each request from a fresh client address (the
+    per-client rate limit is for one client, not for this crowd)."""
+    writer: asyncio.StreamWriter | None = None
+    while time.monotonic() < until:
+        try:
+            if writer is None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            start = time.monotonic()
+            writer.write(verify_request(*upload, address(next(ADDRESSES))))
+            status = await asyncio.wait_for(read_response(reader), timeout=120)
+            tally.add(status, time.monotonic() - start)
+            if status in SHED:
+                await asyncio.sleep(1.0)  # a polite client backs off
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
+            tally.add(type(exc).__name__, None)
+            if writer is not None:
+                writer.close()
+            writer = None
+            await asyncio.sleep(0.2)
+    if writer is not None:
+        writer.close()
+
+
+async def hostile_client(port: int, number: int, until: float, tally: Tally) -> None:
+    client = f"10.66.{number // 250}.{number % 250 + 1}"
+    storms = [
+        verify_request(*multipart(box_storm(), "storm.mp4", "video/mp4"), client),
+        verify_request(*multipart(chunk_storm(), "storm.png", "image/png"), client),
+    ]
+    kind = 0
+    while time.monotonic() < until:
+        kind += 1
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                if kind % 4 == 0:  # drip: declares 8 MB, sends a few bytes a second
+                    writer.write(verify_request(b"", "application/octet-stream", client, length=8 << 20))
+                    while time.monotonic() < until:
+                        writer.write(b"x" * 4)
+                        await writer.drain()
+                        await asyncio.sleep(1.0)
+                elif kind % 4 == 3:  # a request head that never ends
+                    writer.write(b"POST /v1/verify HTTP/1.1\r\nHost: bench\r\n")
+                    while time.monotonic() < until:
+                        writer.write(b"X-Slow: 1\r\n")
+                        await writer.drain()
+                        await asyncio.sleep(1.0)
+                else:
+                    writer.write(storms[kind % 2])
+                    await writer.drain()
+                    tally.add(await asyncio.wait_for(read_response(reader), timeout=120), None)
+            finally:
+                writer.close()
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
+            tally.add(type(exc).__name__, None)
+        await asyncio.sleep(0.1)
+
+
+def tree_rss(root: int) -> int:
+    """Resident bytes of a process and all its descendants (from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree, frontier = {root}, [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == pid]
+        tree.update(children)
+        frontier.extend(children)
+    total = 0
+    for pid in tree:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+async def sample_rss(pid: int, until: float, samples: list[int]) -> None:
+    while time.monotonic() < until:
+        samples.append(tree_rss(pid))
+        await asyncio.sleep(1.0)
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def report(name: str, normal: Tally, bad: Tally, rss: list[int], seconds: float) -> float:
+    ok = normal.statuses[200]
+    errors = {k: v for k, v in normal.statuses.items() if k != 200 and k not in SHED}
+    print(f"{name}: {sum(normal.statuses.values())} normal requests, {ok / seconds:.1f} verified/s")
+    print(
+        f"  normal statuses: {dict(sorted(normal.statuses.items(), key=str))}; "
+        f"errors (not 200/429/503): {errors or 0}"
+    )
+    if bad.statuses:
+        print(f"  hostile statuses: {dict(sorted(bad.statuses.items(), key=str))}")
+    p99 = pct(normal.latencies, 0.99)
+    if normal.latencies:
+        print(
+            f"  normal 200s: p50 {statistics.median(normal.latencies) * 1000:.0f} ms, "
+            f"p99 {p99 * 1000:.0f} ms, max {max(normal.latencies) * 1000:.0f} ms"
+        )
+    if rss:
+        mib = [r / 2**20 for r in rss]
+        third = max(1, len(mib) // 3)
+        print(
+            f"  server RSS (all processes): first {mib[0]:.0f} MiB, max {max(mib):.0f} MiB, "
+            f"mean of last third {statistics.mean(mib[-third:]):.0f} MiB "
+            f"vs first third {statistics.mean(mib[:third]):.0f} MiB"
+        )
+    return p99
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--hostile", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--baseline-seconds", type=float, default=15.0)
+    parser.add_argument("--baseline-connections", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    jpeg = small_jpeg()
+    with tempfile.TemporaryDirectory(prefix="hallmark-load-") as tmp:
+        env = {"HALLMARK_TRUSTED_PROXIES": "127.0.0.1"}
+        with serve(
+            Path(tmp) / "var", Path(tmp) / "logs", "--dev", "--workers", str(args.workers), **env
+        ) as server:
+            server.wait_until_ready()
+            [api_key] = key_lines(server)
+            signed = httpx2.post(
+                server.base_url + "/v1/sign",
+                headers={"Authorization": f"Bearer {api_key}"},
+                files={"file": ("small.jpg", jpeg, "image/jpeg")},
+                data={"model_name": "bench-model", "model_version": "1"},
+                timeout=60,
+            )
+            signed.raise_for_status()
+            upload = multipart(signed.content, "small.jpg", "image/jpeg")
+            print(
+                f"small signed JPEG: {len(signed.content)} bytes; "
+                f"{args.workers} workers, {os.cpu_count()} cores"
+            )
+
+            async def run() -> None:
+                base = await phase_set(server, upload, args.baseline_connections, 0, args.baseline_seconds)
+                p99_base = report("unloaded", *base, args.baseline_seconds)
+                loaded = await phase_set(server, upload, args.connections, args.hostile, args.seconds)
+                p99_load = report(
+                    f"loaded ({args.connections} connections, {args.hostile} hostile)", *loaded, args.seconds
+                )
+                print(f"normal p99 loaded / unloaded: {p99_load / p99_base:.2f}x (target <= 3x)")
+
+            asyncio.run(run())
+            alive = server.proc.poll() is None
+            print(f"server still running after the load: {alive}")
+
+
+async def phase_set(
+    server: Server, upload: tuple[bytes, str], connections: int, hostile: int, seconds: float
+) -> tuple[Tally, Tally, list[int]]:
+    normal, bad = Tally(), Tally()
+    rss: list[int] = []
+    until = time.monotonic() + seconds
+    tasks = [normal_client(server.port, upload, until, normal) for _ in range(connections)]
+    tasks += [hostile_client(server.port, n, until, bad) for n in range(hostile)]
+    tasks.append(sample_rss(server.proc.pid, until, rss))
+    await asyncio.gather(*tasks)
+    return normal, bad, rss
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""The verification gate (app/admission.py): slots, the queue behind them, and refusal beyond both."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from app.admission import WorkGate
+from signing import CapacityError
+
+
+@contextmanager
+def held(gate: WorkGate) -> Iterator[threading.Event]:
+    """Holds one slot in another thread until the block ends."""
+    entered, leave = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with gate.slot():
+            entered.set()
+            leave.wait(10)
+
+    worker = threading.Thread(target=hold)
+    worker.start()
+    assert entered.wait(10)
+    try:
+        yield leave
+    finally:
+        leave.set()
+        worker.join(10)
+
+
+def test_a_free_slot_is_taken_at_once_and_given_back() -> None:
+    gate = WorkGate(running=1, waiting=0, wait_seconds=5)
+    with gate.slot():
+        assert gate.saturated()
+    assert not gate.saturated()
+    with gate.slot():  # given back: the next one gets it
+        pass
+
+
+def test_beyond_slots_and_queue_the_request_is_refused_at_once() -> None:
+    gate = WorkGate(running=1, waiting=0, wait_seconds=5)
+    with held(gate):
+        started = time.monotonic()
+        with pytest.raises(CapacityError) as refused, gate.slot():
+            pass
+        assert time.monotonic() - started < 1  # no wait: the queue has no place
+    assert refused.value.details == {"retry_after_seconds": 1}
+    assert "1 at a time, 0 waiting" in refused.value.message
+
+
+def test_a_queued_request_gets_the_slot_when_it_is_given_back() -> None:
+    gate = WorkGate(running=1, waiting=1, wait_seconds=10)
+    got = threading.Event()
+
+    def wait_for_slot() -> None:
+        with gate.slot():
+            got.set()
+
+    with held(gate) as leave:
+        waiter = threading.Thread(target=wait_for_slot)
+        waiter.start()
+        deadline = time.monotonic() + 10
+        while not gate.saturated() and time.monotonic() < deadline:  # the waiter is in the queue
+            time.sleep(0.01)
+        assert gate.saturated()
+        assert not got.is_set()
+        leave.set()
+        waiter.join(10)
+    assert got.is_set()
+    assert not gate.saturated()
+
+
+def test_a_queued_request_gives_up_after_the_wait() -> None:
+    gate = WorkGate(running=1, waiting=1, wait_seconds=0.2)
+    with held(gate), pytest.raises(CapacityError), gate.slot():
+        pass
+    assert not gate.saturated()  # the place it held in the queue is free again
+
+
+def test_an_error_inside_gives_the_slot_back() -> None:
+    gate = WorkGate(running=1, waiting=0, wait_seconds=5)
+    with pytest.raises(ValueError, match="boom"), gate.slot():
+        raise ValueError("boom")
+    with gate.slot():
+        assert gate.saturated()
