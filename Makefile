@@ -32,8 +32,15 @@ types: install
 test-deps:
 	bash scripts/test-deps.sh
 
+# The second pass runs the tests that exercise the database again on PostgreSQL (a throw-away server the
+# tests start themselves; tests/postgres.py). tests/integration/test_postgres.py runs on it in both passes.
+POSTGRES_TESTS := tests/integration/test_ledger_and_api_keys.py tests/integration/test_revocation.py \
+	tests/integration/test_manifest_repository.py tests/integration/test_durable_credentials.py \
+	tests/integration/test_sbr_api.py tests/integration/test_readiness.py tests/integration/test_http_sign.py
+
 test: install lint types test-deps
 	$(PY) -m pytest
+	HALLMARK_TEST_DATABASE=postgresql $(PY) -m pytest -q $(POSTGRES_TESTS)
 
 openapi: install
 	$(PY) -m app.openapi > openapi/openapi.json

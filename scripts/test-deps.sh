@@ -9,6 +9,8 @@
 #   nodejs, npm     run the official C2PA conformance rubric (json-formula) over our outputs
 #   chromium        the headless browser Playwright drives in the web page tests (Playwright's own browser
 #                   download is not used)
+#   postgresql      the PostgreSQL server the second test pass runs on (tests/postgres.py starts a throw-away
+#                   cluster on 127.0.0.1; the system's own cluster is not used)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +21,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 { command -v softhsm2-util >/dev/null 2>&1 && [ -e /usr/lib/softhsm/libsofthsm2.so ]; } || need+=(softhsm2 libsofthsm2)
 { command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; } || need+=(nodejs npm)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from app.pem_keys import CredentialFiles, load_pem_signer
 from app.settings import Settings
 from tests.fixtures import INTEROP
 from tests.pki import TestPki, make_test_pki
+from tests.postgres import PostgresServer, start_postgres
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -29,6 +31,28 @@ def _private_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyt
     """No test touches the real per-user data directory: where a test does not name a data dir, `Settings()`
     and every CLI it starts (which inherit the environment) use a fresh temporary one."""
     monkeypatch.setenv("HALLMARK_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session, started on first use (tests/postgres.py)."""
+    server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With HALLMARK_TEST_DATABASE=postgresql (the second pass of `make test`), every test's service, CLI and
+    store use a fresh PostgreSQL database instead of the data directory's SQLite file."""
+    backend = os.environ.get("HALLMARK_TEST_DATABASE", "sqlite")
+    if backend == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        monkeypatch.setenv("HALLMARK_DATABASE_URL", server.new_database())
+    elif backend != "sqlite":
+        pytest.fail(f"HALLMARK_TEST_DATABASE={backend!r}: use sqlite or postgresql", pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -70,7 +70,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (408, "The request body stopped arriving or arrived too slowly; the connection is closed"),
         (415, "Not a supported media type (identified from the bytes)"),
         (422, "Malformed file or invalid metadata"),
-        (503, "Not able to do this now (capacity; for sign also ledger, timestamp authority); see Retry-After"),
+        (503, "Not able to do this now (capacity; sign: also ledger, timestamp authority); see Retry-After"),
     )
 }
 # The public endpoints only (app/rate_limit.py); sign is limited by its API keys instead.

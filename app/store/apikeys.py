@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -20,6 +21,8 @@ from app.store.tables import api_keys
 
 SCOPES = frozenset({"sign", "resolve", "admin"})
 PREFIX = "hm"
+KEY_ID_BYTES = 8
+KEY_ID = re.compile(f"[0-9a-f]{{{2 * KEY_ID_BYTES}}}")  # what create() makes
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class ApiKeyStore:
             raise ValueError(f"scopes must be a non-empty subset of {sorted(SCOPES)}")
         if not name.strip() or len(name) > 200:
             raise ValueError("name must be 1 to 200 characters")
-        key_id = secrets.token_hex(8)
+        key_id = secrets.token_hex(KEY_ID_BYTES)
         secret = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         with self._engine.begin() as conn:
@@ -82,7 +85,9 @@ class ApiKeyStore:
     def authenticate(self, token: str) -> ApiKey | None:
         """The active key this token belongs to, or None. Never raises for a malformed token."""
         parts = token.split("_", 2)
-        if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2] or len(token) > 200:
+        if len(parts) != 3 or parts[0] != PREFIX or not KEY_ID.fullmatch(parts[1]) or not parts[2]:
+            return None  # the id's shape is checked first: PostgreSQL refuses text such as NUL bytes
+        if len(token) > 200:
             return None
         with self._engine.connect() as conn:
             row = conn.execute(api_keys.select().where(api_keys.c.id == parts[1])).first()
@@ -106,6 +111,8 @@ class ApiKeyStore:
             return [_key(r._mapping) for r in rows]
 
     def revoke(self, key_id: str) -> bool:
+        if not KEY_ID.fullmatch(key_id):
+            return False
         with self._lock:
             self._cache = {t: hit for t, hit in self._cache.items() if hit[0].id != key_id}
         with self._engine.begin() as conn:

@@ -1,4 +1,4 @@
-"""Database engine and migrations. SQLite (WAL) by default; any SQLAlchemy URL works."""
+"""Database engine and migrations. SQLite (WAL) by default; PostgreSQL 15+ by URL (driver: psycopg 3)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,16 @@ def make_engine(url: str) -> sa.Engine:
                 _restrict_side_files(file)
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(driver_url(url), pool_pre_ping=True)
+
+
+def driver_url(url: str) -> str:
+    """`postgresql://user@host:port/db` (or `postgres://`) gets the driver the service ships, psycopg 3; a URL
+    that names its driver keeps it."""
+    parsed = sa.make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
 
 
 def _sqlite_file(url: str) -> Path | None:

@@ -1,15 +1,16 @@
 """`SqlManifestRepository`: the manifest repository behind the core's `ManifestRepository` port.
 
 Rows live in the `manifests` table; the fingerprint indexes live in memory, loaded from the table at start
-and brought up to date before every lookup from rows other worker processes added (rows come in `seq`
-order, so that is one indexed query). ISCC codes are indexed by kind (image, audio, video; one faiss index
-each, holding only the 64-bit bodies), so a query only ever meets codes of its own kind. A row whose
-digest does not match is never returned.
+and brought up to date before every lookup from rows other worker processes added (rows newer than the last
+`seq` read, plus numbers skipped recently, which on PostgreSQL may still commit: one indexed query). ISCC
+codes are indexed by kind (image, audio, video; one faiss index each, holding only the 64-bit bodies), so a
+query only ever meets codes of its own kind. A row whose digest does not match is never returned.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,8 @@ from signing import (
 )
 
 _INDEXED = (manifests.c.seq, manifests.c.iscc, manifests.c.pdq, manifests.c.pdq_quality)
+GAP_SECONDS = 600.0  # far longer than any sign's transaction
+MAX_GAPS = 1000
 
 
 class SqlManifestRepository:
@@ -46,22 +49,11 @@ class SqlManifestRepository:
         self._iscc = {kind: BinaryRadiusIndex(ISCC_BITS, kind.max_distance) for kind in IsccKind}
         self._pdq = BinaryRadiusIndex(PDQ_BITS, PDQ_MAX_DISTANCE)
         self._last_seq = 0
+        self._gaps: dict[int, float] = {}  # seq -> when first missed
         self._catch_up()
 
     def put(self, entry: RepositoryEntry) -> None:
-        row = {
-            "manifest_id": entry.manifest_id,
-            "manifest_store": entry.manifest_store,
-            "media_type": entry.media_type,
-            "watermark_id": entry.watermark_id,
-            "iscc": entry.iscc,
-            "pdq": entry.pdq.bits if entry.pdq else None,
-            "pdq_quality": entry.pdq.quality if entry.pdq else None,
-            "key_id": entry.key_id,
-            "created_at": entry.created_at,
-            "integrity": entry_digest(entry),
-            "confirmation": entry.confirmation,
-        }
+        row = manifest_row(entry)
         try:
             with self._engine.begin() as conn:
                 conn.execute(manifests.insert(), row)
@@ -118,9 +110,16 @@ class SqlManifestRepository:
 
     def _catch_up(self) -> None:
         with self._lock:
-            query = sa.select(*_INDEXED).where(manifests.c.seq > self._last_seq).order_by(manifests.c.seq)
+            new = manifests.c.seq > self._last_seq
+            late = manifests.c.seq.in_(list(self._gaps)) if self._gaps else None
+            query = (
+                sa.select(*_INDEXED)
+                .where(new if late is None else sa.or_(new, late))
+                .order_by(manifests.c.seq)
+            )
             with self._engine.connect() as conn:
                 rows = conn.execute(query).all()
+            self._note_gaps([row[0] for row in rows])
             iscc_new: dict[IsccKind, tuple[list[bytes], list[int]]] = {kind: ([], []) for kind in IsccKind}
             pdq_codes: list[bytes] = []
             pdq_ids: list[int] = []
@@ -136,7 +135,23 @@ class SqlManifestRepository:
                 self._iscc[kind].add(codes, ids)
             self._pdq.add(pdq_codes, pdq_ids)
             if rows:
-                self._last_seq = rows[-1][0]
+                self._last_seq = max(self._last_seq, rows[-1][0])
+
+    def _note_gaps(self, seqs: list[int]) -> None:
+        """Numbers skipped between the rows read are remembered and asked for again (for GAP_SECONDS, at most
+        MAX_GAPS of them): on PostgreSQL a row may commit after one with a higher number (two signs in
+        parallel), and would otherwise never be indexed. Rolled-back numbers simply age out."""
+        now = time.monotonic()
+        expected = self._last_seq + 1
+        for seq in seqs:
+            self._gaps.pop(seq, None)
+            if seq > expected and seq - expected <= MAX_GAPS:
+                self._gaps.update(dict.fromkeys(range(expected, seq), now))
+            expected = max(expected, seq + 1)
+        for seq in [s for s, seen in self._gaps.items() if now - seen > GAP_SECONDS]:
+            del self._gaps[seq]
+        for seq in sorted(self._gaps)[: max(0, len(self._gaps) - MAX_GAPS)]:  # the oldest numbers first
+            del self._gaps[seq]
 
 
 def _iscc_or_none(code: Any) -> IsccUnit | None:
@@ -166,3 +181,20 @@ def _entry(row: Any) -> RepositoryEntry:
         created_at=created,
         confirmation=bytes(row["confirmation"]) if row["confirmation"] is not None else None,
     )
+
+
+def manifest_row(entry: RepositoryEntry) -> dict[str, Any]:
+    """The `manifests` row of an entry (its `integrity` digest included)."""
+    return {
+        "manifest_id": entry.manifest_id,
+        "manifest_store": entry.manifest_store,
+        "media_type": entry.media_type,
+        "watermark_id": entry.watermark_id,
+        "iscc": entry.iscc,
+        "pdq": entry.pdq.bits if entry.pdq else None,
+        "pdq_quality": entry.pdq.quality if entry.pdq else None,
+        "key_id": entry.key_id,
+        "created_at": entry.created_at,
+        "integrity": entry_digest(entry),
+        "confirmation": entry.confirmation,
+    }
