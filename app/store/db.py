@@ -18,6 +18,7 @@ from alembic.script import ScriptDirectory
 from app.files import exclusive_lock, make_private_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x48414C4C  # "HALL": the PostgreSQL advisory lock held while migrating
 
 
 # The database holds the ledger and API key names and hashes: owner-only, like the keys.
@@ -115,6 +116,9 @@ def migrate(engine: sa.Engine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
     url = engine.url.render_as_string(hide_password=False)
     with _migration_lock(url), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Workers start together: one migrates, the others wait here and then find the schema current.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         cfg = alembic_config(url)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")

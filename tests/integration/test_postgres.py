@@ -140,3 +140,17 @@ def test_without_remembering_skipped_numbers_the_late_row_is_lost(
     a, b = late_commit(pg, repo)
     assert not found(repo, a)
     assert found(repo, b)
+
+
+def test_workers_starting_together_migrate_once(pg_url: str) -> None:
+    # Four engines (four worker processes' worth) migrate the same empty database at the same moment.
+    from concurrent.futures import ThreadPoolExecutor
+
+    engines = [make_engine(pg_url) for _ in range(4)]
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(migrate, engines))
+        assert all(is_current(e) for e in engines)
+    finally:
+        for e in engines:
+            e.dispose()
