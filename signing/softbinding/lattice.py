@@ -23,9 +23,15 @@ Float = npt.NDArray[np.float32]
 _MIN_SCALE, _MAX_SCALE = 0.45, 2.2
 _MAX_ANGLE = math.radians(6.0)
 _AUTOCORR_SIDE = 2048  # an upscaled image (tile 256 px) needs its whole area to show the lattice
-# Lattice hypotheses tried per image (part of the false-positive bound): the unscaled, unrotated grid
-# first (re-encoding, cropping and brightness keep it, and it needs no estimate), then the best estimates.
-CANDIDATES = 4
+# Lattice hypotheses per image (part of the false-positive bound): the unscaled, unrotated grid (re-encoding,
+# cropping and brightness keep it, and it needs no estimate), then ESTIMATES lattices from the
+# autocorrelation, each with a REFINEMENTS-point grid of small scale and angle corrections around it (the
+# detector picks among them by the sync statistic, see `spread_spectrum`). The estimates do not depend on the
+# key, so the hypotheses a check can test form a set of at most CANDIDATES, fixed before the key is used.
+ESTIMATES = 4
+REFINEMENTS = 9
+CANDIDATES = 1 + ESTIMATES * REFINEMENTS
+_FLATTEN = 9  # frequency bins (odd) over which the power spectrum is flattened
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,18 @@ class Lattice:
     @property
     def scale(self) -> float:
         return math.hypot(*self.v1) / TILE
+
+    def adjusted(self, factor: float, angle: float) -> Lattice:
+        """The lattice scaled by `factor` and turned by `angle` radians."""
+        c, s = factor * math.cos(angle), factor * math.sin(angle)
+        (x1, y1), (x2, y2) = self.v1, self.v2
+        return Lattice(v1=(c * x1 - s * y1, s * x1 + c * y1), v2=(c * x2 - s * y2, s * x2 + c * y2))
+
+    def scaled(self, factor: float) -> Lattice:
+        """The same lattice in an image resampled by `factor`."""
+        return Lattice(
+            v1=(self.v1[0] * factor, self.v1[1] * factor), v2=(self.v2[0] * factor, self.v2[1] * factor)
+        )
 
 
 def whiten(luma: Float) -> Float:
@@ -54,6 +72,11 @@ def _autocorrelation(white: Float) -> Float:
     crop = crop - crop.mean()
     spectrum = fft.rfft2(crop, workers=1)
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    # spectral flattening: the tile's repetition puts its power on isolated frequencies (the reciprocal
+    # lattice), a texture spreads it over broad bands; dividing by the local mean power levels the bands
+    # and leaves the lattice's lines standing
+    power /= box_mean(power, _FLATTEN) + np.float32(1e-6 * float(power.mean()))
+    power[0, 0] = 0.0
     auto = fft.irfft2(power, s=crop.shape, workers=1).astype(np.float32)
     return auto / max(float(auto[0, 0]), 1e-12)
 
@@ -133,19 +156,21 @@ UNCHANGED = Lattice(v1=(float(TILE), 0.0), v2=(0.0, float(TILE)))
 
 
 def lattices(white: Float) -> list[Lattice]:
-    """Up to CANDIDATES - 1 tile lattices suggested by the autocorrelation, most likely first."""
+    """Up to ESTIMATES tile lattices suggested by the autocorrelation, most likely first."""
     # peaks a pixel wide would be missed at the outer lattice points when the true vector is fractional
     auto = box_mean(_autocorrelation(white), 3)
     found = []
-    for x, y, _ in _peaks(auto)[: CANDIDATES - 1]:
+    for x, y, _ in _peaks(auto)[:ESTIMATES]:
         x1, y1 = _polish(auto, x, y)
         # the y axis is the x axis turned by 90 degrees: rescaling keeps the aspect ratio
         found.append(Lattice(v1=(x1, y1), v2=(-y1, x1)))
     return found
 
 
-def fold(white: Float, lattice: Lattice) -> Float:
-    """Average the residual onto one canonical TILE x TILE tile (rows = tile y, columns = tile x)."""
+def fold(white: Float, lattice: Lattice, density: float = 1.0) -> Float:
+    """Average the residual onto one canonical TILE x TILE tile (rows = tile y, columns = tile x).
+    `density`: the pixels' spacing in the original image when `white` is a subsample of it (the tile is
+    then smoothed as for the original, not as for the sparser samples)."""
     (x1, y1), (x2, y2) = lattice.v1, lattice.v2
     det = x1 * y2 - x2 * y1
     a, b = TILE * y2 / det, -TILE * x2 / det  # tile x from image (x, y)
@@ -161,7 +186,7 @@ def fold(white: Float, lattice: Lattice) -> Float:
     index = v.ravel()
     sums = np.bincount(index, weights=white.ravel(), minlength=TILE * TILE).reshape(TILE, TILE)
     counts = np.bincount(index, minlength=TILE * TILE).reshape(TILE, TILE).astype(np.float64)
-    sigma = max(0.7, 0.7 / lattice.scale)
+    sigma = max(0.7, 0.7 / (lattice.scale * density))
     sums = ndimage.gaussian_filter(sums, sigma, mode="wrap")
     counts = ndimage.gaussian_filter(counts, sigma, mode="wrap")
     return (sums / np.maximum(counts, 1e-9)).astype(np.float32)

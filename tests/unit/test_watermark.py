@@ -23,7 +23,7 @@ from signing import (
 from signing.softbinding import payload
 from signing.softbinding.codes import TILE, patterns
 from signing.softbinding.lattice import CANDIDATES
-from signing.softbinding.spread_spectrum import threshold
+from signing.softbinding.spread_spectrum import threshold, trial_counts
 
 RGB = npt.NDArray[np.uint8]
 ENGINE = SpreadSpectrumWatermark()
@@ -182,12 +182,20 @@ def test_random_decode_bound_is_the_exact_ball_count() -> None:
 
 
 def test_threshold_keeps_sync_and_code_together_at_the_target() -> None:
-    trials = CANDIDATES * 2 * TILE * TILE
-    limit = threshold(trials)
-    bound = trials * float(special.ndtr(-limit)) * payload.RANDOM_DECODE_BOUND
-    assert bound == pytest.approx(WATERMARK_FALSE_POSITIVE_TARGET, rel=1e-6)
+    unchanged, estimated = trial_counts(1)
+    # each group of lattice hypotheses spends half of the budget; together they spend all of it
+    assert unchanged == 2 * 2 * TILE * TILE
+    assert estimated == 2 * (CANDIDATES - 1) * 2 * TILE * TILE
+    spent = sum(
+        trials / 2 * float(special.ndtr(-threshold(trials))) * payload.RANDOM_DECODE_BOUND
+        for trials in (unchanged, estimated)
+    )
+    assert spent == pytest.approx(WATERMARK_FALSE_POSITIVE_TARGET, rel=1e-6)
+    # the estimated lattices, being many, need a higher threshold than the unchanged grid
+    assert threshold(estimated) > threshold(unchanged) + 0.5
     # the sync test alone would need a higher threshold for the same bound
-    assert trials * float(special.ndtr(-limit)) > WATERMARK_FALSE_POSITIVE_TARGET
+    total = CANDIDATES * 2 * TILE * TILE
+    assert total * float(special.ndtr(-threshold(estimated))) > WATERMARK_FALSE_POSITIVE_TARGET
 
 
 def test_unmix_reads_the_whitened_tile_without_cross_talk() -> None:
