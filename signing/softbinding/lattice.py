@@ -31,6 +31,10 @@ _AUTOCORR_SIDE = 2048  # an upscaled image (tile 256 px) needs its whole area to
 ESTIMATES = 4
 REFINEMENTS = 9
 CANDIDATES = 1 + ESTIMATES * REFINEMENTS
+# A large image (more than SMALL_SIDE px on a side) has many tiles, so its autocorrelation alone ranks and
+# places the lattice well: its LARGE_ESTIMATES best estimates are tried, unflattened and unrefined.
+SMALL_SIDE = 720
+LARGE_ESTIMATES = 3
 _FLATTEN = 9  # frequency bins (odd) over which the power spectrum is flattened
 
 
@@ -65,7 +69,7 @@ def whiten(luma: Float) -> Float:
     return np.clip(residual, -3.0, 3.0, out=residual)
 
 
-def _autocorrelation(white: Float) -> Float:
+def _autocorrelation(white: Float, *, flatten: bool = True) -> Float:
     height, width = (min(side, _AUTOCORR_SIDE) for side in white.shape)
     top, left = (white.shape[0] - height) // 2, (white.shape[1] - width) // 2
     crop = white[top : top + height, left : left + width]
@@ -75,8 +79,9 @@ def _autocorrelation(white: Float) -> Float:
     # spectral flattening: the tile's repetition puts its power on isolated frequencies (the reciprocal
     # lattice), a texture spreads it over broad bands; dividing by the local mean power levels the bands
     # and leaves the lattice's lines standing
-    power /= box_mean(power, _FLATTEN) + np.float32(1e-6 * float(power.mean()))
-    power[0, 0] = 0.0
+    if flatten:
+        power /= box_mean(power, _FLATTEN) + np.float32(1e-6 * float(power.mean()))
+        power[0, 0] = 0.0
     auto = fft.irfft2(power, s=crop.shape, workers=1).astype(np.float32)
     return auto / max(float(auto[0, 0]), 1e-12)
 
@@ -155,12 +160,12 @@ def _peaks(auto: Float) -> list[tuple[int, int, float]]:
 UNCHANGED = Lattice(v1=(float(TILE), 0.0), v2=(0.0, float(TILE)))
 
 
-def lattices(white: Float) -> list[Lattice]:
-    """Up to ESTIMATES tile lattices suggested by the autocorrelation, most likely first."""
+def lattices(white: Float, count: int = ESTIMATES, *, flatten: bool = True) -> list[Lattice]:
+    """Up to `count` tile lattices suggested by the autocorrelation, most likely first."""
     # peaks a pixel wide would be missed at the outer lattice points when the true vector is fractional
-    auto = box_mean(_autocorrelation(white), 3)
+    auto = box_mean(_autocorrelation(white, flatten=flatten), 3)
     found = []
-    for x, y, _ in _peaks(auto)[:ESTIMATES]:
+    for x, y, _ in _peaks(auto)[:count]:
         x1, y1 = _polish(auto, x, y)
         # the y axis is the x axis turned by 90 degrees: rescaling keeps the aspect ratio
         found.append(Lattice(v1=(x1, y1), v2=(-y1, x1)))

@@ -10,10 +10,11 @@ where the picture itself drowns the mark, a stronger one, between about 45 and 3
 Detection: whiten, find the tile lattice (scale and rotation), fold the image onto one tile, find the shift
 by circular correlation with the sync pattern, read the bits by correlation (zero-forcing over the Gram
 matrix of the codes as whitening leaves them), decode the BCH payload. The unscaled grid is tried first;
-the lattice is estimated only if that finds nothing: the autocorrelation of the whitened image, its power
-spectrum flattened (`lattice`), proposes a few lattices, and the key's own sync statistic ranks them (on a
-small image also a 3 x 3 grid of scale and angle corrections around the best, since few tiles give a coarse
-estimate); the best two are decoded. Each grid is also tried mirrored (a horizontal flip).
+the lattice is estimated only if that finds nothing, from the autocorrelation of the whitened image. On a
+large image its best three estimates are decoded. On a small one (few tiles) the power spectrum is first
+flattened (`lattice`), and the key's own sync statistic ranks its estimates and a 3 x 3 grid of scale and
+angle corrections around the best; the best two are decoded. Each grid is also tried mirrored (a
+horizontal flip).
 
 Threshold. A mark is reported only when two independent tests pass: the synchronisation statistic reaches a
 threshold t, and the payload's BCH code decodes what is read at that alignment. For one (key, lattice
@@ -31,11 +32,12 @@ the sync code, so under the same model they are independent of it and, their sig
 `payload.decode` accepts with probability at most RANDOM_DECODE_BOUND (1.8e-5, exact for BCH with its Chase
 trials; see `payload`). Hence P(false detection) <= n * Q(t) * RANDOM_DECODE_BOUND, and
 t = Q^-1(1e-6 / (n * RANDOM_DECODE_BOUND)) keeps it <= 1e-6 per check; split in halves, that is t = 4.79 on
-the unchanged grid (n = keys x 2 x TILE^2, doubled) and t = 5.47 on the estimates (n = keys x
-(CANDIDATES - 1) x 2 x TILE^2, doubled) for one key. The sync test alone would need t = 7.06 over all of
-them; the code's share lets weak but intact marks through. The bench checks both factors on over a thousand
-unmarked, attacked images: it prints the largest z, how many images passed the sync test alone (a few per
-cent are expected) and how many then decoded (0 expected).
+the unchanged grid (n = keys x 2 x TILE^2, doubled) and t = 5.47 on the estimates of a small image
+(n = keys x (CANDIDATES - 1) x 2 x TILE^2, doubled; a large image, LARGE_ESTIMATES of them, t = 5.01) for
+one key; which case applies depends on the image's size only. The sync test alone would need t = 7.06 over
+all of them; the code's share lets weak but intact marks through. The bench checks both factors on over a
+thousand unmarked, attacked images: it prints the largest z, how many images passed the sync test alone (a
+few per cent are expected) and how many then decoded (0 expected).
 """
 
 from __future__ import annotations
@@ -51,7 +53,16 @@ from signing.errors import UnmarkableImageError
 from signing.softbinding import payload
 from signing.softbinding.codes import TILE, TilePatterns, patterns
 from signing.softbinding.filters import box_mean, local_energy
-from signing.softbinding.lattice import CANDIDATES, UNCHANGED, Lattice, fold, lattices, whiten
+from signing.softbinding.lattice import (
+    CANDIDATES,
+    LARGE_ESTIMATES,
+    SMALL_SIDE,
+    UNCHANGED,
+    Lattice,
+    fold,
+    lattices,
+    whiten,
+)
 from signing.softbinding.port import Pixels, WatermarkDetection, WatermarkKey
 
 Float = npt.NDArray[np.float32]
@@ -59,10 +70,9 @@ Float = npt.NDArray[np.float32]
 ALGORITHM = "org.hallmark.watermark.spread-spectrum"
 FALSE_POSITIVE_TARGET = 1e-6
 MIN_SIDE = 256
-_SCREEN_SIDE = 720  # larger images rank lattice hypotheses on a central crop of this side
 _REFINED = 1  # estimates refined on a 3 x 3 grid of scale and angle corrections
 _REFINE_REACH = 3.0  # tile pixels of drift across the image's diagonal between refinement steps
-_FULL_TESTS = 2  # hypotheses tried at full resolution (BCH decoding included)
+_FULL_TESTS = 2  # hypotheses decoded
 REFERENCE_DETAIL = 3.0  # grey levels: the median local detail of a typical photo
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -78,13 +88,13 @@ def _check(pixels: Pixels) -> None:
         raise UnmarkableImageError("pixels must be uint8 grey, RGB or RGBA")
 
 
-def trial_counts(keys: int) -> tuple[int, int]:
+def trial_counts(keys: int, small: bool = True) -> tuple[int, int]:
     """The effective number of sync values a check looks at, for the unchanged grid and for the estimated
     lattices: each group gets half of the false-positive budget (a weighted union bound), so the unchanged
     grid, which alone survives re-encoding and cropping, keeps a low threshold however many estimates
     geometry recovery adds."""
     shifts = keys * 2 * TILE * TILE  # mirrored or not, every cyclic shift
-    return 2 * shifts, 2 * (CANDIDATES - 1) * shifts
+    return 2 * shifts, 2 * ((CANDIDATES - 1) if small else LARGE_ESTIMATES) * shifts
 
 
 def threshold(trials: int) -> float:
@@ -166,7 +176,7 @@ class SpreadSpectrumWatermark:
 
     def detect(self, pixels: Pixels, keys: tuple[WatermarkKey, ...]) -> WatermarkDetection:
         _check(pixels)
-        unchanged_trials, estimated_trials = trial_counts(max(1, len(keys)))
+        unchanged_trials, estimated_trials = trial_counts(max(1, len(keys)), _small(pixels.shape))
         best, best_trials = -math.inf, estimated_trials
         if keys and min(pixels.shape[:2]) >= TILE // 2:
             white = whiten(_luma(pixels))
@@ -198,33 +208,43 @@ def _hypotheses(white: Float, keys: tuple[WatermarkKey, ...]) -> Iterator[Lattic
     The autocorrelation's estimates are ranked, and the best refined, by the sync statistic they give (the
     key's own evidence, far more sensitive than the blind autocorrelation): each estimate is folded, the best
     `_REFINED` then also on a 3 x 3 grid of scale and angle corrections whose step leaves at most about a
-    chip of misalignment across the image, and the `_FULL_TESTS` best of all these are tried. On a large
-    image the ranking folds a subsample (every `step`-th pixel, about 2^18 of them)."""
+    chip of misalignment across the image, and the `_FULL_TESTS` best of all these are tried. That is for a
+    small image (at most SMALL_SIDE px a side: few tiles, few lattice points); a large one tries the
+    LARGE_ESTIMATES best estimates of the plain autocorrelation, which its many tiles make reliable."""
     yield UNCHANGED
+    if not _small(white.shape):
+        yield from (
+            lattice
+            for lattice in lattices(white, LARGE_ESTIMATES, flatten=False)
+            if not _near(lattice, UNCHANGED)
+        )
+        return
     found: list[Lattice] = []
     for lattice in lattices(white):
         if not _near(lattice, UNCHANGED) and not any(_near(lattice, other) for other in found):
             found.append(lattice)
     if not found:
         return
-    height, width = (min(side, _SCREEN_SIDE) for side in white.shape)
-    top, left = (white.shape[0] - height) // 2, (white.shape[1] - width) // 2
-    sample = white[top : top + height, left : left + width]
+    height, width = white.shape
 
     def score(lattice: Lattice) -> float:
-        return _screen(fold(sample, lattice), keys)
+        return _screen(fold(white, lattice), keys)
 
     scored = sorted(((score(lattice), lattice) for lattice in found), key=lambda item: item[0], reverse=True)
-    if sample.shape == white.shape:  # a small image: few lattice points, so the estimate needs refining
-        for _, lattice in scored[:_REFINED]:
-            delta = _REFINE_REACH / math.hypot(height, width)
-            for da in (-delta, 0.0, delta):
-                for ds in (-delta, 0.0, delta):
-                    if da or ds:
-                        turned = lattice.adjusted(1.0 + ds, da)
-                        scored.append((score(turned), turned))
+    # a small image has few lattice points, so the best estimate needs refining
+    for _, lattice in scored[:_REFINED]:
+        delta = _REFINE_REACH / math.hypot(height, width)
+        for da in (-delta, 0.0, delta):
+            for ds in (-delta, 0.0, delta):
+                if da or ds:
+                    turned = lattice.adjusted(1.0 + ds, da)
+                    scored.append((score(turned), turned))
     scored.sort(key=lambda item: item[0], reverse=True)
     yield from (lattice for _, lattice in scored[:_FULL_TESTS])
+
+
+def _small(shape: tuple[int, ...]) -> bool:
+    return max(shape[:2]) <= SMALL_SIDE
 
 
 def _screen(tile: Float, keys: tuple[WatermarkKey, ...]) -> float:

@@ -22,7 +22,7 @@ from signing import (
 )
 from signing.softbinding import payload
 from signing.softbinding.codes import TILE, patterns
-from signing.softbinding.lattice import CANDIDATES
+from signing.softbinding.lattice import CANDIDATES, LARGE_ESTIMATES
 from signing.softbinding.spread_spectrum import threshold, trial_counts
 
 RGB = npt.NDArray[np.uint8]
@@ -193,6 +193,9 @@ def test_threshold_keeps_sync_and_code_together_at_the_target() -> None:
     assert spent == pytest.approx(WATERMARK_FALSE_POSITIVE_TARGET, rel=1e-6)
     # the estimated lattices, being many, need a higher threshold than the unchanged grid
     assert threshold(estimated) > threshold(unchanged) + 0.5
+    # a large image tries fewer estimates (unrefined), so its threshold is lower
+    assert trial_counts(1, small=False) == (unchanged, 2 * LARGE_ESTIMATES * 2 * TILE * TILE)
+    assert threshold(trial_counts(1, small=False)[1]) < threshold(estimated)
     # the sync test alone would need a higher threshold for the same bound
     total = CANDIDATES * 2 * TILE * TILE
     assert total * float(special.ndtr(-threshold(estimated))) > WATERMARK_FALSE_POSITIVE_TARGET
