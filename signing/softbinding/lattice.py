@@ -4,6 +4,9 @@ A pattern repeated every TILE pixels puts peaks in the image's autocorrelation a
 and scaled with the image. The detector ranks candidate vectors by how well a whole square lattice of peaks
 lines up, refines the best to a fraction of a pixel, and folds every pixel onto one canonical tile (a mean per
 tile position), so the shift that remains is found by one small FFT. Rescaling must keep the aspect ratio.
+The autocorrelation is looked at twice from one FFT: plain, and with the power spectrum flattened (divided
+by its local mean), which lifts the tile's line spectrum out of a dense texture's broad one; on some images
+one view shows the lattice, on others the other.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ CANDIDATES = 1 + ESTIMATES * REFINEMENTS
 # A large image (more than SMALL_SIDE px on a side) has many tiles, so the autocorrelation alone places the
 # lattice well: the LARGE_PLAIN best plain estimates and the best flattened one are tried, unrefined.
 SMALL_SIDE = 720
-LARGE_PLAIN = 2
+LARGE_PLAIN = 3
 LARGE_ESTIMATES = LARGE_PLAIN + 1
 _FLATTEN = 9  # frequency bins (odd) over which the power spectrum is flattened
 

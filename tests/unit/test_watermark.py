@@ -22,7 +22,7 @@ from signing import (
 )
 from signing.softbinding import payload
 from signing.softbinding.codes import TILE, patterns
-from signing.softbinding.lattice import CANDIDATES, LARGE_ESTIMATES
+from signing.softbinding.lattice import CANDIDATES, LARGE_ESTIMATES, UNCHANGED, _fold_sums, _fold_unchanged
 from signing.softbinding.spread_spectrum import threshold, trial_counts
 
 RGB = npt.NDArray[np.uint8]
@@ -236,3 +236,20 @@ def test_survives_geometry_at_generator_size(photo: RGB, attack: Callable[[RGB],
     big = np.asarray(Image.fromarray(photo).resize((1024, 1024), Image.Resampling.LANCZOS))
     assert ENGINE.detect(attack(ENGINE.embed(big, PAYLOAD, KEY)), (KEY,)).payload_id == PAYLOAD
     assert not ENGINE.detect(attack(big), (KEY,)).detected
+
+
+@pytest.mark.parametrize("attack", [rotated, half_size])
+def test_survives_geometry_at_native_size(photo: RGB, marked: RGB, attack: Callable[[RGB], RGB]) -> None:
+    # a 512 px photo: few tiles, so the lattice is ranked and refined by the sync statistic
+    assert ENGINE.detect(attack(marked), (KEY,)).payload_id == PAYLOAD
+    assert not ENGINE.detect(attack(photo), (KEY,)).detected
+
+
+def test_the_unchanged_grid_folds_like_any_other_lattice() -> None:
+    white = np.random.default_rng(2).normal(size=(300, 470)).astype(np.float32)
+    fast = _fold_unchanged(white)
+    general = _fold_sums(white, UNCHANGED)
+    assert all(np.allclose(a, b) for a, b in zip(fast, general, strict=True))
+    # the negative control: a turned lattice folds differently
+    turned = _fold_sums(white, UNCHANGED.adjusted(1.0, 0.02))
+    assert not np.allclose(fast[0], turned[0])
