@@ -10,22 +10,34 @@ where the picture itself drowns the mark, a stronger one, between about 45 and 3
 Detection: whiten, find the tile lattice (scale and rotation), fold the image onto one tile, find the shift
 by circular correlation with the sync pattern, read the bits by correlation (zero-forcing over the Gram
 matrix of the codes as whitening leaves them), decode the BCH payload. The unscaled grid is tried first;
-the lattice is estimated only if that finds nothing; each grid is also tried mirrored (a horizontal flip).
+the lattice is estimated only if that finds nothing, from the autocorrelation of the whitened image, plain
+and with its power spectrum flattened (`lattice`). On a large image the best estimates are decoded in turn.
+On a small one (few tiles, so coarse estimates) the key's own sync statistic ranks the estimates and a 3 x 3
+grid of scale and angle corrections around the best; the best two are decoded. Each grid is also tried
+mirrored (a horizontal flip).
 
 Threshold. A mark is reported only when two independent tests pass: the synchronisation statistic reaches a
 threshold t, and the payload's BCH code decodes what is read at that alignment. For one (key, lattice
 hypothesis, mirror) the correlation surface c(s) over the TILE^2 cyclic shifts s is a sum of ~TILE^2 products
 of the folded residual with a zero-mean +-1 code chosen independently of the image, so under "no mark from
 this key" each c(s) is close to normal with mean 0; standardising by the surface's own mean and standard
-deviation gives z(s) ~ N(0, 1). A check looks at n = keys x CANDIDATES x 2 x TILE^2 values of z, so by the
-union bound P(some z >= t | unmarked) <= n * Q(t), Q the normal upper tail. The payload bits are read with
-codes orthogonal to the sync code, so under the same model they are independent of it and, their signs being
-fair coins, a word `payload.decode` accepts with probability at most RANDOM_DECODE_BOUND (1.8e-5, exact for
-BCH with its Chase trials; see `payload`). Hence P(false detection) <= n * Q(t) * RANDOM_DECODE_BOUND, and
-t = Q^-1(1e-6 / (n * RANDOM_DECODE_BOUND)) (about 4.93 for one key) keeps it <= 1e-6 per check. The sync test
-alone would need t = 6.75 for the same bound; the code's share lets weak but intact marks through. The bench
-checks both factors on over a thousand unmarked, attacked images: it prints the largest z, how many images
-passed the sync test alone (about 5 % is expected) and how many then decoded (0 expected).
+deviation gives z(s) ~ N(0, 1). The lattice estimates come from the autocorrelation alone, which does not
+involve the key, so the lattices a check can decode from form a set of at most CANDIDATES (the unscaled grid,
+plus every estimate with each of its refinements), fixed before the key is used; ranking them by the sync
+statistic only chooses which of them are decoded. A check therefore looks at no more than
+n = keys x CANDIDATES x 2 x TILE^2 values of z, and by the union bound P(some z >= t | unmarked) <= n * Q(t),
+Q the normal upper tail. (The unchanged grid and the estimated lattices get a threshold each, so that each
+group spends half of the budget below: `trial_counts`.) The payload bits are read with codes orthogonal to
+the sync code, so under the same model they are independent of it and, their signs being fair coins, a word
+`payload.decode` accepts with probability at most RANDOM_DECODE_BOUND (1.8e-5, exact for BCH with its Chase
+trials; see `payload`). Hence P(false detection) <= n * Q(t) * RANDOM_DECODE_BOUND, and
+t = Q^-1(1e-6 / (n * RANDOM_DECODE_BOUND)) keeps it <= 1e-6 per check; split in halves, that is t = 4.79 on
+the unchanged grid (n = keys x 2 x TILE^2, doubled) and t = 5.56 on the estimates of a small image
+(n = keys x (CANDIDATES - 1) x 2 x TILE^2, doubled; a large image, LARGE_ESTIMATES of them, t = 5.06) for
+one key; which case applies depends on the image's size only. The sync test alone would need t = 7.14 over
+all of them; the code's share lets weak but intact marks through. The bench checks both factors on over a
+thousand unmarked, attacked images: it prints the largest z, how many images passed the sync test alone (a
+few per cent are expected) and how many then decoded (0 expected).
 """
 
 from __future__ import annotations
@@ -41,7 +53,19 @@ from signing.errors import UnmarkableImageError
 from signing.softbinding import payload
 from signing.softbinding.codes import TILE, TilePatterns, patterns
 from signing.softbinding.filters import box_mean, local_energy
-from signing.softbinding.lattice import CANDIDATES, UNCHANGED, Lattice, fold, lattices, whiten
+from signing.softbinding.lattice import (
+    CANDIDATES,
+    FLAT_ESTIMATES,
+    LARGE_ESTIMATES,
+    LARGE_PLAIN,
+    PLAIN_ESTIMATES,
+    SMALL_SIDE,
+    UNCHANGED,
+    Lattice,
+    fold,
+    lattices,
+    whiten,
+)
 from signing.softbinding.port import Pixels, WatermarkDetection, WatermarkKey
 
 Float = npt.NDArray[np.float32]
@@ -49,6 +73,9 @@ Float = npt.NDArray[np.float32]
 ALGORITHM = "org.hallmark.watermark.spread-spectrum"
 FALSE_POSITIVE_TARGET = 1e-6
 MIN_SIDE = 256
+_REFINED = 1  # estimates refined on a 3 x 3 grid of scale and angle corrections
+_REFINE_REACH = 3.0  # tile pixels of drift across the image's diagonal between refinement steps
+_FULL_TESTS = 2  # hypotheses decoded
 REFERENCE_DETAIL = 3.0  # grey levels: the median local detail of a typical photo
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -62,6 +89,15 @@ def _luma(pixels: Pixels) -> Float:
 def _check(pixels: Pixels) -> None:
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] in (3, 4))):
         raise UnmarkableImageError("pixels must be uint8 grey, RGB or RGBA")
+
+
+def trial_counts(keys: int, small: bool = True) -> tuple[int, int]:
+    """The effective number of sync values a check looks at, for the unchanged grid and for the estimated
+    lattices: each group gets half of the false-positive budget (a weighted union bound), so the unchanged
+    grid, which alone survives re-encoding and cropping, keeps a low threshold however many estimates
+    geometry recovery adds."""
+    shifts = keys * 2 * TILE * TILE  # mirrored or not, every cyclic shift
+    return 2 * shifts, 2 * ((CANDIDATES - 1) if small else LARGE_ESTIMATES) * shifts
 
 
 def threshold(trials: int) -> float:
@@ -143,19 +179,21 @@ class SpreadSpectrumWatermark:
 
     def detect(self, pixels: Pixels, keys: tuple[WatermarkKey, ...]) -> WatermarkDetection:
         _check(pixels)
-        trials = max(1, len(keys)) * CANDIDATES * 2 * TILE * TILE
-        limit = threshold(trials)
-        best = -math.inf
+        unchanged_trials, estimated_trials = trial_counts(max(1, len(keys)), _small(pixels.shape))
+        best, best_trials = -math.inf, estimated_trials
         if keys and min(pixels.shape[:2]) >= TILE // 2:
             white = whiten(_luma(pixels))
-            for lattice in _hypotheses(white):
+            for lattice in _hypotheses(white, keys):
+                trials = unchanged_trials if lattice == UNCHANGED else estimated_trials
+                limit = threshold(trials)
                 folded = fold(white, lattice)
                 for mirrored, tile in ((False, folded), (True, folded[:, ::-1])):
                     spectrum = fft.rfft2(tile, workers=1)
                     for key in keys:
                         codes = patterns(key.secret)
                         z, shift = _sync(spectrum, codes)
-                        best = max(best, z)
+                        if z - threshold(trials) > best - threshold(best_trials):
+                            best, best_trials = z, trials
                         if z < limit:
                             continue
                         found = payload.decode(
@@ -164,13 +202,64 @@ class SpreadSpectrumWatermark:
                         if found is not None:
                             return WatermarkDetection(found, key.key_id, z, limit, _tail(z, trials), mirrored)
         best = best if math.isfinite(best) else 0.0
-        return WatermarkDetection(None, None, best, limit, _tail(best, trials))
+        return WatermarkDetection(None, None, best, threshold(best_trials), _tail(best, best_trials))
 
 
-def _hypotheses(white: Float) -> Iterator[Lattice]:
-    """The unchanged grid first; the autocorrelation (the costly part) only if that one finds nothing."""
+def _hypotheses(white: Float, keys: tuple[WatermarkKey, ...]) -> Iterator[Lattice]:
+    """The unchanged grid first; the autocorrelation (the costly part) only if that one finds nothing.
+
+    The autocorrelation's estimates are ranked, and the best refined, by the sync statistic they give (the
+    key's own evidence, far more sensitive than the blind autocorrelation): each estimate is folded, the best
+    `_REFINED` then also on a 3 x 3 grid of scale and angle corrections whose step leaves at most about a
+    chip of misalignment across the image, and the `_FULL_TESTS` best of all these are tried. That is for a
+    small image (at most SMALL_SIDE px a side: few tiles, few lattice points); a large one tries the
+    plain autocorrelation's best estimates and the flattened one's best, in that order, unrefined."""
     yield UNCHANGED
-    yield from (lattice for lattice in lattices(white) if not _near(lattice, UNCHANGED))
+    if not _small(white.shape):
+        yield from _distinct(lattices(white, LARGE_PLAIN, 1))
+        return
+    found = _distinct(lattices(white, PLAIN_ESTIMATES, FLAT_ESTIMATES))
+    if not found:
+        return
+    height, width = white.shape
+
+    def score(lattice: Lattice) -> float:
+        return _screen(fold(white, lattice), keys)
+
+    scored = sorted(((score(lattice), lattice) for lattice in found), key=lambda item: item[0], reverse=True)
+    # a small image has few lattice points, so the best estimate needs refining
+    for _, lattice in scored[:_REFINED]:
+        delta = _REFINE_REACH / math.hypot(height, width)
+        for da in (-delta, 0.0, delta):
+            for ds in (-delta, 0.0, delta):
+                if da or ds:
+                    turned = lattice.adjusted(1.0 + ds, da)
+                    scored.append((score(turned), turned))
+    scored.sort(key=lambda item: item[0], reverse=True)
+    yield from (lattice for _, lattice in scored[:_FULL_TESTS])
+
+
+def _distinct(estimates: list[Lattice]) -> list[Lattice]:
+    """The estimates in order, without those near the unchanged grid or an earlier one."""
+    found: list[Lattice] = []
+    for lattice in estimates:
+        if not any(_near(lattice, other) for other in (UNCHANGED, *found)):
+            found.append(lattice)
+    return found
+
+
+def _small(shape: tuple[int, ...]) -> bool:
+    return max(shape[:2]) <= SMALL_SIDE
+
+
+def _screen(tile: Float, keys: tuple[WatermarkKey, ...]) -> float:
+    """The best sync statistic of a folded tile, mirrored or not, over the keys."""
+    best = -math.inf
+    for candidate in (tile, tile[:, ::-1]):
+        spectrum = fft.rfft2(candidate, workers=1)
+        for key in keys:
+            best = max(best, _sync(spectrum, patterns(key.secret))[0])
+    return best
 
 
 def _near(one: Lattice, other: Lattice) -> bool:

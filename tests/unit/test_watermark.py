@@ -22,8 +22,8 @@ from signing import (
 )
 from signing.softbinding import payload
 from signing.softbinding.codes import TILE, patterns
-from signing.softbinding.lattice import CANDIDATES
-from signing.softbinding.spread_spectrum import threshold
+from signing.softbinding.lattice import CANDIDATES, LARGE_ESTIMATES, UNCHANGED, _fold_sums, _fold_unchanged
+from signing.softbinding.spread_spectrum import threshold, trial_counts
 
 RGB = npt.NDArray[np.uint8]
 ENGINE = SpreadSpectrumWatermark()
@@ -182,12 +182,23 @@ def test_random_decode_bound_is_the_exact_ball_count() -> None:
 
 
 def test_threshold_keeps_sync_and_code_together_at_the_target() -> None:
-    trials = CANDIDATES * 2 * TILE * TILE
-    limit = threshold(trials)
-    bound = trials * float(special.ndtr(-limit)) * payload.RANDOM_DECODE_BOUND
-    assert bound == pytest.approx(WATERMARK_FALSE_POSITIVE_TARGET, rel=1e-6)
+    unchanged, estimated = trial_counts(1)
+    # each group of lattice hypotheses spends half of the budget; together they spend all of it
+    assert unchanged == 2 * 2 * TILE * TILE
+    assert estimated == 2 * (CANDIDATES - 1) * 2 * TILE * TILE
+    spent = sum(
+        trials / 2 * float(special.ndtr(-threshold(trials))) * payload.RANDOM_DECODE_BOUND
+        for trials in (unchanged, estimated)
+    )
+    assert spent == pytest.approx(WATERMARK_FALSE_POSITIVE_TARGET, rel=1e-6)
+    # the estimated lattices, being many, need a higher threshold than the unchanged grid
+    assert threshold(estimated) > threshold(unchanged) + 0.5
+    # a large image tries fewer estimates (unrefined), so its threshold is lower
+    assert trial_counts(1, small=False) == (unchanged, 2 * LARGE_ESTIMATES * 2 * TILE * TILE)
+    assert threshold(trial_counts(1, small=False)[1]) < threshold(estimated)
     # the sync test alone would need a higher threshold for the same bound
-    assert trials * float(special.ndtr(-limit)) > WATERMARK_FALSE_POSITIVE_TARGET
+    total = CANDIDATES * 2 * TILE * TILE
+    assert total * float(special.ndtr(-threshold(estimated))) > WATERMARK_FALSE_POSITIVE_TARGET
 
 
 def test_unmix_reads_the_whitened_tile_without_cross_talk() -> None:
@@ -225,3 +236,20 @@ def test_survives_geometry_at_generator_size(photo: RGB, attack: Callable[[RGB],
     big = np.asarray(Image.fromarray(photo).resize((1024, 1024), Image.Resampling.LANCZOS))
     assert ENGINE.detect(attack(ENGINE.embed(big, PAYLOAD, KEY)), (KEY,)).payload_id == PAYLOAD
     assert not ENGINE.detect(attack(big), (KEY,)).detected
+
+
+@pytest.mark.parametrize("attack", [rotated, half_size])
+def test_survives_geometry_at_native_size(photo: RGB, marked: RGB, attack: Callable[[RGB], RGB]) -> None:
+    # a 512 px photo: few tiles, so the lattice is ranked and refined by the sync statistic
+    assert ENGINE.detect(attack(marked), (KEY,)).payload_id == PAYLOAD
+    assert not ENGINE.detect(attack(photo), (KEY,)).detected
+
+
+def test_the_unchanged_grid_folds_like_any_other_lattice() -> None:
+    white = np.random.default_rng(2).normal(size=(300, 470)).astype(np.float32)
+    fast = _fold_unchanged(white)
+    general = _fold_sums(white, UNCHANGED)
+    assert all(np.allclose(a, b) for a, b in zip(fast, general, strict=True))
+    # the negative control: a turned lattice folds differently
+    turned = _fold_sums(white, UNCHANGED.adjusted(1.0, 0.02))
+    assert not np.allclose(fast[0], turned[0])
