@@ -1,0 +1,104 @@
+"""What an isolated worker does: the untrusted half of verify, of recovery and of byContent, on a file it
+opens by path. Results are plain dataclasses of the core, sent back over the worker's pipe."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.media_binding import MediaCode, media_code
+from app.runtime import watermark_engine
+from app.settings import Settings
+from signing import (
+    ConfirmationPrint,
+    Engine,
+    EngineConfig,
+    ImageEvidence,
+    Integrity,
+    Recovery,
+    VerificationReport,
+    WatermarkKey,
+    asset_evidence,
+    confirm_asset,
+    content_evidence,
+    inspect_asset,
+)
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Sent to a worker before its first job, and again whenever the parent's engine configuration (trust)
+    is another object than the one the worker last received."""
+
+    settings: Settings
+    engine: EngineConfig
+
+
+@dataclass(frozen=True)
+class VerifyJob:
+    path: str
+    sidecar_path: str | None
+    detailed: bool
+    keys: tuple[WatermarkKey, ...]  # this moment's detection keys, from the parent's keyring watch
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    report: VerificationReport
+    # Only when the file has no intact manifest and recovery is on: an image's evidence (or why it cannot
+    # be searched), an audio/video file's ISCC code.
+    evidence: ImageEvidence | Recovery | None = None
+    media: MediaCode | None = None
+
+
+@dataclass(frozen=True)
+class ContentJob:
+    path: str
+    alg: str | None
+    keys: tuple[WatermarkKey, ...]
+
+
+@dataclass(frozen=True)
+class ConfirmJob:
+    path: str
+    stored: bytes  # a repository entry's confirmation print (to_bytes)
+
+
+Job = VerifyJob | ContentJob | ConfirmJob
+
+
+def run(job: Job, config: WorkerConfig, engine: Engine) -> object:
+    settings = config.settings
+    with Path(job.path).open("rb") as asset:
+        if isinstance(job, VerifyJob):
+            sidecar = Path(job.sidecar_path).read_bytes() if job.sidecar_path else None
+            return _verify(job, settings, engine, asset, sidecar)
+        if isinstance(job, ContentJob):
+            return content_evidence(
+                asset,
+                alg=job.alg,
+                max_pixels=settings.soft_binding_max_pixels,
+                watermark=watermark_engine(),
+                keys=job.keys,
+            )
+        stored = ConfirmationPrint.from_bytes(job.stored)
+        return confirm_asset(stored, asset, max_pixels=settings.soft_binding_max_pixels)
+
+
+def _verify(
+    job: VerifyJob, settings: Settings, engine: Engine, asset: io.BufferedReader, sidecar: bytes | None
+) -> VerifyResult:
+    report = inspect_asset(engine, asset, sidecar, detailed=job.detailed)
+    if report.integrity is Integrity.INTACT or not settings.recovery:
+        return VerifyResult(report)
+    if report.media_type.startswith(("audio/", "video/")):
+        return VerifyResult(report, media=media_code(asset, settings))
+    evidence = asset_evidence(
+        asset,
+        mime=report.media_type,
+        max_pixels=settings.soft_binding_max_pixels,
+        watermark=watermark_engine(),
+        keys=job.keys,
+    )
+    return VerifyResult(report, evidence=evidence)
