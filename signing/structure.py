@@ -10,6 +10,7 @@ know pass unchecked. Pure: reads the stream it is given, opens nothing.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 from typing import IO
@@ -29,6 +30,8 @@ _FULL_CONTAINERS = frozenset({b"meta"})
 _RIFF_LISTS = frozenset({b"RIFF", b"LIST", b"RF64"})
 # JPEG markers without a length field: TEM, RST0-7, SOI, EOI.
 _JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xDA)})
+# In entropy-coded data: 0xFF followed by neither a stuffed 0x00 nor a restart marker starts a segment.
+_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 
 @dataclass(frozen=True)
@@ -169,12 +172,9 @@ def _next_marker(stream: IO[bytes], pos: int, size: int) -> int | None:
     while pos < size:
         stream.seek(pos)
         data = stream.read(block + 1)
-        index = data.find(b"\xff")
-        while index != -1 and index + 1 < len(data):
-            following = data[index + 1]
-            if following != 0x00 and not 0xD0 <= following <= 0xD7:
-                return pos + index
-            index = data.find(b"\xff", index + 1)
+        found = _MARKER.search(data)
+        if found is not None:
+            return pos + found.start()
         if len(data) <= block:
             return None
         pos += block

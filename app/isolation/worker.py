@@ -15,7 +15,7 @@ import signal
 from multiprocessing.connection import Connection
 
 from app.isolation import jobs
-from app.isolation.limits import WorkerLimits, arm_cpu_limit, limit_memory
+from app.isolation.limits import WorkerLimits, arm_cpu_limit, keep_heap, limit_memory
 from signing import Engine, HallmarkError
 
 log = logging.getLogger("hallmark.worker")
@@ -26,6 +26,7 @@ MEMORY_EXIT = 3  # the exit status after a MemoryError was reported
 def main(conn: Connection, limits: WorkerLimits) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the service; the parent ends its workers
     limit_memory(limits.memory_bytes)
+    keep_heap()
     config: jobs.WorkerConfig | None = None
     engine: Engine | None = None
     while True:

@@ -107,6 +107,19 @@ def test_a_chunk_storm_png_is_refused_by_the_prescan(client: TestClient, interop
     assert verify(client, (interop_dir / "libpng-test.png").read_bytes()).status_code == 200
 
 
+def test_sign_is_prescanned_too(client: TestClient, auth: dict[str, str]) -> None:
+    form = {"model_name": "test-diffusion", "model_version": "2.1"}
+    response = client.post(
+        "/v1/sign", headers=auth, data=form, files={"file": ("a.png", chunk_storm_png(80_000))}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["type"] == "/problems/asset-too-complex"
+    control = client.post(
+        "/v1/sign", headers=auth, data=form, files={"file": ("a.png", chunk_storm_png(100))}
+    )
+    assert control.status_code == 200, control.text
+
+
 def test_sbr_by_content_is_prescanned_too(client: TestClient) -> None:
     response = client.post("/sbr/v1/matches/byContent", content=chunk_storm_png(80_000))
     assert response.status_code == 422, response.text
