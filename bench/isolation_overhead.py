@@ -6,8 +6,8 @@ without HTTP, which would add the same constant to both): in-process it pre-scan
 recovery here; through the pool it pre-scans, copies the upload to a private temporary file, sends the job
 to a warm worker and waits for its report. Measured alternately, N times each, for a signed file (no
 recovery) and the same picture stripped of its manifest (watermark detection and fingerprints in the worker,
-repository lookup and re-verification here). Process and workers share one core. Sign is not isolated yet: its p50 is printed with and without
-the structure pre-scan that now runs before it.
+repository lookup and re-verification here). Process and workers share one core. Sign is not isolated
+yet: its p50 is printed with and without the structure pre-scan that now runs before it.
 """
 
 from __future__ import annotations
@@ -73,9 +73,7 @@ def main() -> None:
         Image.open(io.BytesIO(signed)).save(stripped, "JPEG", quality=90)
         files = {"signed (no recovery)": signed, "stripped (recovery)": stripped.getvalue()}
         try:
-            print(
-                f"1 MP JPEG, {args.n} runs per path, p50 (ms); pool of {settings.isolation_workers} warm workers"
-            )
+            print(f"1 MP JPEG, {args.n} runs per path, p50 (ms); {settings.isolation_workers} warm workers")
             print(f"{'work':28} {'in-process':>11} {'pool':>9} {'ratio':>7}")
             ratios = []
             for name, data in files.items():
@@ -101,7 +99,8 @@ def main() -> None:
             print(f"{'sign (not isolated): plain':28} {sp:11.2f} {ss:9.2f} {ss / sp:6.2f}x  (with pre-scan)")
             worst = max(ratios)
             print(
-                f"worst verify ratio {worst:.2f}x, target <= {TARGET}x: {'met' if worst <= TARGET else 'NOT met'}"
+                f"worst verify ratio {worst:.2f}x, target <= {TARGET}x: "
+                + ("met" if worst <= TARGET else "NOT met")
             )
         finally:
             pool.close()
