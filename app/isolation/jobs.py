@@ -65,11 +65,18 @@ class ConfirmJob:
     stored: bytes  # a repository entry's confirmation print (to_bytes)
 
 
-Job = VerifyJob | ContentJob | ConfirmJob
+@dataclass(frozen=True)
+class PingJob:
+    """Does nothing: the cost of a round trip to a worker (bench/isolation_overhead.py)."""
+
+
+Job = VerifyJob | ContentJob | ConfirmJob | PingJob
 
 
 def run(job: Job, config: WorkerConfig, engine: Engine) -> object:
     settings = config.settings
+    if isinstance(job, PingJob):
+        return None
     with Path(job.path).open("rb") as asset:
         if isinstance(job, VerifyJob):
             sidecar = Path(job.sidecar_path).read_bytes() if job.sidecar_path else None

@@ -64,7 +64,7 @@ def verify_file(
     if pool is None:
         report = inspect_asset(rt.engine, asset, sidecar, detailed=detailed)
         return with_recovery(rt.settings, rt.engine, rt.manifests, keys, asset, report)
-    config = _config(rt)
+    config = worker_config(rt)
     with private_copy(asset) as path, _optional_copy(sidecar) as sidecar_path:
         result: VerifyResult = pool.run(VerifyJob(path, sidecar_path, detailed, keys), config, cancelled)
         return _recovered(rt, result, lambda stored: _confirm(pool, config, path, stored, cancelled))
@@ -93,7 +93,7 @@ def matches_by_content(
             repository=rt.manifests,
             limit=limit,
         )
-    config = _config(rt)
+    config = worker_config(rt)
     with private_copy(asset) as path:
         found: tuple[str, ImageEvidence] = pool.run(ContentJob(path, alg, keys), config, cancelled)
         mime, evidence = found
@@ -151,7 +151,7 @@ def _confirm(
     return result
 
 
-def _config(rt: Runtime) -> WorkerConfig:
+def worker_config(rt: Runtime) -> WorkerConfig:
     """One object per runtime and engine configuration: a worker is sent it again only when it changes."""
     config: WorkerConfig | None = getattr(rt, "_worker_config", None)
     if config is None or config.engine is not rt.engine.config or config.settings is not rt.settings:
