@@ -25,8 +25,13 @@ class WorkerLimits:
 
 def limit_memory(memory_bytes: int) -> None:
     """Called once in a fresh worker: allocations past the limit fail (MemoryError in Python, an abort in
-    native code); both end the worker, never the service."""
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    native code); both end the worker, never the service. The soft limit only: the hard one stays, so that
+    the ffmpeg/fpcalc a worker starts can be given their own limit (HALLMARK_MEDIA_FINGERPRINT_MEMORY_BYTES,
+    app/media_features.py) even when it is higher; only the service's own code could raise it."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        memory_bytes = min(memory_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, hard))
 
 
 def arm_cpu_limit(cpu_seconds: int) -> None:

@@ -165,6 +165,10 @@ class WorkerPool:
                     raise CapacityError("The service is shutting down.", details={"retry_after_seconds": 5})
                 if self._idle:
                     worker = self._idle.pop()
+                    if worker.process.exitcode is not None:  # died while idle (e.g. the OOM killer)
+                        self._started -= 1
+                        worker.kill()
+                        continue
                     break
                 if self._started < self.size:
                     self._started += 1
