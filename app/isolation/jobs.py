@@ -7,6 +7,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from app.media_binding import MediaCode, media_code
 from app.runtime import watermark_engine
 from app.settings import Settings
@@ -14,6 +16,7 @@ from signing import (
     ConfirmationPrint,
     Engine,
     EngineConfig,
+    HallmarkError,
     ImageEvidence,
     Integrity,
     Recovery,
@@ -66,16 +69,31 @@ class ConfirmJob:
 
 
 @dataclass(frozen=True)
+class PreflightJob:
+    """Sign's pre-flight: the engine's read of the input (its container and any parent credentials) and the
+    full decode of an image, under the worker's limits, before the service signs it in its own process.
+    Errors are not reported (sign raises its own, from the same checks, in the service): only a crash or a
+    limit passed is."""
+
+    path: str
+    max_pixels: int
+
+
+@dataclass(frozen=True)
 class PingJob:
     """Does nothing: the cost of a round trip to a worker (bench/isolation_overhead.py)."""
 
 
-Job = VerifyJob | ContentJob | ConfirmJob | PingJob
+Job = VerifyJob | ContentJob | ConfirmJob | PreflightJob | PingJob
 
 
 def run(job: Job, config: WorkerConfig, engine: Engine) -> object:
     settings = config.settings
     if isinstance(job, PingJob):
+        return None
+    if isinstance(job, PreflightJob):
+        with Path(job.path).open("rb") as asset:
+            _preflight(asset, job.max_pixels, engine)
         return None
     with Path(job.path).open("rb") as asset:
         if isinstance(job, VerifyJob):
@@ -109,3 +127,19 @@ def _verify(
         keys=job.keys,
     )
     return VerifyResult(report, evidence=evidence)
+
+
+def _preflight(asset: io.BufferedReader, max_pixels: int, engine: Engine) -> None:
+    try:
+        mime = inspect_asset(engine, asset).media_type
+    except HallmarkError:
+        return
+    if not mime.startswith("image/"):
+        return
+    asset.seek(0)
+    try:
+        with Image.open(asset) as image:
+            if image.width * image.height <= max_pixels:
+                image.load()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return

@@ -143,6 +143,23 @@ def test_a_storm_past_the_cpu_limit_gets_422_and_the_next_request_works(
         assert verify(client, (interop_dir / "C.jpg").read_bytes()).status_code == 200
 
 
+def test_sign_decodes_a_storm_in_a_worker_first_and_gets_422(settings: Settings, interop_dir: Path) -> None:
+    """Sign's pre-flight: the engine's read runs in a worker under its limits before the service signs."""
+    cpu = events("cpu")
+    with app_client(settings, prescan_max_boxes=10**7, isolation_cpu_seconds=1) as client:
+        _, token = client.app.state.runtime.api_keys.create("tests", {"sign"})  # type: ignore[attr-defined]
+        auth = {"Authorization": f"Bearer {token}"}
+        form = {"model_name": "test-diffusion", "model_version": "2.1"}
+        storm = {"file": ("a.mp4", box_storm_mp4(STORM_BOXES))}
+        response = client.post("/v1/sign", headers=auth, data=form, files=storm)
+        assert response.status_code == 422, response.text
+        assert response.json()["type"] == "/problems/too-complex-to-verify"
+        assert response.json()["details"] == {"event": "cpu"}
+        assert events("cpu") == cpu + 1
+        normal = {"file": ("a.jpg", (interop_dir / "no_manifest.jpg").read_bytes())}
+        assert client.post("/v1/sign", headers=auth, data=form, files=normal).status_code == 200
+
+
 def test_a_storm_past_the_deadline_gets_503_while_a_concurrent_verify_succeeds(
     settings: Settings, interop_dir: Path
 ) -> None:
