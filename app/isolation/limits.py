@@ -49,9 +49,9 @@ def arm_cpu_limit(cpu_seconds: int) -> None:
 
 def keep_heap() -> None:
     """Let a worker keep the memory it freed for its next job. A fresh worker's glibc otherwise unmaps the
-    decoder's large buffers after every job and faults them in again on the next one: measured ~4,900 page
-    faults and ~30 % more CPU time per 1 MP recovery than the same work in the long-lived service process
-    (bench/isolation_overhead.py). What a worker keeps stays within its RLIMIT_AS."""
+    decoder's large buffers after every job and faults them in again on the next one, thousands of page
+    faults per 1 MP recovery that the long-lived service process does not pay (found while measuring with
+    bench/isolation_overhead.py). What a worker keeps stays within its RLIMIT_AS."""
     name = ctypes.util.find_library("c")
     if name is None:
         return

@@ -201,7 +201,7 @@ def test_a_worker_killed_mid_request_gives_422_and_is_replaced(settings: Setting
 
 def test_a_picture_past_the_memory_limit_gets_422(settings: Settings, interop_dir: Path) -> None:
     """A few KB of flat PNG that decodes to 69 MB and, for the watermark search, several times that: past
-    a 700 MiB address space (the worker's modules take ~530 MB of it), within the default 2 GiB."""
+    a 700 MiB address space (most of which the worker's modules take), within the default 2 GiB."""
     memory = events("memory")
     hog = flat_png(4800)
     with app_client(settings, isolation_memory_bytes=700 * MiB) as client:
