@@ -278,3 +278,22 @@ def test_sbr_by_content_matches_equal_the_in_process_ones(
     refused = client.post("/sbr/v1/matches/byContent", content=cut)
     assert refused.status_code == 400, refused.text
     assert refused.json()["type"] == "/problems/invalid-query"
+
+
+def test_a_worker_is_replaced_after_its_max_jobs(settings: Settings) -> None:
+    from app.isolation.jobs import PingJob
+    from app.isolation.service import worker_config
+
+    with app_client(settings, isolation_workers=1, isolation_max_jobs=2) as client:
+        pool = pool_of(client)
+        config = worker_config(client.app.state.runtime)  # type: ignore[attr-defined]
+        started = events("started")
+        pool.run(PingJob(), config)
+        first = pool.pids
+        pool.run(PingJob(), config)  # its second job: retired afterwards
+        assert pool.pids == []
+        pool.run(PingJob(), config)
+        assert len(first) == 1
+        assert len(pool.pids) == 1
+        assert pool.pids != first
+        assert events("started") == started + 2
