@@ -15,10 +15,13 @@ from signing import (
     AssetError,
     AssetTooLargeError,
     CapacityError,
+    ClientGoneError,
     ConfigError,
+    DecodeDeadlineError,
     HallmarkError,
     InvalidMetadataError,
     InvalidQueryError,
+    IsolationLimitError,
     KeyringError,
     LedgerError,
     MalformedAssetError,
@@ -52,6 +55,7 @@ STATUS: tuple[tuple[type[HallmarkError], int], ...] = (
     (InvalidMetadataError, 422),
     (InvalidQueryError, 400),
     (ManifestNotFoundError, 404),  # the C2PA Soft Binding Resolution API answers 400 to a malformed query
+    (IsolationLimitError, 422),  # a decode worker crashed or hit its memory/CPU limit (app/isolation)
     (AssetError, 422),  # any other problem with the uploaded file is still the request's
     (MediaToolMissingError, 503),  # the operator's to fix: install ffmpeg / fpcalc
     (MediaToolTimeoutError, 503),
@@ -60,6 +64,8 @@ STATUS: tuple[tuple[type[HallmarkError], int], ...] = (
     (LedgerError, 503),
     (StorageError, 503),
     (CapacityError, 503),
+    (DecodeDeadlineError, 503),  # a decode worker outlived the wall deadline (app/isolation)
+    (ClientGoneError, 499),  # nobody reads it (nginx's "client closed request"); logged and counted
     (VerificationError, 422),
     # Verify by URL: switched off by the operator, a destination the service will not contact, the remote
     # server too slow, or failing (a gateway's statuses: the request was fine, the upstream was not).

@@ -24,6 +24,7 @@ from app.auth import ApiKeyGate
 from app.client_address import parse_networks
 from app.files import loose_paths
 from app.headers import NoSniff
+from app.isolation import build_pool
 from app.json_limit import JsonBodyLimit
 from app.limits import BodyPace, BodySizeLimit, InflightBudget
 from app.rate_limit import Clock, PublicLimits
@@ -94,6 +95,13 @@ def _warn_if_loose(data_dir: Path) -> None:
         )
 
 
+def _shutdown(app: FastAPI, rt: Runtime) -> None:
+    if app.state.pool is not None:
+        app.state.pool.close()  # kills the decode workers, busy ones included
+    rt.signer_watch.close()
+    rt.db.dispose()
+
+
 def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) -> FastAPI:
     """`clock` drives the per-client rate limit (tests move it instead of sleeping)."""
     settings = settings or Settings()
@@ -107,6 +115,7 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
             log.error("cannot start: %s", exc.diagnostics())
             raise
         app.state.runtime = rt
+        app.state.pool = build_pool(settings)  # no worker starts before the first file
         _warn_if_loose(settings.data_dir)
         log.info(
             "ready: data directory %s, key %s, trust profiles %s, database %s",
@@ -118,8 +127,7 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
         try:
             yield
         finally:
-            rt.signer_watch.close()
-            rt.db.dispose()
+            _shutdown(app, rt)
 
     # The docs are served from vendored files (app/web/vendor/), not a CDN; ReDoc is not offered.
     app = FastAPI(

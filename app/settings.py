@@ -22,6 +22,7 @@ from app.url_policy import allow_entry_text, parse_allow_entry
 from signing import DEFAULT_ALLOWED_SOURCE_TYPES, DEFAULT_MAX_IMAGE_PIXELS, ConfigError, expand_source_type
 
 MiB = 1024 * 1024
+GiB = 1024 * MiB
 # An OCSP responder the engine may contact: host or IP, optional port, optional scheme, optional single
 # leading wildcard label. The engine matches host AND port: `ocsp.example.com` does not allow
 # `http://ocsp.example.com:8080/`.
@@ -251,6 +252,41 @@ class Settings(BaseSettings):
     url_max_redirects: int = Field(
         5, ge=0, le=20, description="Redirects a URL fetch follows, each checked like the first URL."
     )
+
+    isolation_workers: int = Field(
+        2,
+        ge=0,
+        le=64,
+        description="Worker processes that decode untrusted files (verify, recovery, byContent) with the "
+        "limits below; started on first use. 0 decodes inside the service process (no isolation).",
+    )
+    isolation_memory_bytes: int = Field(
+        2 * GiB,
+        ge=256 * MiB,
+        description="Address space of each decode worker (RLIMIT_AS), including what its modules map.",
+    )
+    isolation_cpu_seconds: int = Field(
+        20, ge=1, le=3600, description="CPU time one file may take in a decode worker (RLIMIT_CPU; then 422)."
+    )
+    verify_deadline_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Wall-clock time one file may take in a decode worker; then it is killed (503).",
+    )
+    isolation_max_jobs: int = Field(
+        1000, ge=1, description="A decode worker is replaced after this many files (bounds slow leaks)."
+    )
+    prescan_max_boxes: int = Field(
+        20_000, ge=1, description="Most ISO BMFF boxes (all levels) in an MP4/MOV/HEIF file; more: 422."
+    )
+    prescan_max_depth: int = Field(
+        32, ge=1, le=200, description="Deepest nesting of ISO BMFF boxes or RIFF lists; deeper: 422."
+    )
+    prescan_max_chunks: int = Field(
+        20_000, ge=1, description="Most PNG or RIFF (WAV, WebP) chunks; more: 422."
+    )
+    prescan_max_segments: int = Field(5_000, ge=1, description="Most JPEG marker segments; more: 422.")
 
     @field_validator("data_dir")
     @classmethod

@@ -15,16 +15,20 @@ from signing.doctor import graded as graded_doctor_report
 from signing.doctor import render as render_doctor_report
 from signing.errors import (
     AssetError,
+    AssetTooComplexError,
     AssetTooLargeError,
     CapacityError,
     CertificateProfileError,
+    ClientGoneError,
     ConfigError,
     DamagedCredentialsError,
+    DecodeDeadlineError,
     EmptyAssetError,
     HallmarkError,
     IncompleteAssetError,
     InvalidMetadataError,
     InvalidQueryError,
+    IsolationLimitError,
     KeyNotFoundError,
     KeyringError,
     LedgerError,
@@ -89,6 +93,7 @@ from signing.oids import C2PA_CLAIM_SIGNING_EKU, DOCUMENT_SIGNING_EKU, EMAIL_PRO
 from signing.ports import Breaker, Clock, Ledger, LedgerEntry, SystemClock
 from signing.selftest import self_test
 from signing.sign import SignContext, Timestamping, sign_asset
+from signing.structure import StructureLimits, check_structure
 from signing.timestamp import BreakerRules, BreakerState, TimestampGuard, TimestampOutcome, TimestampPolicy
 from signing.trust import ANCHORS_FILE as TRUST_ANCHORS_FILE
 from signing.trust import MAX_PROFILE_JSON as TRUST_PROFILE_MAX_BYTES
@@ -159,7 +164,16 @@ if TYPE_CHECKING:
     from signing.softbinding.payload import ID_BITS as WATERMARK_ID_BITS
     from signing.softbinding.payload import new_payload_id
     from signing.softbinding.port import Pixels, WatermarkDetection, WatermarkEngine, WatermarkKey
-    from signing.softbinding.recovery import not_searched, recover_asset, recover_image, recover_media
+    from signing.softbinding.recovery import (
+        ImageEvidence,
+        asset_evidence,
+        confirm_asset,
+        not_searched,
+        recover_asset,
+        recover_from_evidence,
+        recover_image,
+        recover_media,
+    )
     from signing.softbinding.repository import (
         EntryCheck,
         EntryFault,
@@ -176,9 +190,11 @@ if TYPE_CHECKING:
     from signing.softbinding.resolution import WATERMARK_ALGORITHMS as SBR_WATERMARK_ALGORITHMS
     from signing.softbinding.resolution import (
         SoftBindingMatch,
+        content_evidence,
         offerable_alone,
         resolve_binding,
         resolve_content,
+        resolve_evidence,
     )
     from signing.softbinding.reverify import check_stored_entry, stored_entry_report
     from signing.softbinding.spread_spectrum import ALGORITHM as WATERMARK_ALGORITHM
@@ -194,6 +210,12 @@ _LAZY: dict[str, tuple[str, str]] = {
     "recover_asset": ("signing.softbinding.recovery", "recover_asset"),
     "recover_image": ("signing.softbinding.recovery", "recover_image"),
     "not_searched": ("signing.softbinding.recovery", "not_searched"),
+    "ImageEvidence": ("signing.softbinding.recovery", "ImageEvidence"),
+    "asset_evidence": ("signing.softbinding.recovery", "asset_evidence"),
+    "confirm_asset": ("signing.softbinding.recovery", "confirm_asset"),
+    "recover_from_evidence": ("signing.softbinding.recovery", "recover_from_evidence"),
+    "content_evidence": ("signing.softbinding.resolution", "content_evidence"),
+    "resolve_evidence": ("signing.softbinding.resolution", "resolve_evidence"),
     "stored_entry_report": ("signing.softbinding.reverify", "stored_entry_report"),
     "SBR_FINGERPRINT_ALGORITHMS": ("signing.softbinding.resolution", "FINGERPRINT_ALGORITHMS"),
     "SBR_WATERMARK_ALGORITHMS": ("signing.softbinding.resolution", "WATERMARK_ALGORITHMS"),
@@ -318,6 +340,7 @@ __all__ = [
     "AiDeclaration",
     "AnchorList",
     "AssetError",
+    "AssetTooComplexError",
     "AssetTooLargeError",
     "Breaker",
     "BreakerRules",
@@ -326,6 +349,7 @@ __all__ = [
     "CertificateProfileError",
     "CertifiedSigner",
     "ClaimGenerator",
+    "ClientGoneError",
     "Clock",
     "Codes",
     "ConfigError",
@@ -333,6 +357,7 @@ __all__ = [
     "ConfirmationPrint",
     "DamagedCredentialsError",
     "DeclaredBindings",
+    "DecodeDeadlineError",
     "DevPki",
     "DoctorReport",
     "EmptyAssetError",
@@ -344,6 +369,7 @@ __all__ = [
     "FingerprintMatch",
     "GenerationInfo",
     "HallmarkError",
+    "ImageEvidence",
     "ImageFingerprints",
     "IncompleteAssetError",
     "Ingredient",
@@ -352,6 +378,7 @@ __all__ = [
     "InvalidQueryError",
     "IsccKind",
     "IsccUnit",
+    "IsolationLimitError",
     "KeyEntry",
     "KeyEvent",
     "KeyNotFoundError",
@@ -393,6 +420,7 @@ __all__ = [
     "SpreadSpectrumWatermark",
     "StatusCode",
     "StorageError",
+    "StructureLimits",
     "SystemClock",
     "TimestampAuthorityError",
     "TimestampGuard",
@@ -423,15 +451,19 @@ __all__ = [
     "WatermarkSkip",
     "active_manifest_only",
     "algorithm_for_public_key",
+    "asset_evidence",
     "audio_iscc",
     "build_csr",
     "certificate_pem",
     "check_entry",
     "check_stored_entry",
+    "check_structure",
     "check_validity",
     "chromaprint_fingerprint",
     "confirm",
+    "confirm_asset",
     "confirmation_print",
+    "content_evidence",
     "declared_bindings",
     "decode_watermark_keyring",
     "dev_name",
@@ -472,12 +504,14 @@ __all__ = [
     "profile_from_pem",
     "public_key_sha256",
     "recover_asset",
+    "recover_from_evidence",
     "recover_image",
     "recover_media",
     "render_doctor_report",
     "require_trusted",
     "resolve_binding",
     "resolve_content",
+    "resolve_evidence",
     "self_test",
     "sha256_fingerprint",
     "sha256_stream",

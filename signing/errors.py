@@ -118,6 +118,22 @@ class EmptyAssetError(MalformedAssetError):
     title = "Empty file"
 
 
+class AssetTooComplexError(MalformedAssetError):
+    """The container structure (box, chunk or segment count, nesting depth) is past the server's limits:
+    refused by a linear pre-scan before any decoder sees the file."""
+
+    code = "asset-too-complex"
+    title = "File structure too complex"
+
+
+class IsolationLimitError(AssetError):
+    """Decoding the file crashed its isolated worker process or hit the worker's memory or CPU-time limit:
+    the worker was killed and replaced, the service is unaffected."""
+
+    code = "too-complex-to-verify"
+    title = "Too complex or unreadable to verify within this server's limits"
+
+
 class UnmarkableImageError(AssetError):
     """The image is too small or too flat to hide a watermark (it can still be signed without one)."""
 
@@ -203,6 +219,22 @@ class StorageError(HallmarkError):
 class CapacityError(HallmarkError):
     code = "over-capacity"
     title = "Server busy"
+
+
+class DecodeDeadlineError(HallmarkError):
+    """Decoding the file in an isolated worker took longer than the wall-clock deadline: the worker was
+    killed and replaced. Retrying later may succeed on a less busy server; the same file will likely not."""
+
+    code = "decode-deadline"
+    title = "The file took too long to process"
+
+
+class ClientGoneError(HallmarkError):
+    """The client closed its connection while its file was being processed: the work was stopped. Nobody
+    reads the answer; it is logged and counted."""
+
+    code = "client-closed-request"
+    title = "Client closed the request"
 
 
 # --- verification ---------------------------------------------------------------------------------------

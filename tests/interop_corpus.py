@@ -14,6 +14,10 @@ MALFORMED = frozenset(
     {"nested_moov_1000.mp4", "sample3.invalid.wav", "tiff_poc.tiff", "no_alg.jpg", "prerelease.jpg"}
 )
 UNREADABLE_MANIFEST: frozenset[str] = frozenset()
+# Refused over HTTP by the structure pre-scan (signing/structure.py, HALLMARK_PRESCAN_*) before the engine
+# reads them: 1000 nested RIFF lists (the reference finds no manifest in it). nested_moov_1000.mp4 is refused
+# by the pre-scan too, with the same status as the engine's own refusal (422).
+PRESCAN_REFUSED = frozenset({"riff_bomb_1000.wav", "nested_moov_1000.mp4"})
 
 
 def refused_as_malformed(name: str) -> bool:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import IO, Any
 
+from anyio import from_thread
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
 from app.admission import WorkGate
+from app.isolation import WorkerPool
 from app.limits import InflightBudget
 from app.runtime import Runtime
 from app.schemas import VerifyUrlIn
@@ -20,6 +22,17 @@ CHUNK = 1 << 20
 def runtime(request: Request) -> Runtime:
     rt: Runtime = request.app.state.runtime
     return rt
+
+
+def pool(request: Request) -> WorkerPool | None:
+    """The isolated decode workers (None: decode in this process; HALLMARK_ISOLATION_WORKERS=0)."""
+    p: WorkerPool | None = getattr(request.app.state, "pool", None)
+    return p
+
+
+def watch(request: Request) -> Callable[[], bool]:
+    """For a sync route (in the thread pool): whether the client has closed its connection."""
+    return lambda: bool(from_thread.run(request.is_disconnected))
 
 
 def budget(request: Request) -> InflightBudget:
@@ -69,8 +82,15 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (413, "File larger than the configured limit"),
         (408, "The request body stopped arriving or arrived too slowly; the connection is closed"),
         (415, "Not a supported media type (identified from the bytes)"),
-        (422, "Malformed file or invalid metadata"),
-        (503, "Not able to do this now (capacity; sign: also ledger, timestamp authority); see Retry-After"),
+        (
+            422,
+            "Malformed file, invalid metadata, or a file too complex to process within this server's limits",
+        ),
+        (
+            503,
+            "Not able to sign or verify now (ledger, timestamp authority, capacity, a file past the "
+            "processing deadline); see Retry-After",
+        ),
     )
 }
 # The public endpoints only (app/rate_limit.py); sign is limited by its API keys instead.

@@ -16,8 +16,9 @@ from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from app.routes.common import PROBLEM_RESPONSES, RATE_LIMITED, budget, runtime, verify_slot
-from app.runtime import Runtime, watermark_engine
+from app.isolation.service import matches_by_content
+from app.routes.common import PROBLEM_RESPONSES, RATE_LIMITED, budget, pool, runtime, verify_slot, watch
+from app.runtime import Runtime
 from app.sbr_schemas import (
     C2PA_SBR_VERSION,
     AlgOut,
@@ -38,7 +39,6 @@ from signing import (
     active_manifest_only,
     offerable_alone,
     resolve_binding,
-    resolve_content,
 )
 
 PREFIX = "/sbr/v1"
@@ -175,7 +175,7 @@ _ASSET = {"schema": {"type": "string", "format": "binary"}}
     response_model=SoftBindingQueryResultOut,
     responses={
         **_QUERY_RESPONSES,
-        **{k: v for k, v in PROBLEM_RESPONSES.items() if k in (413, 415, 503)},
+        **{k: v for k, v in PROBLEM_RESPONSES.items() if k in (413, 415, 422, 503)},
     },
     openapi_extra={
         "requestBody": {
@@ -207,15 +207,13 @@ def _by_content(
     request: Request, rt: Runtime, asset: IO[bytes], size: int, alg: str | None, max_results: int
 ) -> SoftBindingQueryResultOut:
     with budget(request).reserve_unless_held(request.state, 2 * size), verify_slot(request):
-        found = resolve_content(
+        found = matches_by_content(
+            rt,
+            pool(request),
             asset,
             alg=alg,
-            max_pixels=rt.settings.soft_binding_max_pixels,
-            engine=rt.engine,
-            watermark=watermark_engine(),
-            keys=rt.watermarks.current().detection_keys,
-            repository=rt.manifests,
             limit=min(max_results, rt.settings.sbr_max_matches),
+            cancelled=watch(request),
         )
     return _matches(found)
 

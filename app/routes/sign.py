@@ -10,11 +10,12 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
 from app.auth import bearer_scheme, current_key
+from app.isolation.service import preflight_sign, structure_limits
 from app.media_binding import MediaCode, media_code
 from app.metrics import SIGNED
-from app.routes.common import PROBLEM_RESPONSES, budget, file_response, runtime
+from app.routes.common import PROBLEM_RESPONSES, budget, file_response, pool, runtime, watch
 from app.routes.download_name import content_disposition
-from signing import ConfigError, OutputMode, check_validity, sign_asset, validate_generation
+from signing import ConfigError, OutputMode, check_structure, check_validity, sign_asset, validate_generation
 
 router = APIRouter(tags=["signing"])
 
@@ -109,6 +110,9 @@ def sign(
         allowed_source_types=rt.settings.allowed_source_types,
     )
     mode = OutputMode(output)
+    # Sign decodes in this process; first the structure pre-scan, then the same decodes in a worker.
+    check_structure(file.file, structure_limits(rt.settings))
+    preflight_sign(rt, pool(request), file.file, watch(request))
     code = media_code(file.file, rt.settings) if ctx.soft_binder is not None else MediaCode(None, None)
     if code.iscc is not None and ctx.soft_binder is not None:
         ctx = replace(ctx, soft_binder=replace(ctx.soft_binder, media_iscc=code.iscc))

@@ -6,19 +6,21 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Query, Request, UploadFile
 
+from app.isolation.service import verify_file
 from app.metrics import VERIFIED
-from app.recovery import with_recovery
 from app.routes.common import (
     PROBLEM_RESPONSES,
     RATE_LIMITED,
     URL_FETCH_RESPONSES,
     URL_REQUEST_BODY,
     budget,
+    pool,
     runtime,
     verify_slot,
+    watch,
 )
 from app.schemas import DetailedVerificationReportOut, VerificationReportOut
-from signing import AssetTooLargeError, inspect_asset
+from signing import AssetTooLargeError
 
 router = APIRouter(tags=["verification"])
 
@@ -60,9 +62,9 @@ def verify(
     if sidecar is not None and len(sidecar) > MAX_SIDECAR_BYTES:
         raise AssetTooLargeError(f"The sidecar manifest is larger than {MAX_SIDECAR_BYTES} bytes.")
     with budget(request).reserve_unless_held(request.state, 2 * (file.size or 0)), verify_slot(request):
-        report = inspect_asset(rt.engine, file.file, sidecar or None, detailed=detail == "full")
-        keys = rt.watermarks.current().detection_keys
-        report = with_recovery(rt.settings, rt.engine, rt.manifests, keys, file.file, report)
+        report = verify_file(
+            rt, pool(request), file.file, sidecar or None, detailed=detail == "full", cancelled=watch(request)
+        )
     VERIFIED.labels(report.outcome.value).inc()
     if detail == "full":
         return DetailedVerificationReportOut.from_report(report)

@@ -10,7 +10,8 @@ one that no longer verifies, or whose row was altered, is never offered.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import IO
 
 import numpy as np
@@ -25,7 +26,7 @@ from signing.models import (
     VerificationReport,
     WatermarkFinding,
 )
-from signing.softbinding.confirmation import ConfirmationPrint, confirm
+from signing.softbinding.confirmation import Confirmation, ConfirmationPrint, confirm
 from signing.softbinding.fingerprint import ImageFingerprints, PdqHash, image_fingerprints
 from signing.softbinding.marking import format_watermark_id
 from signing.softbinding.port import WatermarkDetection, WatermarkEngine, WatermarkKey
@@ -62,6 +63,29 @@ def not_searched(reason: str) -> Recovery:
     )
 
 
+@dataclass(frozen=True)
+class ImageEvidence:
+    """What the pixels of a file say, before the repository is asked: the watermark found (if keys were given)
+    and the fingerprints. The untrusted part of recovery (decode, detection, hashing); it can be computed in
+    another process and handed to `recover_from_evidence`."""
+
+    finding: WatermarkFinding | None
+    watermark_id: str | None
+    prints: ImageFingerprints
+
+
+def image_evidence(
+    upright: Image.Image, *, watermark: WatermarkEngine, keys: tuple[WatermarkKey, ...]
+) -> ImageEvidence:
+    """Evidence from an upright (EXIF-transposed) decoded image."""
+    pixels = np.asarray(upright if upright.mode in _MODES else upright.convert("RGB"))
+    detection = watermark.detect(pixels, keys) if keys else None
+    finding = _finding(detection, watermark.algorithm) if detection is not None else None
+    payload = detection.payload_id if detection is not None else None
+    watermark_id = format_watermark_id(payload) if payload is not None else None
+    return ImageEvidence(finding, watermark_id, image_fingerprints(upright))
+
+
 def recover_image(
     image: Image.Image,
     *,
@@ -75,14 +99,37 @@ def recover_image(
 ) -> Recovery:
     """Look `image` (decoded from `asset`, of type `mime`) up in the repository; see the module doc."""
     upright = ImageOps.exif_transpose(image)
-    pixels = np.asarray(upright if upright.mode in _MODES else upright.convert("RGB"))
-    detection = watermark.detect(pixels, keys) if keys else None
-    finding = _finding(detection, watermark.algorithm) if detection is not None else None
-    prints = image_fingerprints(upright)
-    if detection is not None and detection.payload_id is not None:
-        entry = repository.by_watermark(format_watermark_id(detection.payload_id))
+    evidence = image_evidence(upright, watermark=watermark, keys=keys)
+    return recover_from_evidence(
+        evidence,
+        mime=mime,
+        asset=asset,
+        engine=engine,
+        repository=repository,
+        confirmer=lambda stored: confirm(stored, upright),
+        limit=limit,
+    )
+
+
+def recover_from_evidence(
+    evidence: ImageEvidence,
+    *,
+    mime: str,
+    asset: IO[bytes],
+    engine: Engine,
+    repository: ManifestRepository,
+    confirmer: Callable[[ConfirmationPrint], Confirmation],
+    limit: int = 3,
+) -> Recovery:
+    """The repository's answer for `evidence`. `confirmer` matches a stored confirmation print against the
+    query picture (only asked when a watermark hit's fingerprints are not near, e.g. after a crop). `asset`
+    is what stored entries are re-verified against: their hard binding is not judged, so an empty stream
+    gives the same answer and keeps the file being recovered away from the engine."""
+    finding, prints = evidence.finding, evidence.prints
+    if evidence.watermark_id is not None:
+        entry = repository.by_watermark(evidence.watermark_id)
         if entry is not None:
-            method, score = _cross_check(entry, prints, upright)
+            method, score = _cross_check(entry, prints, confirmer)
             if method is None:
                 return Recovery(
                     RecoveryStatus.NOT_FOUND, MISMATCH, watermark=finding, reason="watermark-mismatch"
@@ -147,7 +194,7 @@ def _similar(
 
 
 def _cross_check(
-    entry: RepositoryEntry, prints: ImageFingerprints, upright: Image.Image
+    entry: RepositoryEntry, prints: ImageFingerprints, confirmer: Callable[[ConfirmationPrint], Confirmation]
 ) -> tuple[RecoveryMethod | None, float | None]:
     """Does the picture match the asset the watermark was made for? ISCC/PDQ within their thresholds, else
     (crops and rescales move those) the stored confirmation print, matched over translations and scales."""
@@ -159,7 +206,7 @@ def _cross_check(
         stored = ConfirmationPrint.from_bytes(entry.confirmation)
     except ValueError:
         return None, None
-    checked = confirm(stored, upright)
+    checked = confirmer(stored)
     return (RecoveryMethod.WATERMARK if checked.confirmed else None), round(checked.score, 3)
 
 
@@ -215,6 +262,39 @@ def recover_asset(
     repository: ManifestRepository,
 ) -> Recovery:
     """`recover_image` for a whole file: decodes it (refusing, not failing, on what it cannot search)."""
+    image = _decoded(asset, mime, max_pixels)
+    if isinstance(image, Recovery):
+        return image
+    return recover_image(
+        image, mime=mime, asset=asset, engine=engine, watermark=watermark, keys=keys, repository=repository
+    )
+
+
+def asset_evidence(
+    asset: IO[bytes],
+    *,
+    mime: str,
+    max_pixels: int,
+    watermark: WatermarkEngine,
+    keys: tuple[WatermarkKey, ...],
+) -> ImageEvidence | Recovery:
+    """The untrusted half of `recover_asset`: the file's evidence, or why it cannot be searched."""
+    image = _decoded(asset, mime, max_pixels)
+    if isinstance(image, Recovery):
+        return image
+    return image_evidence(ImageOps.exif_transpose(image), watermark=watermark, keys=keys)
+
+
+def confirm_asset(stored: ConfirmationPrint, asset: IO[bytes], *, max_pixels: int) -> Confirmation:
+    """`confirm` against the picture in a whole file (decoded again; a file that does not decode, or is
+    too large, confirms nothing)."""
+    image = _decoded(asset, "image/", max_pixels)
+    if isinstance(image, Recovery):
+        return Confirmation(score=-1.0, confirmed=False, scale=0.0, mirrored=False)
+    return confirm(stored, ImageOps.exif_transpose(image))
+
+
+def _decoded(asset: IO[bytes], mime: str, max_pixels: int) -> Image.Image | Recovery:
     if not mime.startswith("image/"):
         return not_searched("recovery searches images only")
     asset.seek(0)
@@ -225,6 +305,4 @@ def recover_asset(
         image.load()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return not_searched("the image could not be decoded")
-    return recover_image(
-        image, mime=mime, asset=asset, engine=engine, watermark=watermark, keys=keys, repository=repository
-    )
+    return image

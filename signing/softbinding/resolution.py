@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Final
 
 import iscc_core
-from PIL import Image
+from PIL import Image, ImageOps
 
 from signing._c2pa import Engine
 from signing.errors import (
@@ -29,12 +30,13 @@ from signing.errors import (
 )
 from signing.media import sniff
 from signing.models import Recovery, RecoveryStatus
+from signing.softbinding.confirmation import Confirmation, ConfirmationPrint, confirm
 from signing.softbinding.fingerprint import ISCC_MAX_DISTANCE, PDQ_BITS
 from signing.softbinding.iscc import ISCC_ALG, ISCC_BITS, iscc_body, iscc_code
 from signing.softbinding.marking import format_watermark_id
 from signing.softbinding.payload import ID_BITS
 from signing.softbinding.port import WatermarkEngine, WatermarkKey
-from signing.softbinding.recovery import recover_image
+from signing.softbinding.recovery import ImageEvidence, image_evidence, recover_from_evidence
 from signing.softbinding.repository import ManifestRepository, RepositoryEntry
 from signing.softbinding.reverify import check_stored_entry
 from signing.softbinding.spread_spectrum import ALGORITHM as WATERMARK_ALGORITHM
@@ -175,21 +177,63 @@ def resolve_content(
     """byContent: the recovery's search (watermark confirmed by the fingerprints, else the fingerprints'
     neighbours), as matches. `alg` keeps only the matches that algorithm supports. The type is read from the
     bytes; an empty or undecodable image is an invalid query (the API's 400), a non-image unsupported."""
+    mime, image = content_image(asset, alg=alg, max_pixels=max_pixels)
+    upright = ImageOps.exif_transpose(image)
+    return resolve_evidence(
+        mime,
+        image_evidence(upright, watermark=watermark, keys=keys),
+        alg=alg,
+        asset=asset,
+        engine=engine,
+        repository=repository,
+        confirmer=lambda stored: confirm(stored, upright),
+        limit=limit,
+    )
+
+
+def content_image(asset: IO[bytes], *, alg: str | None, max_pixels: int) -> tuple[str, Image.Image]:
+    """byContent's checks of the query and the asset (type from the bytes, pixels), and the decoded image."""
     if alg is not None:
         supported(alg)
     try:
         mime = sniff(asset).mime
     except MalformedAssetError as exc:
         raise InvalidQueryError(exc.message) from None
-    image = _decoded(asset, mime, max_pixels)
-    recovery = recover_image(
-        image,
+    return mime, _decoded(asset, mime, max_pixels)
+
+
+def content_evidence(
+    asset: IO[bytes],
+    *,
+    alg: str | None,
+    max_pixels: int,
+    watermark: WatermarkEngine,
+    keys: tuple[WatermarkKey, ...],
+) -> tuple[str, ImageEvidence]:
+    """The untrusted half of `resolve_content`: the query's checks, the type and the pixels' evidence."""
+    mime, image = content_image(asset, alg=alg, max_pixels=max_pixels)
+    return mime, image_evidence(ImageOps.exif_transpose(image), watermark=watermark, keys=keys)
+
+
+def resolve_evidence(
+    mime: str,
+    evidence: ImageEvidence,
+    *,
+    alg: str | None,
+    asset: IO[bytes],
+    engine: Engine,
+    repository: ManifestRepository,
+    confirmer: Callable[[ConfirmationPrint], Confirmation],
+    limit: int,
+) -> list[SoftBindingMatch]:
+    """byContent's answer from the evidence of the asset's pixels (see `recover_from_evidence`)."""
+    recovery = recover_from_evidence(
+        evidence,
         mime=mime,
         asset=asset,
         engine=engine,
-        watermark=watermark,
-        keys=keys,
         repository=repository,
+        confirmer=confirmer,
         limit=limit,
     )
     return _matches(recovery, alg)[:limit]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2 as httpx
 import pytest
 from fastapi import FastAPI
@@ -143,7 +144,10 @@ async def stream_to(app: ASGIApp, path: str, headers: dict[str, str], chunks: li
     async def receive() -> Message:
         nonlocal pulled
         if not pending:
-            return {"type": "http.disconnect"}
+            # As a real server: after the body, receive waits until the client goes (it never does here);
+            # answering "disconnect" at once would tell the service the client left (app/isolation stops
+            # the work of a client that has gone).
+            await anyio.Event().wait()
         chunk = pending.pop(0)
         pulled += len(chunk)
         return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
