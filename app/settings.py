@@ -193,7 +193,7 @@ class Settings(BaseSettings):
         "worker process; the engine is CPU-bound, so about one per core the worker may use.",
     )
     verify_queue: int = Field(
-        4, ge=0, description="Verifications that may wait for a slot per worker; beyond them 503 at once."
+        2, ge=0, description="Verifications that may wait for a slot per worker; beyond them 503 at once."
     )
     verify_queue_seconds: float = Field(
         5.0, gt=0, description="Longest wait for a verification slot (503 + Retry-After after it)."

@@ -247,10 +247,17 @@ def main() -> None:
     parser.add_argument("--baseline-seconds", type=float, default=15.0)
     parser.add_argument("--baseline-connections", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="HALLMARK_X=V",
+        help="a service setting (repeatable)",
+    )
     args = parser.parse_args()
     jpeg = small_jpeg()
     with tempfile.TemporaryDirectory(prefix="hallmark-load-") as tmp:
-        env = {"HALLMARK_TRUSTED_PROXIES": "127.0.0.1"}
+        env = {"HALLMARK_TRUSTED_PROXIES": "127.0.0.1", **dict(s.split("=", 1) for s in args.setting)}
         with serve(
             Path(tmp) / "var", Path(tmp) / "logs", "--dev", "--workers", str(args.workers), **env
         ) as server:
