@@ -25,10 +25,11 @@ from enum import StrEnum
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from signing.certs import public_key_sha256
 from signing.keys import KeySigner
 
 Scalar = str | int | bool | float | None | datetime | date
@@ -240,22 +241,15 @@ def verify_signature(public: object, algorithm: str, data: bytes, signature: byt
     return False
 
 
-def public_key_der(public: object) -> bytes:
-    """SubjectPublicKeyInfo DER of a public key (how a verifier pins the key it was given)."""
-    if not isinstance(public, ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey | rsa.RSAPublicKey):
-        raise ValueError("unsupported public key type")
-    return public.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def checkpoint_problem(cp: AuditCheckpoint, trusted_keys: Iterable[bytes] | None) -> str | None:
-    """Why this checkpoint's signature is not acceptable, or None. `trusted_keys` (SPKI DER) pins the
-    signer; None accepts any certificate (then the check only shows the checkpoint is self-consistent)."""
+def checkpoint_problem(cp: AuditCheckpoint, trusted_keys: Iterable[str] | None) -> str | None:
+    """Why this checkpoint's signature is not acceptable, or None. `trusted_keys` (SHA-256 of the SPKI, hex)
+    pins the signer; None accepts any certificate (the check then only shows self-consistency)."""
     try:
         leaf = x509.load_pem_x509_certificates(cp.certificate_chain.encode())[0]
     except ValueError:
         return "its certificate chain cannot be read"
     public = leaf.public_key()
-    if trusted_keys is not None and public_key_der(public) not in set(trusted_keys):
+    if trusted_keys is not None and public_key_sha256(public) not in set(trusted_keys):
         return f"it is signed by a key that is not trusted (key id {cp.key_id!r})"
     try:
         signature = base64.b64decode(cp.signature, validate=True)
@@ -362,7 +356,7 @@ def _checkpoint_faults(
     checkpoints: Sequence[AuditCheckpoint],
     leaves: Sequence[bytes],
     heads: Sequence[bytes],
-    keys: list[bytes] | None,
+    keys: list[str] | None,
 ) -> tuple[list[AuditFault], int]:
     faults: list[AuditFault] = []
     covered = 0
@@ -410,7 +404,7 @@ def verify_ledger(
     links: Sequence[LedgerLink],
     checkpoints: Sequence[AuditCheckpoint],
     *,
-    trusted_keys: Iterable[bytes] | None = None,
+    trusted_keys: Iterable[str] | None = None,
 ) -> AuditReport:
     """Check that every sealed row is still there, unchanged, at its seq, that no row was slipped in among
     them, that the chain and tree the sealer built are the ones its signed checkpoints cover. Rows above a

@@ -24,14 +24,14 @@ from signing.audit import (
     link_rows,
     merkle_root,
     node_hash,
-    public_key_der,
     read_bundle,
     root_from_frontier,
     sign_checkpoint,
     verify_inclusion,
     verify_ledger,
 )
-from signing.devpki import dev_name, issue_ca, issue_leaf, new_key, pem
+from signing.certs import public_key_sha256
+from signing.devpki import dev_name, issue_ca, issue_leaf, key_pem, new_key, pem
 from signing.keys import PemKeySigner
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
@@ -48,8 +48,6 @@ def make_signer(alg: str = "es256", name: str = "Audit Signer") -> PemKeySigner:
 
 
 def _key_pem(key: object) -> bytes:
-    from signing.devpki import key_pem
-
     return key_pem(key)  # type: ignore[arg-type]
 
 
@@ -78,8 +76,8 @@ def sealed(signer: PemKeySigner, table: list[LedgerRow]) -> tuple[list[LedgerLin
     return links, [sign_checkpoint(signer, len(links), root.hex(), head.hex(), T0)]
 
 
-def trusted(signer: PemKeySigner) -> list[bytes]:
-    return [public_key_der(signer.certificate.public_key())]
+def trusted(signer: PemKeySigner) -> list[str]:
+    return [public_key_sha256(signer.certificate.public_key())]
 
 
 # --- encoding ----------------------------------------------------------------------------------------------
