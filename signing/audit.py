@@ -392,7 +392,7 @@ def _checkpoint_faults(
                 AuditFaultKind.LINK,
                 None,
                 None,
-                covered + 1,
+                len(leaves) + 0.9,  # after what explains it (a bad checkpoint, an edited link)
                 f"chain positions {covered + 1}..{len(leaves)} are not covered by a valid signed checkpoint",
             )
         )
