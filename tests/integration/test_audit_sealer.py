@@ -189,3 +189,46 @@ def test_cli_changes_are_ledger_events(tmp_path: Path, pki: Pki) -> None:
     report = json.loads(run("audit", "verify", "--json"))
     assert report["intact"] is True
     assert report["sealed_rows"] >= 5
+
+
+# --- the migration ------------------------------------------------------------------------------------
+
+
+def test_migration_0007_keeps_existing_api_keys_working(tmp_path: Path) -> None:
+    """Keys made before 0007 (rows in api_keys only) become ledger events: the active one still
+    authenticates, the revoked one stays revoked; downgrading removes the chain tables and triggers."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+
+    from app.store.apikeys import PREFIX, _digest
+    from app.store.db import alembic_config
+    from app.store.tables import api_keys
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    try:
+        command.upgrade(alembic_config(url), "0006")
+        now = datetime.now(UTC)
+        with engine.begin() as conn:
+            for key_id, revoked in (("a1", None), ("b2", now)):
+                conn.execute(
+                    api_keys.insert().values(
+                        id=key_id, name=key_id, secret_sha256=_digest(f"secret-{key_id}"), scopes="sign",
+                        created_at=now, revoked_at=revoked,
+                    )
+                )  # fmt: skip
+        migrate(engine)
+        store = ApiKeyStore(engine)
+        assert store.authenticate(f"{PREFIX}_a1_secret-a1") is not None
+        assert store.authenticate(f"{PREFIX}_a1_wrong") is None  # control: the secret still matters
+        assert store.authenticate(f"{PREFIX}_b2_secret-b2") is None
+        with engine.connect() as conn:
+            names = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars()
+            assert "signatures_no_update" in set(names)
+        command.downgrade(alembic_config(url), "0006")
+        tables = sa.inspect(engine).get_table_names()
+        assert "ledger_events" not in tables
+        assert "api_keys" in tables
+    finally:
+        engine.dispose()
