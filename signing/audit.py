@@ -578,19 +578,7 @@ def bundle_document(
             }
             for lk in links
         ],
-        "checkpoints": [
-            {
-                "tree_size": c.tree_size,
-                "root_hash": c.root_hash,
-                "chain_head": c.chain_head,
-                "created_at": canonical_value(c.created_at),
-                "key_id": c.key_id,
-                "algorithm": c.algorithm,
-                "certificate_chain": c.certificate_chain,
-                "signature": c.signature,
-            }
-            for c in checkpoints
-        ],
+        "checkpoints": [_checkpoint_json(c) for c in checkpoints],
     }
 
 
@@ -647,3 +635,63 @@ def _fields(value: object) -> dict[str, Scalar]:
     ):
         raise TypeError("row fields must be an object of scalars")
     return {str(k): v for k, v in value.items()}
+
+
+# --- inclusion proofs for one row ---------------------------------------------------------------------
+
+PROOF_FORMAT = "hallmark-audit-inclusion/v1"
+
+
+def _checkpoint_json(c: AuditCheckpoint) -> dict[str, object]:
+    return {
+        "tree_size": c.tree_size,
+        "root_hash": c.root_hash,
+        "chain_head": c.chain_head,
+        "created_at": canonical_value(c.created_at),
+        "key_id": c.key_id,
+        "algorithm": c.algorithm,
+        "certificate_chain": c.certificate_chain,
+        "signature": c.signature,
+    }
+
+
+def inclusion_document(
+    row: LedgerRow, position: int, leaves: Sequence[bytes], checkpoint: AuditCheckpoint
+) -> dict[str, object]:
+    """Proof that `row`, sealed at chain `position` (1-based), is in the tree a signed checkpoint covers.
+    `leaves` are the leaf hashes of the first `checkpoint.tree_size` links."""
+    if not 1 <= position <= checkpoint.tree_size <= len(leaves):
+        raise ValueError("the row is not under this checkpoint")
+    return {
+        "format": PROOF_FORMAT,
+        "row": {"kind": row.kind, "seq": row.seq, "fields": canonical_fields(row.fields)},
+        "leaf_index": position - 1,
+        "proof": [h.hex() for h in inclusion_proof(leaves[: checkpoint.tree_size], position - 1)],
+        "checkpoint": _checkpoint_json(checkpoint),
+    }
+
+
+def inclusion_problem(document: Mapping[str, object], trusted_keys: Iterable[str]) -> str | None:
+    """Why an inclusion proof does not hold (None when it does): the checkpoint must be signed by a trusted
+    key and the row's leaf hash, with the audit path, must give the checkpoint's root."""
+    if document.get("format") != PROOF_FORMAT:
+        return f"not a {PROOF_FORMAT} document"
+    try:
+        rows, _, checkpoints = read_bundle(
+            {"format": BUNDLE_FORMAT, "rows": [document["row"]], "links": [],
+             "checkpoints": [document["checkpoint"]]}
+        )  # fmt: skip
+        index = _int(document["leaf_index"])
+        proof_items = document["proof"]
+        if not isinstance(proof_items, list):
+            raise TypeError("proof is not a list")
+        proof = [bytes.fromhex(str(h)) for h in proof_items]
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"malformed proof: {exc}"
+    cp = checkpoints[0]
+    problem = checkpoint_problem(cp, list(trusted_keys))
+    if problem is not None:
+        return f"the checkpoint does not hold: {problem}"
+    if not verify_inclusion(rows[0].leaf(), index, cp.tree_size, proof, bytes.fromhex(cp.root_hash)):
+        return "the row is not in the tree the checkpoint signs (row changed or proof wrong)"
+    return None

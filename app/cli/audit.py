@@ -12,7 +12,16 @@ import typer
 from app.cli.common import error, fail, group, settings
 from app.cli.exitcodes import ExitCode
 from app.settings import Settings
-from signing import AuditFault, AuditReport, HallmarkError, bundle_document, read_bundle, verify_ledger
+from signing import (
+    AuditFault,
+    AuditReport,
+    HallmarkError,
+    bundle_document,
+    inclusion_document,
+    inclusion_problem,
+    read_bundle,
+    verify_ledger,
+)
 
 audit_app = group("The audit ledger: every signature, key event and API-key or configuration change.")
 
@@ -250,3 +259,68 @@ def audit_verify_bundle(
     _print_report(report, as_json, source="bundle")
     if not report.intact:
         raise typer.Exit(ExitCode.INVALID)
+
+
+@audit_app.command("prove")
+def audit_prove(
+    manifest_id: Annotated[str, typer.Argument(help="The manifest id (urn:c2pa:...) of a signature.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """An RFC 9162 inclusion proof that this signature's ledger row is in the tree a signed checkpoint
+    covers (JSON); check it offline with `hallmark audit verify-proof FILE --public-key KEY.pem`."""
+    from app.runtime import open_database
+    from app.store.audit import read_ledger
+
+    db = open_database(settings())
+    try:
+        rows, links, checkpoints = read_ledger(db)
+    finally:
+        db.dispose()
+    row = next(
+        (r for r in rows if r.kind == "signature" and r.fields.get("manifest_id") == manifest_id), None
+    )
+    if row is None:
+        error(f"no signature with manifest id {manifest_id} in the ledger", ExitCode.ERROR)
+    position = next((lk.position for lk in links if (lk.kind, lk.seq) == (row.kind, row.seq)), None)
+    covering = [c for c in checkpoints if position is not None and c.tree_size >= position]
+    if position is None or not covering:
+        error(
+            f"the signature {manifest_id} is not sealed yet",
+            ExitCode.ERROR,
+            hint="Run `hallmark audit seal` (the service seals every HALLMARK_AUDIT_SEAL_INTERVAL_SECONDS).",
+        )
+    leaves = [bytes.fromhex(lk.leaf_hash) for lk in links]
+    text = json.dumps(inclusion_document(row, position, leaves, covering[-1]), indent=1, sort_keys=True)
+    if out is None:
+        typer.echo(text)
+        return
+    out.write_text(text + "\n")
+    typer.echo(f"wrote the inclusion proof of {manifest_id} to {out}")
+
+
+@audit_app.command("verify-proof")
+def audit_verify_proof(
+    proof: Annotated[Path, typer.Argument(help="A file written by `hallmark audit prove`.")],
+    public_key: Annotated[
+        list[Path],
+        typer.Option(
+            help="The service's signing key: a PEM public key or certificate chain; repeat for several."
+        ),
+    ],
+) -> None:
+    """Check an inclusion proof offline with the service's public key alone. Exit 0 when it holds, 4 when
+    not."""
+    try:
+        document = json.loads(proof.read_text())
+    except (OSError, ValueError) as exc:
+        error(f"cannot read the proof {proof}: {exc}", ExitCode.USAGE)
+    problem = (
+        inclusion_problem(document, _public_key_pins(public_key))
+        if isinstance(document, dict)
+        else ("not a JSON object")
+    )
+    if problem is not None:
+        typer.echo(f"NOT PROVEN: {problem}")
+        raise typer.Exit(ExitCode.INVALID)
+    typer.echo(f"PROVEN: {document['row']['kind']} seq {document['row']['seq']} is in the signed tree of "
+               f"{document['checkpoint']['tree_size']} rows")  # fmt: skip

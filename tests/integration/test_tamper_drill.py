@@ -280,3 +280,24 @@ def test_exported_bundle_verifies_offline_with_the_public_key(sealed: Sealed, co
     altered = check("--public-key", str(pki.chain))
     assert altered.returncode == 4
     assert "TAMPERED: first fault: altered signature seq 2 " in altered.stdout
+
+
+def test_inclusion_proof_of_one_signature(copy: Path, pki: Pki) -> None:
+    conn = sqlite3.connect(copy / "hallmark.db")
+    try:
+        (manifest_id,) = conn.execute("SELECT manifest_id FROM signatures WHERE seq = 2").fetchone()
+    finally:
+        conn.close()
+    proof = copy.parent / "proof.json"
+    made = hallmark(copy, "audit", "prove", manifest_id, "--out", str(proof))
+    assert made.returncode == 0, made.stderr
+    held = hallmark(copy, "audit", "verify-proof", str(proof), "--public-key", str(pki.chain))
+    assert held.returncode == 0, held.stdout + held.stderr
+    assert held.stdout.startswith("PROVEN: signature seq 2 ")
+    # Negative control: the proof's row altered.
+    document = json.loads(proof.read_text())
+    document["row"]["fields"]["model_name"] = "forged"
+    proof.write_text(json.dumps(document))
+    refused = hallmark(copy, "audit", "verify-proof", str(proof), "--public-key", str(pki.chain))
+    assert refused.returncode == 4
+    assert refused.stdout.startswith("NOT PROVEN: the row is not in the tree")

@@ -19,6 +19,8 @@ from signing.audit import (
     bundle_document,
     encode_row,
     extend_frontier,
+    inclusion_document,
+    inclusion_problem,
     inclusion_proof,
     leaf_hash,
     link_rows,
@@ -291,3 +293,24 @@ def test_bundle_round_trip(signer: PemKeySigner) -> None:
     with pytest.raises(ValueError, match="not a"):
         read_bundle({"format": "other"})
     assert isinstance(signer.certificate, x509.Certificate)
+
+
+def test_inclusion_document_proves_one_row(signer: PemKeySigner) -> None:
+    table = rows()
+    links, cps = sealed(signer, table)
+    leaves = [bytes.fromhex(lk.leaf_hash) for lk in links]
+    for position in (1, 4, len(links)):
+        document = inclusion_document(table[position - 1], position, leaves, cps[0])
+        assert inclusion_problem(document, trusted(signer)) is None
+    document = inclusion_document(table[3], 4, leaves, cps[0])
+    # Negative controls: a changed row, another position, an untrusted key, a forged root.
+    changed = {**document, "row": {**document["row"], "fields": {"id": "other"}}}  # type: ignore[dict-item]
+    assert "not in the tree" in (inclusion_problem(changed, trusted(signer)) or "")
+    moved = {**document, "leaf_index": 2}
+    assert "not in the tree" in (inclusion_problem(moved, trusted(signer)) or "")
+    assert "not trusted" in (inclusion_problem(document, trusted(make_signer(name="Other"))) or "")
+    cp = dict(document["checkpoint"])  # type: ignore[call-overload]
+    cp["root_hash"] = "00" * 32
+    assert "signature does not verify" in (
+        inclusion_problem({**document, "checkpoint": cp}, trusted(signer)) or ""
+    )
