@@ -32,6 +32,7 @@ from app.request_guard import RequestGuard
 from app.routes import feedback, health, sbr, sign, verify, verify_url, web
 from app.runtime import HALLMARK_VERSION, Runtime, build_runtime
 from app.schemas import ProblemOut
+from app.sealing import sealing
 from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from signing import HallmarkError
@@ -125,7 +126,8 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
             rt.db.url.render_as_string(hide_password=True),
         )
         try:
-            yield
+            async with sealing(rt):  # links ledger rows into the audit chain every few seconds
+                yield
         finally:
             _shutdown(app, rt)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 SIGNED = Counter("hallmark_signed_total", "Files signed", ["media_type", "output"])
 VERIFIED = Counter("hallmark_verified_total", "Files verified", ["outcome"])
@@ -13,3 +13,10 @@ ISOLATION_EVENTS = Counter(
     "busy: no worker free in time",
     ["event"],
 )
+AUDIT_UNSEALED = Gauge(
+    "hallmark_audit_unsealed_rows", "Ledger rows the sealer has not linked yet (at its last run)"
+)
+AUDIT_SEAL_LAG = Gauge(
+    "hallmark_audit_seal_lag_seconds", "Age of the oldest unsealed ledger row at the sealer's last run"
+)
+AUDIT_SEALED = Gauge("hallmark_audit_chain_rows", "Rows in the audit chain under a signed checkpoint")

@@ -178,6 +178,12 @@ class Settings(BaseSettings):
         ge=0,
         description="Remember a valid API key this long; a revocation from the CLI waits this long.",
     )
+    audit_seal_interval_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="How often each worker links new ledger rows into the audit chain and signs a checkpoint "
+        "(0: never in the service; run `hallmark audit seal`).",
+    )
     verify_requires_key: bool = Field(False, description="Require an API key (any scope) for /v1/verify.")
     log_level: str = Field("info", description="Python log level name.")
     public_rate_limit: int = Field(

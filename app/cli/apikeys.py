@@ -66,7 +66,22 @@ def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 
 @apikey_app.command("revoke")
 def apikey_revoke(key_id: Annotated[str, typer.Argument(help="The key's id (the part after hm_).")]) -> None:
-    """Revoke an API key; requests with it fail from now on."""
+    """Revoke an API key (an api_key.revoked ledger event); requests with it fail from now on."""
     if not _store().revoke(key_id):
         error(f"no active API key with id {key_id}", ExitCode.ERROR)
     typer.echo(f"Revoked {key_id}")
+
+
+@apikey_app.command("scope")
+def apikey_scope(
+    key_id: Annotated[str, typer.Argument(help="The key's id (the part after hm_).")],
+    scope: Annotated[list[str], typer.Option(help="The new scopes (replace the old ones); repeat.")],
+) -> None:
+    """Change an active key's scopes (recorded in the audit ledger as api_key.scoped)."""
+    try:
+        key = _store().rescope(key_id, set(scope))
+    except ValueError as exc:
+        error(f"{exc}", ExitCode.USAGE)
+    if key is None:
+        error(f"no active API key with id {key_id}", ExitCode.ERROR)
+    typer.echo(f"{key_id} now has scopes {', '.join(sorted(key.scopes))}")

@@ -1,16 +1,29 @@
-"""audit: the ledger of every signature."""
+"""audit: the ledger of every signature, key, API-key and configuration event, and its chain."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from app.cli.common import group, settings
+from app.cli.common import error, fail, group, settings
+from app.cli.exitcodes import ExitCode
+from app.settings import Settings
+from signing import (
+    AuditFault,
+    AuditReport,
+    HallmarkError,
+    bundle_document,
+    inclusion_document,
+    inclusion_problem,
+    read_bundle,
+    verify_ledger,
+)
 
-audit_app = group("The audit ledger: every signature and every key event.")
+audit_app = group("The audit ledger: every signature, key event and API-key or configuration change.")
 
 
 # --- audit ---------------------------------------------------------------------------------------------
@@ -60,3 +73,254 @@ def audit_keys(
             f"{r['at']:%Y-%m-%dT%H:%M:%SZ}  {r['event']:<15} {r['key_id']}  "
             f"{r['from_state'] or '-'} -> {r['to_state'] or '-'}{reason}"
         )
+
+
+# --- the tamper-evident chain ------------------------------------------------------------------------------
+
+
+def _public_key_pins(paths: list[Path]) -> list[str]:
+    """SHA-256 of the key in each PEM file: a public key, or the first (leaf) certificate of a chain."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from signing import public_key_sha256
+
+    pins = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            error(f"cannot read {path}: {exc.strerror}", ExitCode.USAGE)
+        certificates = _certificates(data, x509)
+        if certificates:
+            pins.append(public_key_sha256(certificates[0].public_key()))
+        elif b"-----BEGIN PUBLIC KEY-----" in data:
+            pins.append(public_key_sha256(serialization.load_pem_public_key(data)))
+        else:
+            error(f"{path} holds no PEM certificate or public key", ExitCode.USAGE)
+    return pins
+
+
+def _certificates(data: bytes, x509: Any) -> list[Any]:
+    try:
+        return list(x509.load_pem_x509_certificates(data))
+    except ValueError:
+        return []
+
+
+def _keyring_pins(cfg: Settings) -> list[str]:
+    """The public keys the service may sign checkpoints with: every key of the keyring (any state), read
+    from the keys directory, not from the database being checked."""
+    from app.keysource import keyring_file
+
+    pins = [e.public_key_sha256 for e in keyring_file(cfg).load().entries]
+    chain = cfg.resolved_signing_chain
+    if not pins and chain.is_file():  # the pre-keyring single key
+        pins = _public_key_pins([chain])
+    return pins
+
+
+def _print_report(report: AuditReport, as_json: bool, *, source: str) -> None:
+    first = report.first
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "intact": report.intact,
+                    "source": source,
+                    "sealed_rows": report.sealed,
+                    "checkpoints": report.checkpoints,
+                    "checkpointed_rows": report.checkpointed,
+                    "unsealed_rows": dict(report.unsealed),
+                    "first_fault": _fault_json(first) if first else None,
+                    "faults": [_fault_json(f) for f in report.faults],
+                },
+                indent=2,
+            )
+        )
+        return
+    for fault in report.faults:
+        typer.echo(f"{fault.kind.value.upper():<10} {fault.message}")
+    unsealed = sum(report.unsealed.values())
+    detail = ", ".join(f"{k}={v}" for k, v in sorted(report.unsealed.items()))
+    typer.echo(
+        f"{source}: {report.sealed} rows sealed, {report.checkpointed} under a valid signed checkpoint "
+        f"({report.checkpoints} checkpoints); {unsealed} unsealed{f' ({detail})' if detail else ''}"
+    )
+    if first is None:
+        typer.echo("INTACT: every sealed row is present, unchanged and in order")
+    else:
+        where = f" {first.row_kind} seq {first.seq}" if first.row_kind is not None else ""
+        typer.echo(f"TAMPERED: first fault: {first.kind.value}{where} -- {first.message}")
+
+
+def _fault_json(fault: AuditFault) -> dict[str, Any]:
+    return {"kind": fault.kind.value, "row_kind": fault.row_kind, "seq": fault.seq, "message": fault.message}
+
+
+@audit_app.command("seal")
+def audit_seal(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Link every unsealed ledger row into the chain and sign a checkpoint with the active signing key
+    (the service does this every HALLMARK_AUDIT_SEAL_INTERVAL_SECONDS)."""
+    from app.runtime import build_runtime
+    from app.store.audit import Sealer
+
+    cfg = settings()
+    try:
+        rt = build_runtime(cfg)
+        try:
+            ctx = rt.sign_ctx
+            assert ctx is not None  # build_runtime raised otherwise
+            sealer = Sealer(rt.db)
+            result = sealer.seal(ctx.signer.key)
+            status = sealer.status()
+        finally:
+            rt.signer_watch.close()
+            rt.db.dispose()
+    except HallmarkError as exc:
+        fail(exc)
+    if as_json:
+        summary = {"linked": result.linked, "tree_size": result.tree_size}
+        summary |= {"checkpoints": result.checkpoints, "unsealed": status.unsealed}
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    typer.echo(f"sealed {result.linked} rows; the chain holds {result.tree_size}; {status.unsealed} unsealed")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    public_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="PEM public key, or certificate chain (its first certificate counts), checkpoints must be "
+            "signed with; repeat for several; default: every key of the keyring."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Walk the audit chain and its signed checkpoints; name the first row altered, removed, inserted or
+    reordered. Exit 0 only when the ledger is intact (unsealed rows are reported, not faults); 4 when not."""
+    from app.runtime import open_database
+    from app.store.audit import read_ledger
+
+    cfg = settings()
+    pins = _public_key_pins(public_key) if public_key else _keyring_pins(cfg)
+    db = open_database(cfg)
+    try:
+        rows, links, checkpoints = read_ledger(db)
+    finally:
+        db.dispose()
+    report = verify_ledger(rows, links, checkpoints, trusted_keys=pins)
+    _print_report(report, as_json, source="ledger")
+    if not report.intact:
+        raise typer.Exit(ExitCode.INVALID)
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Annotated[Path, typer.Argument(help="Where to write the bundle (JSON).")],
+) -> None:
+    """Write every ledger row, link and signed checkpoint (with its certificate chain) to one JSON file
+    that a third party checks offline: `hallmark audit verify-bundle FILE --public-key KEY.pem`."""
+    from app.runtime import open_database
+    from app.store.audit import read_ledger
+
+    db = open_database(settings())
+    try:
+        rows, links, checkpoints = read_ledger(db)
+    finally:
+        db.dispose()
+    document = bundle_document(rows, links, checkpoints)
+    tmp = out.with_name(out.name + ".partial")
+    tmp.write_text(json.dumps(document, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    tmp.replace(out)
+    typer.echo(f"wrote {len(rows)} rows, {len(links)} links, {len(checkpoints)} checkpoints to {out}")
+
+
+@audit_app.command("verify-bundle")
+def audit_verify_bundle(
+    bundle: Annotated[Path, typer.Argument(help="A file written by `hallmark audit export`.")],
+    public_key: Annotated[
+        list[Path],
+        typer.Option(
+            help="The service's signing key: a PEM public key or certificate chain (its first certificate "
+            "counts); repeat for several (keys rotated)."
+        ),
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Verify an exported bundle offline with the service's public key alone (no database, no
+    configuration). Exit 0 only when intact, 4 when not."""
+    try:
+        rows, links, checkpoints = read_bundle(json.loads(bundle.read_text()))
+    except (OSError, ValueError) as exc:
+        error(f"cannot read the bundle {bundle}: {exc}", ExitCode.USAGE)
+    report = verify_ledger(rows, links, checkpoints, trusted_keys=_public_key_pins(public_key))
+    _print_report(report, as_json, source="bundle")
+    if not report.intact:
+        raise typer.Exit(ExitCode.INVALID)
+
+
+@audit_app.command("prove")
+def audit_prove(
+    manifest_id: Annotated[str, typer.Argument(help="The manifest id (urn:c2pa:...) of a signature.")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """An RFC 9162 inclusion proof that this signature's ledger row is in the tree a signed checkpoint
+    covers (JSON); check it offline with `hallmark audit verify-proof FILE --public-key KEY.pem`."""
+    from app.runtime import open_database
+    from app.store.audit import read_ledger
+
+    db = open_database(settings())
+    try:
+        rows, links, checkpoints = read_ledger(db)
+    finally:
+        db.dispose()
+    row = next(
+        (r for r in rows if r.kind == "signature" and r.fields.get("manifest_id") == manifest_id), None
+    )
+    if row is None:
+        error(f"no signature with manifest id {manifest_id} in the ledger", ExitCode.ERROR)
+    position = next((lk.position for lk in links if (lk.kind, lk.seq) == (row.kind, row.seq)), None)
+    covering = [c for c in checkpoints if position is not None and c.tree_size >= position]
+    if position is None or not covering:
+        error(
+            f"the signature {manifest_id} is not sealed yet",
+            ExitCode.ERROR,
+            hint="Run `hallmark audit seal` (the service seals every HALLMARK_AUDIT_SEAL_INTERVAL_SECONDS).",
+        )
+    leaves = [bytes.fromhex(lk.leaf_hash) for lk in links]
+    text = json.dumps(inclusion_document(row, position, leaves, covering[-1]), indent=1, sort_keys=True)
+    if out is None:
+        typer.echo(text)
+        return
+    out.write_text(text + "\n")
+    typer.echo(f"wrote the inclusion proof of {manifest_id} to {out}")
+
+
+@audit_app.command("verify-proof")
+def audit_verify_proof(
+    proof: Annotated[Path, typer.Argument(help="A file written by `hallmark audit prove`.")],
+    public_key: Annotated[
+        list[Path],
+        typer.Option(
+            help="The service's signing key: a PEM public key or certificate chain; repeat for several."
+        ),
+    ],
+) -> None:
+    """Check an inclusion proof offline with the service's public key alone. Exit 0 when it holds, 4 when
+    not."""
+    try:
+        document = json.loads(proof.read_text())
+    except (OSError, ValueError) as exc:
+        error(f"cannot read the proof {proof}: {exc}", ExitCode.USAGE)
+    problem = (
+        inclusion_problem(document, _public_key_pins(public_key))
+        if isinstance(document, dict)
+        else ("not a JSON object")
+    )
+    if problem is not None:
+        typer.echo(f"NOT PROVEN: {problem}")
+        raise typer.Exit(ExitCode.INVALID)
+    typer.echo(f"PROVEN: {document['row']['kind']} seq {document['row']['seq']} is in the signed tree of "
+               f"{document['checkpoint']['tree_size']} rows")  # fmt: skip

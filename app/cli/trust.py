@@ -27,6 +27,28 @@ def _store() -> TrustStore:
     return TrustStore(settings().resolved_trust_dir)
 
 
+def _record(kind: str, name: str, profile: TrustProfile | None) -> None:
+    """Append the change to the audit ledger (trust.added / trust.updated / trust.removed)."""
+    from app.runtime import open_database
+    from app.store.audit import record_event
+
+    data: dict[str, Any] = {}
+    if profile is not None:
+        data = {
+            "source": profile.source, "sha256": profile.sha256, "version": profile.version,
+            "anchor_count": profile.anchor_count, "tsa_anchor_count": profile.tsa_anchor_count,
+            "allowed_ekus": list(profile.allowed_ekus), "development": profile.development,
+        }  # fmt: skip
+    db = open_database(settings())
+    try:
+        record_event(db, kind, name, data, failure=f"The trust profile '{name}' changed but the audit ledger "
+                     "could not record it.")  # fmt: skip
+    except HallmarkError as exc:
+        fail(exc)
+    finally:
+        db.dispose()
+
+
 def _kind(value: str | None) -> Kind | None:
     if value not in (None, "signers", "tsa"):
         error("--kind must be 'signers' or 'tsa'.", ExitCode.USAGE)
@@ -183,6 +205,7 @@ def trust_add(
         )
     except HallmarkError as exc:
         fail(exc)
+    _record("trust.added", profile.name, profile)
     dev = " It is a DEVELOPMENT profile: production refuses it." if profile.development else ""
     typer.echo(
         f"Added trust profile '{profile.name}': {profile.anchor_count} signer anchor(s), "
@@ -218,6 +241,7 @@ def trust_update(
         profile = store.update(name, bundle, expected_sha256=sha256, kind=which, version=version)
     except HallmarkError as exc:
         fail(exc)
+    _record("trust.updated", profile.name, profile)
     typer.echo(
         f"Updated trust profile '{profile.name}' to version {profile.version}: {profile.anchor_count} signer "
         f"anchor(s), {profile.tsa_anchor_count} TSA anchor(s), sha256 {profile.sha256}."
@@ -245,5 +269,6 @@ def trust_remove(name: Annotated[str, typer.Argument(help="Profile name.")]) -> 
         store.remove(name)
     except HallmarkError as exc:
         fail(exc)
+    _record("trust.removed", name, None)
     typer.echo(f"Removed trust profile '{name}'.")
     typer.echo(RESTART)

@@ -87,3 +87,55 @@ feedback = sa.Table(
     sa.Column("manifest_id", sa.String(200), nullable=True),
     sa.Column("comment", sa.String(500), nullable=True),
 )
+
+# --- the tamper-evident ledger (migration 0007) ----------------------------------------------------------
+# signatures, key_events and ledger_events are the ledger rows: insert-only (SQLite triggers refuse UPDATE
+# and DELETE). The sealer links them, in order, into a hash chain and a Merkle tree (ledger_links) and
+# signs checkpoints (ledger_checkpoints); both are insert-only too. See signing/audit.py.
+
+# API-key events (api_key.created / api_key.scoped / api_key.revoked) and configuration changes
+# (trust.added / trust.updated / trust.removed). `data` is compact sorted-key JSON.
+ledger_events = sa.Table(
+    "ledger_events",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Index("ix_ledger_events_subject", "subject"),
+)
+
+ledger_links = sa.Table(
+    "ledger_links",
+    metadata,
+    sa.Column("position", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("source", sa.String(20), nullable=False),
+    sa.Column("row_seq", sa.Integer, nullable=False),
+    sa.Column("leaf_hash", sa.String(64), nullable=False),
+    sa.Column("chain_hash", sa.String(64), nullable=False),
+    sa.UniqueConstraint("source", "row_seq", name="uq_ledger_links_row"),
+)
+
+ledger_checkpoints = sa.Table(
+    "ledger_checkpoints",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tree_size", sa.Integer, nullable=False, unique=True),
+    sa.Column("root_hash", sa.String(64), nullable=False),
+    sa.Column("chain_head", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("key_id", sa.String(100), nullable=False),
+    sa.Column("algorithm", sa.String(20), nullable=False),
+    sa.Column("certificate_chain", sa.Text, nullable=False),
+    sa.Column("signature", sa.Text, nullable=False),
+    sa.Column("frontier", sa.Text, nullable=False),  # JSON list of hex subtree roots, for the next seal
+)
+
+# One row (id 1): the sealer takes the write lock by updating it, so one sealer runs at a time.
+ledger_sealer = sa.Table(
+    "ledger_sealer",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("sealed_at", sa.DateTime(timezone=True), nullable=True),
+)

@@ -40,7 +40,7 @@ def command_paths(line: str) -> list[list[str]]:
     """The command words of a synopsis (`keys activate|retire ID` -> [keys, activate], [keys, retire])."""
     paths: list[list[str]] = [[]]
     for word in line.split()[1:]:
-        if not re.fullmatch(r"[a-z]+(\|[a-z]+)*", word):
+        if not re.fullmatch(r"[a-z][a-z-]*(\|[a-z][a-z-]*)*", word):  # verify-bundle is one command
             break
         paths = [[*p, alt] for p in paths for alt in word.split("|")]
     return paths
