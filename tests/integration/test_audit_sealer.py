@@ -194,6 +194,9 @@ def test_cli_changes_are_ledger_events(tmp_path: Path, pki: Pki) -> None:
 # --- the migration ------------------------------------------------------------------------------------
 
 
+A1, B2 = "a1" * 8, "b2" * 8  # key ids as create() makes them: 16 hex digits
+
+
 def test_migration_0007_keeps_existing_api_keys_working(tmp_path: Path) -> None:
     """Keys made before 0007 (rows in api_keys only) become ledger events: the active one still
     authenticates, the revoked one stays revoked; downgrading removes the chain tables and triggers."""
@@ -211,7 +214,7 @@ def test_migration_0007_keeps_existing_api_keys_working(tmp_path: Path) -> None:
         command.upgrade(alembic_config(url), "0006")
         now = datetime.now(UTC)
         with engine.begin() as conn:
-            for key_id, revoked in (("a1", None), ("b2", now)):
+            for key_id, revoked in ((A1, None), (B2, now)):
                 conn.execute(
                     api_keys.insert().values(
                         id=key_id, name=key_id, secret_sha256=_digest(f"secret-{key_id}"), scopes="sign",
@@ -220,9 +223,9 @@ def test_migration_0007_keeps_existing_api_keys_working(tmp_path: Path) -> None:
                 )  # fmt: skip
         migrate(engine)
         store = ApiKeyStore(engine)
-        assert store.authenticate(f"{PREFIX}_a1_secret-a1") is not None
-        assert store.authenticate(f"{PREFIX}_a1_wrong") is None  # control: the secret still matters
-        assert store.authenticate(f"{PREFIX}_b2_secret-b2") is None
+        assert store.authenticate(f"{PREFIX}_{A1}_secret-{A1}") is not None
+        assert store.authenticate(f"{PREFIX}_{A1}_wrong") is None  # control: the secret still matters
+        assert store.authenticate(f"{PREFIX}_{B2}_secret-{B2}") is None
         with engine.connect() as conn:
             names = conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'trigger'").scalars()
             assert "signatures_no_update" in set(names)
