@@ -7,6 +7,7 @@ from signing import keyring as keyring_rules
 from signing._c2pa import BINDING_VERSION, ENGINE_VERSION, Engine, EngineConfig, NativeSigner
 from signing.certs import DEV_ORGANIZATION, is_development, load_chain, public_key_sha256, sha256_fingerprint
 from signing.completeness import DEFAULT_MAX_PIXELS as DEFAULT_MAX_IMAGE_PIXELS
+from signing.completeness_audio import MAX_SAMPLE_RATE, check_fingerprintable
 from signing.csr import build_csr
 from signing.devpki import DevPki, dev_name, issue_dev_pki, issue_leaf, key_pem, new_key
 from signing.devpki import pem as certificate_pem
@@ -22,6 +23,7 @@ from signing.errors import (
     DamagedCredentialsError,
     EmptyAssetError,
     HallmarkError,
+    ImplausibleMediaError,
     IncompleteAssetError,
     InvalidMetadataError,
     InvalidQueryError,
@@ -296,6 +298,7 @@ __all__ = [
     "ISCC_ALG",
     "ISCC_BITS",
     "ISCC_MAX_DISTANCE",
+    "MAX_SAMPLE_RATE",
     "MIN_AUDIO_DISTINCT_FEATURES",
     "PDQ_BITS",
     "PDQ_MAX_DISTANCE",
@@ -345,6 +348,7 @@ __all__ = [
     "GenerationInfo",
     "HallmarkError",
     "ImageFingerprints",
+    "ImplausibleMediaError",
     "IncompleteAssetError",
     "Ingredient",
     "Integrity",
@@ -427,6 +431,7 @@ __all__ = [
     "build_csr",
     "certificate_pem",
     "check_entry",
+    "check_fingerprintable",
     "check_stored_entry",
     "check_validity",
     "chromaprint_fingerprint",

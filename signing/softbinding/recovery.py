@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from signing._c2pa import Engine
 from signing.models import (
@@ -28,6 +28,7 @@ from signing.models import (
 from signing.softbinding.confirmation import ConfirmationPrint, confirm
 from signing.softbinding.fingerprint import ImageFingerprints, PdqHash, image_fingerprints
 from signing.softbinding.marking import format_watermark_id
+from signing.softbinding.orientation import to_upright
 from signing.softbinding.port import WatermarkDetection, WatermarkEngine, WatermarkKey
 from signing.softbinding.repository import ManifestRepository, RepositoryEntry, fingerprint_match
 from signing.softbinding.reverify import stored_entry_report
@@ -74,7 +75,7 @@ def recover_image(
     limit: int = 3,
 ) -> Recovery:
     """Look `image` (decoded from `asset`, of type `mime`) up in the repository; see the module doc."""
-    upright = ImageOps.exif_transpose(image)
+    upright = to_upright(image)
     pixels = np.asarray(upright if upright.mode in _MODES else upright.convert("RGB"))
     detection = watermark.detect(pixels, keys) if keys else None
     finding = _finding(detection, watermark.algorithm) if detection is not None else None
