@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.metrics import PROBLEMS
 from signing import (
@@ -146,7 +147,23 @@ async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     cause = exc.__cause__
     if isinstance(cause, HallmarkError):
         return await _on_hallmark(request, cause)
-    return problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail), str(exc.detail))
+    response = problem(exc.status_code, f"http-{exc.status_code}", str(exc.detail), str(exc.detail))
+    # The exception's headers are part of the answer: a 405 names the allowed methods (`Allow`, RFC 9110),
+    # all of them: Starlette names only those of the first route on the path (GET of a GET + POST path).
+    response.headers.update(exc.headers or {})
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
+    return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route answers on this path (each method tried against the app's routes)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:

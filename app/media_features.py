@@ -30,6 +30,7 @@ from signing import (
     MediaToolTimeoutError,
     MediaType,
     audio_iscc,
+    check_fingerprintable,
     chromaprint_fingerprint,
     frame_signatures,
     iscc_kind_of,
@@ -94,6 +95,8 @@ def media_iscc(path: Path, media: MediaType, *, tools: MediaTools) -> str:
     sniffed as `media`. Raises `MediaFingerprintError` (or its subclasses `MediaToolMissingError`,
     `MediaToolTimeoutError`)."""
     kind = iscc_kind_of(media)
+    with path.open("rb") as stream:
+        check_fingerprintable(media, stream)  # before a tool spends minutes on an absurd declared rate
     if kind is IsccKind.AUDIO:
         return audio_iscc(chromaprint_fingerprint(_fpcalc(path, tools)))
     if kind is IsccKind.VIDEO and media.mime in _DEMUXER:

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from signing import VerificationReport
 
@@ -220,7 +220,7 @@ class FeedbackIn(BaseModel):
 
     manifest_id: str | None = Field(None, max_length=200, description="The report's manifest_id, if any.")
     outcome: Outcome = Field(description="The report's outcome.")
-    verdict_correct: bool = Field(description="Whether the person thinks the result was right.")
+    verdict_correct: StrictBool = Field(description="Whether the person thinks the result was right.")
     comment: str | None = Field(None, max_length=500, description="Optional short comment.")
 
 

@@ -33,6 +33,7 @@ from signing.audit import (
 )
 from signing.certs import DEV_ORGANIZATION, is_development, load_chain, public_key_sha256, sha256_fingerprint
 from signing.completeness import DEFAULT_MAX_PIXELS as DEFAULT_MAX_IMAGE_PIXELS
+from signing.completeness_audio import MAX_SAMPLE_RATE, check_fingerprintable
 from signing.csr import build_csr
 from signing.devpki import DevPki, dev_name, issue_dev_pki, issue_leaf, key_pem, new_key
 from signing.devpki import pem as certificate_pem
@@ -51,6 +52,7 @@ from signing.errors import (
     DecodeDeadlineError,
     EmptyAssetError,
     HallmarkError,
+    ImplausibleMediaError,
     IncompleteAssetError,
     InvalidMetadataError,
     InvalidQueryError,
@@ -346,6 +348,7 @@ __all__ = [
     "ISCC_ALG",
     "ISCC_BITS",
     "ISCC_MAX_DISTANCE",
+    "MAX_SAMPLE_RATE",
     "MIN_AUDIO_DISTINCT_FEATURES",
     "PDQ_BITS",
     "PDQ_MAX_DISTANCE",
@@ -403,6 +406,7 @@ __all__ = [
     "HallmarkError",
     "ImageEvidence",
     "ImageFingerprints",
+    "ImplausibleMediaError",
     "IncompleteAssetError",
     "Ingredient",
     "Integrity",
@@ -492,6 +496,7 @@ __all__ = [
     "canonical_fields",
     "certificate_pem",
     "check_entry",
+    "check_fingerprintable",
     "check_stored_entry",
     "check_structure",
     "check_validity",

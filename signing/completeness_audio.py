@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import IO
 
-from signing.errors import IncompleteAssetError
+from signing.errors import ImplausibleMediaError, IncompleteAssetError
 from signing.media import id3_end
 from signing.models import MediaType
 
@@ -219,3 +219,42 @@ def _last_frame_ends_the_file(
             raise _incomplete(media, "its audio ends before the last sample its header announces")
         return
     raise _incomplete(media, "its last audio frame is cut short")
+
+
+# --- parameters the fingerprint tools can afford ----------------------------------------------------------
+
+# The highest sample rate audio is made at (768 kHz PCM). fpcalc resamples every input to 11025 Hz, and its
+# resampler's work grows with the declared rate: a 17 KB WAV declaring 2 GHz kept it busy for over 20 s.
+MAX_SAMPLE_RATE = 768_000
+_MAX_RIFF_CHUNKS = 1000
+
+
+def check_fingerprintable(media: MediaType, stream: IO[bytes]) -> None:
+    """Refuse, before any tool decodes it, a WAV whose 'fmt ' chunk declares a sample rate or channel count
+    no real audio has (`ImplausibleMediaError`, a `MediaFingerprintError`: no ISCC code is made, signing
+    goes on without one).
+    Other media types pass: their headers cannot declare such rates (MP3, FLAC) or are decoded by ffmpeg
+    from codec data this check does not parse."""
+    if media.mime != "audio/wav":
+        return
+    reader = _Reader(stream)
+    pos = 12
+    for _ in range(_MAX_RIFF_CHUNKS):
+        header = reader.at(pos, 8)
+        if len(header) < 8:
+            return  # no 'fmt ' chunk: the tool fails fast on it
+        length = int.from_bytes(header[4:8], "little")
+        if header[:4] == b"fmt ":
+            fmt = reader.at(pos + 8, 16)
+            if len(fmt) < 16:
+                return
+            channels = int.from_bytes(fmt[2:4], "little")
+            rate = int.from_bytes(fmt[4:8], "little")
+            if not 1 <= rate <= MAX_SAMPLE_RATE or not 1 <= channels <= 64:
+                raise ImplausibleMediaError(
+                    f"The WAV file declares {rate} Hz and {channels} channel(s); no fingerprint is made for "
+                    f"audio outside 1 to {MAX_SAMPLE_RATE} Hz and 1 to 64 channels.",
+                    details={"sample_rate": rate, "channels": channels},
+                )
+            return
+        pos += 8 + length + (length & 1)

@@ -153,6 +153,13 @@ class MediaFingerprintError(HallmarkError):
     title = "Audio/video fingerprint could not be computed"
 
 
+class ImplausibleMediaError(MediaFingerprintError):
+    """The file declares stream parameters no real media has (a WAV at 2 GHz): no tool is run on it."""
+
+    code = "media-implausible"
+    title = "Audio parameters out of range"
+
+
 class MediaToolMissingError(MediaFingerprintError):
     code = "media-tool-missing"
     title = "Audio/video fingerprint tool not installed"

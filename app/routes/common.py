@@ -77,6 +77,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/ProblemOut"}}},
     }
     for status, text in (
+        (400, "The body could not be parsed (not well-formed multipart/form-data or JSON)"),
         (401, "API key missing or invalid"),
         (403, "API key lacks the required scope"),
         (413, "File larger than the configured limit"),

@@ -27,6 +27,7 @@ MAX_FEEDBACK_BYTES = 4096
         **{
             status: {**PROBLEM_RESPONSES[status], "description": text}
             for status, text in (
+                (400, "The body is not well-formed JSON"),
                 (413, f"Body larger than {MAX_FEEDBACK_BYTES} bytes"),
                 (422, "Not valid feedback (unknown outcome, comment over 500 characters, unknown field)"),
                 (503, "The database cannot store it now; see Retry-After"),

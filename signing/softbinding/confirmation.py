@@ -16,8 +16,10 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from PIL import Image, ImageOps
+from PIL import Image
 from scipy import fft, ndimage
+
+from signing.softbinding.orientation import to_upright
 
 Float = npt.NDArray[np.float32]
 Wide = npt.NDArray[np.float64]
@@ -88,7 +90,7 @@ class Confirmation:
 
 
 def confirmation_print(image: Image.Image) -> ConfirmationPrint:
-    grey = _grey(ImageOps.exif_transpose(image))
+    grey = _grey(to_upright(image))
     size = _thumb_size(*grey.size)
     thumbnail = grey.resize(size, Image.Resampling.BOX) if size != grey.size else grey
     return ConfirmationPrint(grey.width, grey.height, thumbnail.tobytes(), *size)
@@ -100,7 +102,7 @@ def confirm(
     """Score `query` against the print under each scale hypothesis (unchanged, resized to the signed width or
     height, the caller's hint), turned a little either way, plain and mirrored; confirmed when the best
     score reaches the threshold."""
-    grey = _grey(ImageOps.exif_transpose(query))
+    grey = _grey(to_upright(query))
     best = Confirmation(score=-1.0, confirmed=False, scale=0.0, mirrored=False)
     if min(grey.size) < _MIN_TEMPLATE:  # too few pixels to show anything (an empty image included)
         return best

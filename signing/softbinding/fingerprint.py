@@ -15,9 +15,10 @@ import iscc_core
 import numpy as np
 import pdqhash
 from numpy.typing import NDArray
-from PIL import Image, ImageOps
+from PIL import Image
 
 from signing.softbinding.iscc import ISCC_BITS, ISCC_MAX_DISTANCES, IsccKind
+from signing.softbinding.orientation import to_upright
 
 PDQ_BITS: Final = 256
 
@@ -72,7 +73,7 @@ def hamming(a: bytes, b: bytes) -> int:
 
 def _upright(pixels: Pixels) -> Image.Image:
     if isinstance(pixels, Image.Image):
-        return ImageOps.exif_transpose(pixels)
+        return to_upright(pixels)
     return Image.fromarray(np.ascontiguousarray(pixels))
 
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import IO, Any, Final
 
 import numpy as np
-from PIL import Image, ImageOps, JpegImagePlugin, PngImagePlugin
+from PIL import Image, JpegImagePlugin, PngImagePlugin
 
 from signing.errors import UnmarkableImageError
 from signing.models import MediaType
@@ -31,6 +31,7 @@ from signing.softbinding.binding_assertions import (
 )
 from signing.softbinding.confirmation import ConfirmationPrint, confirmation_print
 from signing.softbinding.fingerprint import ImageFingerprints, image_fingerprints
+from signing.softbinding.orientation import exif_orientation, to_upright
 from signing.softbinding.payload import new_payload_id
 from signing.softbinding.port import WatermarkEngine, WatermarkKey
 from signing.softbinding.repository import ManifestRepository
@@ -168,7 +169,7 @@ class SoftBinder:
         if image.mode not in _MODES:
             return WatermarkSkip.PIXEL_FORMAT
         if has_parent and self.detection_keys:
-            upright = np.asarray(ImageOps.exif_transpose(image))
+            upright = np.asarray(to_upright(image))
             if self.engine.detect(upright, self.detection_keys).detected:
                 return WatermarkSkip.ALREADY_MARKED
         return None
@@ -181,8 +182,8 @@ class SoftBinder:
                 return candidate
 
     def _embed(self, image: Image.Image, payload_id: int, key: WatermarkKey) -> Image.Image:
-        orientation = image.getexif().get(0x0112, 1)
-        upright = ImageOps.exif_transpose(image)
+        orientation = exif_orientation(image)
+        upright = to_upright(image)
         marked = Image.fromarray(self.engine.embed(np.asarray(upright), payload_id, key), mode=image.mode)
         undo = _UNDO.get(orientation)
         return marked.transpose(undo) if undo is not None else marked

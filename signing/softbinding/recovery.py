@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from signing._c2pa import Engine
 from signing.models import (
@@ -29,6 +29,7 @@ from signing.models import (
 from signing.softbinding.confirmation import Confirmation, ConfirmationPrint, confirm
 from signing.softbinding.fingerprint import ImageFingerprints, PdqHash, image_fingerprints
 from signing.softbinding.marking import format_watermark_id
+from signing.softbinding.orientation import to_upright
 from signing.softbinding.port import WatermarkDetection, WatermarkEngine, WatermarkKey
 from signing.softbinding.repository import ManifestRepository, RepositoryEntry, fingerprint_match
 from signing.softbinding.reverify import stored_entry_report
@@ -98,7 +99,7 @@ def recover_image(
     limit: int = 3,
 ) -> Recovery:
     """Look `image` (decoded from `asset`, of type `mime`) up in the repository; see the module doc."""
-    upright = ImageOps.exif_transpose(image)
+    upright = to_upright(image)
     evidence = image_evidence(upright, watermark=watermark, keys=keys)
     return recover_from_evidence(
         evidence,
@@ -282,7 +283,7 @@ def asset_evidence(
     image = _decoded(asset, mime, max_pixels)
     if isinstance(image, Recovery):
         return image
-    return image_evidence(ImageOps.exif_transpose(image), watermark=watermark, keys=keys)
+    return image_evidence(to_upright(image), watermark=watermark, keys=keys)
 
 
 def confirm_asset(stored: ConfirmationPrint, asset: IO[bytes], *, max_pixels: int) -> Confirmation:
@@ -291,7 +292,7 @@ def confirm_asset(stored: ConfirmationPrint, asset: IO[bytes], *, max_pixels: in
     image = _decoded(asset, "image/", max_pixels)
     if isinstance(image, Recovery):
         return Confirmation(score=-1.0, confirmed=False, scale=0.0, mirrored=False)
-    return confirm(stored, ImageOps.exif_transpose(image))
+    return confirm(stored, to_upright(image))
 
 
 def _decoded(asset: IO[bytes], mime: str, max_pixels: int) -> Image.Image | Recovery:

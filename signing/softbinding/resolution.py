@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import IO, Final
 
 import iscc_core
-from PIL import Image, ImageOps
+from PIL import Image
 
 from signing._c2pa import Engine
 from signing.errors import (
@@ -34,6 +34,7 @@ from signing.softbinding.confirmation import Confirmation, ConfirmationPrint, co
 from signing.softbinding.fingerprint import ISCC_MAX_DISTANCE, PDQ_BITS
 from signing.softbinding.iscc import ISCC_ALG, ISCC_BITS, iscc_body, iscc_code
 from signing.softbinding.marking import format_watermark_id
+from signing.softbinding.orientation import to_upright
 from signing.softbinding.payload import ID_BITS
 from signing.softbinding.port import WatermarkEngine, WatermarkKey
 from signing.softbinding.recovery import ImageEvidence, image_evidence, recover_from_evidence
@@ -178,7 +179,7 @@ def resolve_content(
     neighbours), as matches. `alg` keeps only the matches that algorithm supports. The type is read from the
     bytes; an empty or undecodable image is an invalid query (the API's 400), a non-image unsupported."""
     mime, image = content_image(asset, alg=alg, max_pixels=max_pixels)
-    upright = ImageOps.exif_transpose(image)
+    upright = to_upright(image)
     return resolve_evidence(
         mime,
         image_evidence(upright, watermark=watermark, keys=keys),
@@ -212,7 +213,7 @@ def content_evidence(
 ) -> tuple[str, ImageEvidence]:
     """The untrusted half of `resolve_content`: the query's checks, the type and the pixels' evidence."""
     mime, image = content_image(asset, alg=alg, max_pixels=max_pixels)
-    return mime, image_evidence(ImageOps.exif_transpose(image), watermark=watermark, keys=keys)
+    return mime, image_evidence(to_upright(image), watermark=watermark, keys=keys)
 
 
 def resolve_evidence(
