@@ -31,45 +31,14 @@ from app.settings import Settings
 from tests.e2e.server import key_lines, serve
 from tests.fuzz.inputs import SIGN_FORM, sign_all
 from tests.fuzz.mutations import Mutant, corpus
+from tests.processes import descendants, rss_bytes
 
 SLACK_S = 5.0
 SIGN_SHARE = 20
 
 
 def deadline_seconds() -> tuple[float, str]:
-    settings = Settings()
-    pool_deadline = getattr(settings, "verify_deadline_seconds", None)
-    if isinstance(pool_deadline, int | float):
-        return float(pool_deadline), "HALLMARK_VERIFY_DEADLINE_SECONDS"
-    return settings.media_fingerprint_timeout_seconds, "HALLMARK_MEDIA_FINGERPRINT_TIMEOUT_SECONDS"
-
-
-def _rss_kib(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def _descendants(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        try:  # a process may end between the listing and the reading
-            tasks = list(Path(f"/proc/{current}/task").iterdir())
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                children = [int(c) for c in (task / "children").read_text().split()]
-            except (OSError, ValueError):
-                continue
-            found += children
-            todo += children
-    return found
+    return Settings().verify_deadline_seconds, "HALLMARK_VERIFY_DEADLINE_SECONDS"
 
 
 class MemoryWatch:
@@ -85,8 +54,8 @@ class MemoryWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
-            main = _rss_kib(self.pid)
-            children = [_rss_kib(p) for p in _descendants(self.pid)]
+            main = rss_bytes(self.pid) // 1024
+            children = [rss_bytes(p) // 1024 for p in descendants(self.pid)]
             self.peak_main = max(self.peak_main, main)
             self.peak_child = max(self.peak_child, *children, 0)
             self.peak_total = max(self.peak_total, main + sum(children))

@@ -39,6 +39,7 @@ import httpx2  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from tests.e2e.server import Server, key_lines, serve  # noqa: E402
+from tests.processes import descendants, rss_bytes  # noqa: E402
 
 SHED = {429, 503}
 ADDRESSES = itertools.count()
@@ -175,30 +176,8 @@ async def hostile_client(port: int, number: int, until: float, tally: Tally) -> 
 
 
 def tree_rss(root: int) -> int:
-    """Resident bytes of a process and all its descendants (from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, frontier = {root}, [root]
-    while frontier:
-        pid = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == pid]
-        tree.update(children)
-        frontier.extend(children)
-    total = 0
-    for pid in tree:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            pass
-    return total
+    """Resident bytes of a process and all its descendants."""
+    return rss_bytes(root) + sum(rss_bytes(pid) for pid in descendants(root))
 
 
 async def sample_rss(pid: int, until: float, samples: list[int]) -> None:

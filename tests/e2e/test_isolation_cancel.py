@@ -17,6 +17,7 @@ import httpx2
 import pytest
 
 from tests.e2e.server import Server, serve
+from tests.processes import children
 from tests.storms import box_storm_mp4
 from tests.waiting import wait_for
 
@@ -46,18 +47,7 @@ def metric(server: Server, event: str) -> float:
 
 def workers(pid: int) -> set[int]:
     """The server's grandchildren: the processes its multiprocessing fork server forked (decode workers)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            found = re.search(r"^PPid:\t(\d+)$", status, re.M)
-            if found:
-                parents[int(entry.name)] = int(found.group(1))
-    children = {child for child, parent in parents.items() if parent == pid}
-    return {child for child, parent in parents.items() if parent in children}
+    return {grandchild for child in children(pid) for grandchild in children(child)}
 
 
 def multipart(data: bytes) -> bytes:

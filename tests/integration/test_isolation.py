@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from app.isolation import WorkerPool
 from app.main import create_app
 from app.settings import Settings
+from tests.processes import children
 from tests.storms import box_storm_mp4, chunk_storm_png, flat_png
 from tests.waiting import wait_for
 
@@ -36,19 +37,6 @@ def verify(client: TestClient, data: bytes, **params: str) -> Any:
 def pool_of(client: TestClient) -> WorkerPool:
     pool: WorkerPool = client.app.state.pool  # type: ignore[attr-defined]
     return pool
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                status = (entry / "status").read_text()
-            except OSError:
-                continue
-            if f"\nPPid:\t{pid}\n" in status:
-                found.add(int(entry.name))
-    return found
 
 
 def workers() -> set[int]:
