@@ -20,3 +20,9 @@ AUDIT_SEAL_LAG = Gauge(
     "hallmark_audit_seal_lag_seconds", "Age of the oldest unsealed ledger row at the sealer's last run"
 )
 AUDIT_SEALED = Gauge("hallmark_audit_chain_rows", "Rows in the audit chain under a signed checkpoint")
+AUDIT_TIMESTAMPS = Counter(
+    "hallmark_audit_timestamps_total",
+    "RFC 3161 timestamps requested for audit checkpoints: stamped, failed (TSA unreachable, slow or "
+    "erroring), refused (a reply that is not a granted token over the checkpoint)",
+    ["outcome"],
+)

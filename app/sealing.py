@@ -1,10 +1,12 @@
 """The service's sealer: every `audit_seal_interval_seconds`, link new ledger rows into the audit chain and
-sign a checkpoint with the active signing key (app/store/audit.py). Every worker runs one; the database
-lock row lets one seal at a time, the others find nothing left to do."""
+sign a checkpoint with the active signing key (app/store/audit.py), then, when a TSA is configured, have the
+newest checkpoint timestamped (after the seal commits: a TSA round trip never holds the sealer's lock).
+Every worker runs one; the database lock row lets one seal at a time, the others find nothing left to do."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -12,9 +14,10 @@ from typing import TYPE_CHECKING
 
 from anyio import to_thread
 
-from app.metrics import AUDIT_SEAL_LAG, AUDIT_SEALED, AUDIT_UNSEALED
+from app.metrics import AUDIT_SEAL_LAG, AUDIT_SEALED, AUDIT_TIMESTAMPS, AUDIT_UNSEALED
 from app.store.audit import Sealer
-from signing import HallmarkError, KeySigner
+from app.tsa.upstream import RelayError, Upstream, query_within
+from signing import HallmarkError, KeySigner, timestamp_query, timestamp_reply_problem
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -22,8 +25,41 @@ if TYPE_CHECKING:
 log = logging.getLogger("hallmark.audit")
 
 
-def seal_once(sealer: Sealer, signer: Callable[[], KeySigner | None]) -> None:
-    """One run: measure the lag, seal, record the chain's size. Never raises (the next run retries)."""
+class CheckpointStamper:
+    """Asks the TSA for a token over the newest checkpoint's signature and stores it."""
+
+    def __init__(self, tsa_url: str, deadline: float) -> None:
+        self._upstream = Upstream.parse(tsa_url)
+        self._deadline = deadline
+
+    def stamp_newest(self, sealer: Sealer) -> str:
+        """`stamped`, `failed`, `refused`, or `none` (nothing to stamp). Never raises for a TSA problem."""
+        cp = sealer.newest_unstamped()
+        if cp is None:
+            return "none"
+        try:
+            reply = query_within(self._upstream, timestamp_query(cp.signature), self._deadline)
+        except RelayError as exc:
+            log.warning("audit sealer: checkpoint %d not timestamped: %s", cp.tree_size, exc)
+            return _count("failed")
+        problem = timestamp_reply_problem(reply, cp.signature)
+        if problem is not None:
+            log.warning("audit sealer: checkpoint %d not timestamped: %s", cp.tree_size, problem)
+            return _count("refused")
+        sealer.record_timestamp(cp.tree_size, base64.b64encode(reply).decode())
+        return _count("stamped")
+
+
+def _count(outcome: str) -> str:
+    AUDIT_TIMESTAMPS.labels(outcome).inc()
+    return outcome
+
+
+def seal_once(
+    sealer: Sealer, signer: Callable[[], KeySigner | None], stamper: CheckpointStamper | None = None
+) -> None:
+    """One run: measure the lag, seal, record the chain's size, timestamp the newest checkpoint. Never
+    raises (the next run retries)."""
     try:
         status = sealer.status()
         AUDIT_UNSEALED.set(status.unsealed)
@@ -39,16 +75,31 @@ def seal_once(sealer: Sealer, signer: Callable[[], KeySigner | None]) -> None:
         AUDIT_SEALED.set(result.tree_size)
         if result.linked:
             log.info("audit sealer: linked %d rows, chain size %d", result.linked, result.tree_size)
+        if stamper is not None:
+            stamper.stamp_newest(sealer)
     except HallmarkError as exc:
         log.error("audit sealer: %s", exc.diagnostics())
     except Exception:  # a database hiccup must not end the loop
         log.exception("audit sealer failed; retrying at the next interval")
 
 
-async def seal_periodically(sealer: Sealer, signer: Callable[[], KeySigner | None], interval: float) -> None:
+async def seal_periodically(
+    sealer: Sealer,
+    signer: Callable[[], KeySigner | None],
+    interval: float,
+    stamper: CheckpointStamper | None = None,
+) -> None:
     while True:
-        await to_thread.run_sync(seal_once, sealer, signer)
+        await to_thread.run_sync(seal_once, sealer, signer, stamper)
         await asyncio.sleep(interval)
+
+
+def checkpoint_stamper(rt: Runtime) -> CheckpointStamper | None:
+    """The stamper when a TSA is configured and HALLMARK_AUDIT_TIMESTAMPS is on."""
+    cfg = rt.settings
+    if not cfg.audit_timestamps or cfg.tsa_url is None:
+        return None
+    return CheckpointStamper(cfg.tsa_url, cfg.tsa_deadline_seconds)
 
 
 @contextlib.asynccontextmanager
@@ -64,7 +115,7 @@ async def sealing(rt: Runtime) -> AsyncIterator[None]:
         ctx = rt.sign_ctx
         return ctx.signer.key if ctx else None
 
-    task = asyncio.create_task(seal_periodically(Sealer(rt.db), signer, interval))
+    task = asyncio.create_task(seal_periodically(Sealer(rt.db), signer, interval, checkpoint_stamper(rt)))
     try:
         yield
     finally:

@@ -184,6 +184,11 @@ class Settings(BaseSettings):
         description="How often each worker links new ledger rows into the audit chain and signs a checkpoint "
         "(0: never in the service; run `hallmark audit seal`).",
     )
+    audit_timestamps: bool = Field(
+        True,
+        description="With HALLMARK_TSA_URL set, have each new audit checkpoint timestamped by the TSA "
+        "(RFC 3161), so the ledger's state is provably as old as its token.",
+    )
     verify_requires_key: bool = Field(False, description="Require an API key (any scope) for /v1/verify.")
     log_level: str = Field("info", description="Python log level name.")
     public_rate_limit: int = Field(

@@ -31,6 +31,7 @@ from signing.audit import (
     verify_inclusion,
     verify_ledger,
 )
+from signing.audit_time import TimestampFinding, timestamp_finding, timestamp_query, timestamp_reply_problem
 from signing.certs import DEV_ORGANIZATION, is_development, load_chain, public_key_sha256, sha256_fingerprint
 from signing.completeness import DEFAULT_MAX_PIXELS as DEFAULT_MAX_IMAGE_PIXELS
 from signing.completeness_audio import MAX_SAMPLE_RATE, check_fingerprintable
@@ -461,6 +462,7 @@ __all__ = [
     "StructureLimits",
     "SystemClock",
     "TimestampAuthorityError",
+    "TimestampFinding",
     "TimestampGuard",
     "TimestampInfo",
     "TimestampOutcome",
@@ -570,6 +572,9 @@ __all__ = [
     "sniff",
     "soft_binding_assertions",
     "stored_entry_report",
+    "timestamp_finding",
+    "timestamp_query",
+    "timestamp_reply_problem",
     "valid_eku",
     "validate_generation",
     "verify_inclusion",

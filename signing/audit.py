@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from signing.audit_time import timestamp_finding
 from signing.certs import public_key_sha256
 from signing.keys import KeySigner
 
@@ -168,6 +169,7 @@ class AuditCheckpoint:
     algorithm: str
     certificate_chain: str  # PEM, leaf first
     signature: str  # base64
+    timestamp: str | None = None  # base64 DER RFC 3161 reply over the signature (signing/audit_time.py)
 
     def statement(self) -> bytes:
         return checkpoint_statement(
@@ -311,6 +313,10 @@ class AuditReport:
     checkpoints: int
     checkpointed: int  # tree size of the newest valid checkpoint
     unsealed: Mapping[str, int] = field(default_factory=dict)
+    timestamped: int = 0  # checkpoints carrying a valid timestamp token
+    # The newest timestamped checkpoint: its tree size, the TSA's time, and whether the TSA was checked
+    # against a trust anchor (otherwise the time is the token's claim, bound to the checkpoint only).
+    latest_timestamp: tuple[int, datetime, bool] | None = None
 
     @property
     def intact(self) -> bool:
@@ -405,6 +411,7 @@ def verify_ledger(
     checkpoints: Sequence[AuditCheckpoint],
     *,
     trusted_keys: Iterable[str] | None = None,
+    tsa_roots: Sequence[x509.Certificate] | None = None,
 ) -> AuditReport:
     """Check that every sealed row is still there, unchanged, at its seq, that no row was slipped in among
     them, that the chain and tree the sealer built are the ones its signed checkpoints cover. Rows above a
@@ -413,8 +420,9 @@ def verify_ledger(
     faults, leaves, heads = _link_faults(links)
     keys = None if trusted_keys is None else list(trusted_keys)
     cp_faults, covered = _checkpoint_faults(checkpoints, leaves, heads, keys)
+    ts_faults, timestamped, latest = _timestamp_faults(checkpoints, tsa_roots)
     walk = _Walk(rows, links)
-    faults += cp_faults + walk.link_faults() + walk.stray_faults()
+    faults += cp_faults + ts_faults + walk.link_faults() + walk.stray_faults()
     faults.sort(key=lambda f: (f.position, f.seq if f.seq is not None else -1))
     return AuditReport(
         faults=tuple(faults),
@@ -422,7 +430,30 @@ def verify_ledger(
         checkpoints=len(checkpoints),
         checkpointed=covered,
         unsealed=walk.unsealed,
+        timestamped=timestamped,
+        latest_timestamp=latest,
     )
+
+
+def _timestamp_faults(
+    checkpoints: Sequence[AuditCheckpoint], tsa_roots: Sequence[x509.Certificate] | None
+) -> tuple[list[AuditFault], int, tuple[int, datetime, bool] | None]:
+    """A checkpoint need not carry a timestamp (no TSA configured), but one that does must carry a token
+    over its own signature; with `tsa_roots`, signed by a TSA chaining to one of them."""
+    faults: list[AuditFault] = []
+    valid = 0
+    latest: tuple[int, datetime, bool] | None = None
+    for number, cp in enumerate(sorted(checkpoints, key=lambda c: c.tree_size), start=1):
+        if cp.timestamp is None:
+            continue
+        finding = timestamp_finding(cp.timestamp, cp.signature, tsa_roots)
+        if finding.problem is not None or finding.time is None:
+            message = f"checkpoint {number} (size {cp.tree_size}): {finding.problem}"
+            faults.append(AuditFault(AuditFaultKind.CHECKPOINT, None, None, float(cp.tree_size), message))
+            continue
+        valid += 1
+        latest = (cp.tree_size, finding.time, finding.tsa_checked)
+    return faults, valid, latest
 
 
 class _Walk:
@@ -608,6 +639,7 @@ def read_bundle(
                 algorithm=str(c["algorithm"]),
                 certificate_chain=str(c["certificate_chain"]),
                 signature=str(c["signature"]),
+                timestamp=str(c["timestamp"]) if c.get("timestamp") is not None else None,
             )
             for c in _items(document, "checkpoints")
         ]
@@ -652,7 +684,7 @@ def _checkpoint_json(c: AuditCheckpoint) -> dict[str, object]:
         "algorithm": c.algorithm,
         "certificate_chain": c.certificate_chain,
         "signature": c.signature,
-    }
+    } | ({"timestamp": c.timestamp} if c.timestamp is not None else {})
 
 
 def inclusion_document(

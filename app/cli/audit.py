@@ -101,6 +101,31 @@ def _public_key_pins(paths: list[Path]) -> list[str]:
     return pins
 
 
+def _tsa_roots(paths: list[Path] | None) -> list[Any] | None:
+    """The TSA trust anchors a checkpoint timestamp must chain to (PEM certificates), or None."""
+    from cryptography import x509
+
+    if not paths:
+        return None
+    roots: list[Any] = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            error(f"cannot read {path}: {exc.strerror}", ExitCode.USAGE)
+        found = _certificates(data, x509)
+        if not found:
+            error(f"{path} holds no PEM certificate", ExitCode.USAGE)
+        roots += found
+    return roots
+
+
+TSA_ROOT_HELP = (
+    "PEM certificate(s) of the timestamp authority's trust anchor; checkpoint timestamps must chain to one. "
+    "Without it a timestamp is only checked to cover its checkpoint, and its time is reported as claimed."
+)
+
+
 def _certificates(data: bytes, x509: Any) -> list[Any]:
     try:
         return list(x509.load_pem_x509_certificates(data))
@@ -132,6 +157,8 @@ def _print_report(report: AuditReport, as_json: bool, *, source: str) -> None:
                     "checkpoints": report.checkpoints,
                     "checkpointed_rows": report.checkpointed,
                     "unsealed_rows": dict(report.unsealed),
+                    "timestamped_checkpoints": report.timestamped,
+                    "latest_timestamp": _timestamp_json(report),
                     "first_fault": _fault_json(first) if first else None,
                     "faults": [_fault_json(f) for f in report.faults],
                 },
@@ -147,11 +174,25 @@ def _print_report(report: AuditReport, as_json: bool, *, source: str) -> None:
         f"{source}: {report.sealed} rows sealed, {report.checkpointed} under a valid signed checkpoint "
         f"({report.checkpoints} checkpoints); {unsealed} unsealed{f' ({detail})' if detail else ''}"
     )
+    if report.latest_timestamp is not None:
+        size, when, checked = report.latest_timestamp
+        how = "TSA verified against --tsa-root" if checked else "TSA not checked: pass --tsa-root"
+        typer.echo(
+            f"timestamps: {report.timestamped} checkpoints; rows 1..{size} existed by "
+            f"{when:%Y-%m-%dT%H:%M:%SZ} ({how})"
+        )
     if first is None:
         typer.echo("INTACT: every sealed row is present, unchanged and in order")
     else:
         where = f" {first.row_kind} seq {first.seq}" if first.row_kind is not None else ""
         typer.echo(f"TAMPERED: first fault: {first.kind.value}{where} -- {first.message}")
+
+
+def _timestamp_json(report: AuditReport) -> dict[str, Any] | None:
+    if report.latest_timestamp is None:
+        return None
+    size, when, checked = report.latest_timestamp
+    return {"tree_size": size, "time": f"{when:%Y-%m-%dT%H:%M:%SZ}", "tsa_checked": checked}
 
 
 def _fault_json(fault: AuditFault) -> dict[str, Any]:
@@ -163,6 +204,7 @@ def audit_seal(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
     """Link every unsealed ledger row into the chain and sign a checkpoint with the active signing key
     (the service does this every HALLMARK_AUDIT_SEAL_INTERVAL_SECONDS)."""
     from app.runtime import build_runtime
+    from app.sealing import checkpoint_stamper
     from app.store.audit import Sealer
 
     cfg = settings()
@@ -173,6 +215,8 @@ def audit_seal(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
             assert ctx is not None  # build_runtime raised otherwise
             sealer = Sealer(rt.db)
             result = sealer.seal(ctx.signer.key)
+            stamper = checkpoint_stamper(rt)
+            stamped = stamper.stamp_newest(sealer) if stamper else "off"
             status = sealer.status()
         finally:
             rt.signer_watch.close()
@@ -180,11 +224,14 @@ def audit_seal(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
     except HallmarkError as exc:
         fail(exc)
     if as_json:
-        summary = {"linked": result.linked, "tree_size": result.tree_size}
-        summary |= {"checkpoints": result.checkpoints, "unsealed": status.unsealed}
+        summary: dict[str, object] = {"linked": result.linked, "tree_size": result.tree_size}
+        summary |= {"checkpoints": result.checkpoints, "unsealed": status.unsealed, "timestamp": stamped}
         typer.echo(json.dumps(summary, indent=2))
         return
-    typer.echo(f"sealed {result.linked} rows; the chain holds {result.tree_size}; {status.unsealed} unsealed")
+    typer.echo(
+        f"sealed {result.linked} rows; the chain holds {result.tree_size}; {status.unsealed} unsealed; "
+        f"newest checkpoint timestamp: {stamped}"
+    )
 
 
 @audit_app.command("verify")
@@ -196,6 +243,7 @@ def audit_verify(
             "signed with; repeat for several; default: every key of the keyring."
         ),
     ] = None,
+    tsa_root: Annotated[list[Path] | None, typer.Option(help=TSA_ROOT_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Walk the audit chain and its signed checkpoints; name the first row altered, removed, inserted or
@@ -210,7 +258,7 @@ def audit_verify(
         rows, links, checkpoints = read_ledger(db)
     finally:
         db.dispose()
-    report = verify_ledger(rows, links, checkpoints, trusted_keys=pins)
+    report = verify_ledger(rows, links, checkpoints, trusted_keys=pins, tsa_roots=_tsa_roots(tsa_root))
     _print_report(report, as_json, source="ledger")
     if not report.intact:
         raise typer.Exit(ExitCode.INVALID)
@@ -247,6 +295,7 @@ def audit_verify_bundle(
             "counts); repeat for several (keys rotated)."
         ),
     ],
+    tsa_root: Annotated[list[Path] | None, typer.Option(help=TSA_ROOT_HELP)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Verify an exported bundle offline with the service's public key alone (no database, no
@@ -255,7 +304,9 @@ def audit_verify_bundle(
         rows, links, checkpoints = read_bundle(json.loads(bundle.read_text()))
     except (OSError, ValueError) as exc:
         error(f"cannot read the bundle {bundle}: {exc}", ExitCode.USAGE)
-    report = verify_ledger(rows, links, checkpoints, trusted_keys=_public_key_pins(public_key))
+    report = verify_ledger(
+        rows, links, checkpoints, trusted_keys=_public_key_pins(public_key), tsa_roots=_tsa_roots(tsa_root)
+    )
     _print_report(report, as_json, source="bundle")
     if not report.intact:
         raise typer.Exit(ExitCode.INVALID)

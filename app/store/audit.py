@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.store.tables import (
     key_events,
+    ledger_checkpoint_timestamps,
     ledger_checkpoints,
     ledger_events,
     ledger_links,
@@ -98,7 +99,7 @@ def _sealed_head(conn: sa.Connection, kind: str) -> int:
     return int(value) if value is not None else 0
 
 
-def _checkpoint(row: Any) -> AuditCheckpoint:
+def _checkpoint(row: Any, timestamp: str | None = None) -> AuditCheckpoint:
     created = row.created_at
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
@@ -111,6 +112,7 @@ def _checkpoint(row: Any) -> AuditCheckpoint:
         algorithm=row.algorithm,
         certificate_chain=row.certificate_chain,
         signature=row.signature,
+        timestamp=timestamp,
     )
 
 
@@ -187,6 +189,34 @@ class Sealer:
             )  # fmt: skip
         return len(links), size
 
+    def newest_unstamped(self) -> AuditCheckpoint | None:
+        """The newest checkpoint, if it has no timestamp yet (a token on it covers every older row too,
+        so a backlog left by an unreachable TSA needs one token, not one per checkpoint)."""
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                ledger_checkpoints.select().order_by(ledger_checkpoints.c.tree_size.desc()).limit(1)
+            ).first()
+            if row is None:
+                return None
+            stamped = conn.execute(
+                sa.select(ledger_checkpoint_timestamps.c.tree_size).where(
+                    ledger_checkpoint_timestamps.c.tree_size == row.tree_size
+                )
+            ).first()
+        return None if stamped is not None else _checkpoint(row)
+
+    def record_timestamp(self, tree_size: int, token: str) -> bool:
+        """Store a checkpoint's token; False when another worker stored one first (insert-only table)."""
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    ledger_checkpoint_timestamps.insert(),
+                    {"tree_size": tree_size, "stamped_at": datetime.now(UTC), "token": token},
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
     def status(self) -> SealStatus:
         """How far behind the sealer is: rows above each table's sealed head, and the oldest one's age."""
         unsealed, oldest = 0, None
@@ -217,8 +247,9 @@ def read_ledger(engine: sa.Engine) -> tuple[list[LedgerRow], list[LedgerLink], l
             LedgerLink(r.position, r.source, r.row_seq, r.leaf_hash, r.chain_hash)
             for r in conn.execute(ledger_links.select().order_by(ledger_links.c.position))
         ]
+        tokens = {int(r.tree_size): str(r.token) for r in conn.execute(ledger_checkpoint_timestamps.select())}
         checkpoints = [
-            _checkpoint(r)
+            _checkpoint(r, tokens.get(int(r.tree_size)))
             for r in conn.execute(ledger_checkpoints.select().order_by(ledger_checkpoints.c.tree_size))
         ]
     return rows, links, checkpoints

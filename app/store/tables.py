@@ -132,6 +132,15 @@ ledger_checkpoints = sa.Table(
     sa.Column("frontier", sa.Text, nullable=False),  # JSON list of hex subtree roots, for the next seal
 )
 
+# The TSA's token over a checkpoint's signature (base64 DER TimeStampResp), fetched after the seal commits.
+ledger_checkpoint_timestamps = sa.Table(
+    "ledger_checkpoint_timestamps",
+    metadata,
+    sa.Column("tree_size", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("stamped_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("token", sa.Text, nullable=False),
+)
+
 # One row (id 1): the sealer takes the write lock by updating it, so one sealer runs at a time.
 ledger_sealer = sa.Table(
     "ledger_sealer",

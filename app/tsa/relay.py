@@ -15,9 +15,9 @@ from app.tsa.upstream import (
     MAX_QUERY_BYTES,
     QUERY_CONTENT_TYPE,
     REPLY_CONTENT_TYPE,
-    Exchange,
     RelayError,
     Upstream,
+    query_within,
 )
 from signing import ConfigError
 
@@ -79,15 +79,7 @@ class TsaRelay:
 
     def forward(self, query: bytes) -> bytes:
         """Forward one query within the deadline: the TSA's reply (DER TimeStampResp), or `RelayError`."""
-        exchange = Exchange(self._upstream, query, self.deadline)
-        worker = threading.Thread(target=exchange.run, name="tsa-relay-upstream", daemon=True)
-        worker.start()
-        if not exchange.done.wait(self.deadline):
-            exchange.abort()
-            raise RelayError(f"no reply within {self.deadline:g} s")
-        if exchange.reply is None:
-            raise RelayError(exchange.error or "no reply")
-        return exchange.reply
+        return query_within(self._upstream, query, self.deadline)
 
     def _count(self, *, forwarded: bool = False, failed: str | None = None, refused: bool = False) -> None:
         with self._stats_lock:

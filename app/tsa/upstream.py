@@ -122,3 +122,17 @@ class Exchange:
             conn = self._conn
         if conn is not None:
             conn.close()
+
+
+def query_within(upstream: Upstream, query: bytes, deadline: float) -> bytes:
+    """One query to the TSA within `deadline` seconds: its reply (a granted DER TimeStampResp), or
+    `RelayError`. The exchange runs on its own thread so a stalled TSA is cut off at the deadline."""
+    exchange = Exchange(upstream, query, deadline)
+    worker = threading.Thread(target=exchange.run, name="tsa-upstream", daemon=True)
+    worker.start()
+    if not exchange.done.wait(deadline):
+        exchange.abort()
+        raise RelayError(f"no reply within {deadline:g} s")
+    if exchange.reply is None:
+        raise RelayError(exchange.error or "no reply")
+    return exchange.reply
