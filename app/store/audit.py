@@ -21,6 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.store.db import APPEND_LOCK_KEY
 from app.store.tables import (
     key_events,
     ledger_checkpoint_timestamps,
@@ -126,8 +127,9 @@ class Sealer:
     def seal(self, signer: KeySigner) -> SealResult:
         linked = checkpoints = 0
         tree_size = 0
+        final = self._final_seqs()
         while True:
-            n, tree_size = self._seal_batch(signer)
+            n, tree_size = self._seal_batch(signer, final)
             if n == 0:
                 break
             linked += n
@@ -136,7 +138,19 @@ class Sealer:
                 break
         return SealResult(linked, tree_size, checkpoints)
 
-    def _seal_batch(self, signer: KeySigner) -> tuple[int, int]:
+    def _final_seqs(self) -> dict[str, int] | None:
+        """PostgreSQL: the newest seq per table below which no append is still in flight (None: SQLite,
+        where every committed seq is final). Waits for appends holding the lock; new ones wait meanwhile."""
+        if self._engine.dialect.name != "postgresql":
+            return None
+        with self._engine.begin() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": APPEND_LOCK_KEY})
+            return {
+                kind: int(conn.execute(sa.select(sa.func.max(table.c.seq))).scalar_one() or 0)
+                for kind, (table, _) in SOURCES.items()
+            }
+
+    def _seal_batch(self, signer: KeySigner, final: dict[str, int] | None) -> tuple[int, int]:
         now = datetime.now(UTC)
         with self._engine.begin() as conn:
             # The write lock first: one sealer at a time, and what it reads next is the newest state.
@@ -162,7 +176,10 @@ class Sealer:
                 if room <= 0:
                     break
                 above = _sealed_head(conn, kind)
-                query = table.select().where(table.c.seq > above).order_by(table.c.seq).limit(room)
+                query = table.select().where(table.c.seq > above)
+                if final is not None:
+                    query = query.where(table.c.seq <= final[kind])
+                query = query.order_by(table.c.seq).limit(room)
                 rows += [ledger_row(kind, r._mapping) for r in conn.execute(query)]
             if not rows:
                 return 0, size

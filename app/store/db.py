@@ -19,6 +19,11 @@ from app.files import exclusive_lock, make_private_dir
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x48414C4C  # "HALL": the PostgreSQL advisory lock held while migrating
+# PostgreSQL hands out sequence numbers before commit, so a row can commit after one with a higher seq. Every
+# ledger append holds this advisory lock shared until it commits; the sealer takes it exclusively for a
+# moment to learn which seqs are final (app/store/audit.py), and never seals past them.
+APPEND_LOCK_KEY = 0x4C454447  # "LEDG"
+LEDGER_TABLES = frozenset({"signatures", "key_events", "ledger_events"})
 
 
 # The database holds the ledger and API key names and hashes: owner-only, like the keys.
@@ -46,7 +51,19 @@ def make_engine(url: str) -> sa.Engine:
                 _restrict_side_files(file)
 
         return engine
-    return sa.create_engine(driver_url(url), pool_pre_ping=True)
+    engine = sa.create_engine(driver_url(url), pool_pre_ping=True)
+    _guard_ledger_appends(engine)
+    return engine
+
+
+def _guard_ledger_appends(engine: sa.Engine) -> None:
+    """Every INSERT into a ledger table, whichever code path issues it, first takes the append lock shared
+    for its transaction (PostgreSQL; SQLite's single writer commits in seq order already)."""
+
+    @sa.event.listens_for(engine, "before_execute")
+    def _append_lock(conn: sa.Connection, clause: Any, *_args: Any) -> None:
+        if isinstance(clause, sa.Insert) and clause.table.name in LEDGER_TABLES:
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock_shared(:key)"), {"key": APPEND_LOCK_KEY})
 
 
 def driver_url(url: str) -> str:

@@ -6,6 +6,7 @@ on PostgreSQL when two signs run in parallel, never on SQLite's single writer)."
 from __future__ import annotations
 
 import io
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,16 +17,19 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from app.main import create_app
+from app.pem_keys import CredentialFiles, load_pem_signer
 from app.settings import Settings
 from app.store import manifests as manifest_store
 from app.store.apikeys import ApiKeyStore
-from app.store.db import driver_url, is_current, make_engine, migrate
+from app.store.audit import SOURCES, Sealer, event_row, read_ledger, record_event
+from app.store.db import LEDGER_TABLES, driver_url, is_current, make_engine, migrate
 from app.store.manifests import SqlManifestRepository, manifest_row
-from app.store.tables import manifests, signatures
-from signing import IsccKind, RepositoryEntry, iscc_code
+from app.store.tables import ledger_events, manifests, signatures
+from signing import IsccKind, KeySigner, RepositoryEntry, iscc_code, public_key_sha256, verify_ledger
 from tests.conftest import make_data_dir
 from tests.pki import TestPki as Pki
 from tests.postgres import PostgresServer
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -154,3 +158,69 @@ def test_workers_starting_together_migrate_once(pg_url: str) -> None:
     finally:
         for e in engines:
             e.dispose()
+
+
+# --- the audit sealer and appends still in flight -----------------------------------------------------------
+
+
+def _pins(key: KeySigner) -> list[str]:
+    return [public_key_sha256(key.certificate.public_key())]
+
+
+def test_every_ledger_table_takes_the_append_lock() -> None:
+    assert {table.name for table, _ in SOURCES.values()} == LEDGER_TABLES
+
+
+def _in_flight_append(pg: sa.Engine) -> tuple[sa.Connection, sa.Transaction]:
+    """An API-key event inserted (seq 1 taken) but not committed, as a slow worker's append would be."""
+    conn = pg.connect()
+    tx = conn.begin()
+    conn.execute(ledger_events.insert(), event_row("trust.added", "slow", {}))
+    return conn, tx
+
+
+def _waiting_for_append_lock(pg: sa.Engine) -> bool:
+    with pg.connect() as conn:
+        waiting = conn.execute(
+            sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        ).scalar_one()
+    return bool(waiting)
+
+
+def test_the_sealer_waits_for_an_append_still_in_flight(pg: sa.Engine, pki: Pki) -> None:
+    migrate(pg)
+    key = load_pem_signer(CredentialFiles(pki.chain, pki.key, "test-key"))
+    conn, tx = _in_flight_append(pg)
+    record_event(pg, "trust.added", "fast", {})  # seq 2 commits first
+    sealed: list[int] = []
+    sealer = threading.Thread(target=lambda: sealed.append(Sealer(pg).seal(key).linked))
+    sealer.start()
+    assert wait_for(lambda: _waiting_for_append_lock(pg), timeout=30)
+    assert sealed == []  # it has not sealed seq 2 past the in-flight seq 1
+    tx.commit()
+    conn.close()
+    sealer.join(30)
+    assert sealed == [2]
+    rows, links, checkpoints = read_ledger(pg)
+    report = verify_ledger(
+        rows, links, checkpoints, trusted_keys=[public_key_sha256(key.certificate.public_key())]
+    )
+    assert report.intact, report.faults
+
+
+def test_without_the_barrier_the_late_row_would_look_inserted(pg: sa.Engine, pki: Pki) -> None:
+    """The hazard the barrier removes: sealing seq 2 while seq 1 is in flight turns seq 1's commit into an
+    'inserted' fault."""
+    migrate(pg)
+    key = load_pem_signer(CredentialFiles(pki.chain, pki.key, "test-key"))
+    conn, tx = _in_flight_append(pg)
+    record_event(pg, "trust.added", "fast", {})
+    Sealer(pg)._seal_batch(key, None)  # no barrier
+    tx.commit()
+    conn.close()
+    rows, links, checkpoints = read_ledger(pg)
+    report = verify_ledger(
+        rows, links, checkpoints, trusted_keys=[public_key_sha256(key.certificate.public_key())]
+    )
+    assert report.first is not None
+    assert (report.first.kind.value, report.first.seq) == ("inserted", 1)
