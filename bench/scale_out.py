@@ -286,9 +286,7 @@ def main() -> None:
             extra = rows - answered
             print(f"  answered 200: {len(answered)}; retries: {out.retries}; statuses {dict(out.statuses)}")
             print(f"  200s without a ledger row: {len(lost)} (target 0)")
-            print(
-                f"  ledger rows no 200 names (duplicates for retried keys): {len(extra)} (target 0)"
-            )
+            print(f"  ledger rows no 200 names (duplicates for retried keys): {len(extra)} (target 0)")
             print(f"  failed for good: {sum(out.failed.values())} {dict(out.failed)} (target 0)")
             if lost:
                 failures.append("200s without a ledger row")
