@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from app.metrics import PROBLEMS
+from app.request_context import current_request_id
 from signing import (
     AssetError,
     AssetTooLargeError,
@@ -92,6 +93,9 @@ def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> JS
     PROBLEMS.labels(code).inc()
     body: dict[str, Any] = {"type": PROBLEM_BASE + code, "title": title, "status": status, "detail": detail}
     body.update({k: v for k, v in extra.items() if v is not None})
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
     headers = {"Retry-After": RETRY_AFTER[status]} if status in RETRY_AFTER else None
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 

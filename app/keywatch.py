@@ -64,6 +64,13 @@ class SignerWatch:
             self._next_check = self._clock() + self._settings.keyring_poll_seconds
             return self._ctx
 
+    def use_engine(self, engine: Engine) -> None:
+        """The trust profiles changed (app/trustwatch.py): rebuild the signing context on the new engine at
+        the next request (self-tested like a rotated key; on failure the current context stays)."""
+        self._engine = engine
+        self._stamp = object()
+        self._next_check = 0.0
+
     def close(self) -> None:
         if self._timestamping is not None:
             self._timestamping[0].close()

@@ -27,6 +27,8 @@ from app.headers import NoSniff
 from app.isolation import build_pool
 from app.json_limit import JsonBodyLimit
 from app.limits import BodyPace, BodySizeLimit, InflightBudget
+from app.logging_setup import RequestLog, configure_logging
+from app.metrics import worker_started, worker_stopped
 from app.rate_limit import Clock, PublicLimits
 from app.request_guard import RequestGuard
 from app.routes import feedback, health, sbr, sign, verify, verify_url, web
@@ -53,11 +55,6 @@ DESCRIPTION = """Labels AI-generated media with C2PA Content Credentials and ver
 
 Errors are RFC 9457 `application/problem+json`.
 """
-
-
-def configure_logging(settings: Settings) -> None:
-    level = getattr(logging, settings.log_level.upper(), logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
 
 def _document_problem_schema(app: FastAPI) -> None:
@@ -106,7 +103,7 @@ def _shutdown(app: FastAPI, rt: Runtime) -> None:
 def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) -> FastAPI:
     """`clock` drives the per-client rate limit (tests move it instead of sleeping)."""
     settings = settings or Settings()
-    configure_logging(settings)
+    configure_logging(settings.log_format, settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -125,10 +122,12 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
             [p.name for p in rt.trust],
             rt.db.url.render_as_string(hide_password=True),
         )
+        worker_started()
         try:
             async with sealing(rt):  # links ledger rows into the audit chain every few seconds
                 yield
         finally:
+            worker_stopped()
             _shutdown(app, rt)
 
     # The docs are served from vendored files (app/web/vendor/), not a CDN; ReDoc is not offered.
@@ -219,3 +218,5 @@ def _install_limits(
         RequestGuard, max_headers=settings.max_headers, max_header_bytes=settings.max_header_bytes
     )
     app.add_middleware(NoSniff)
+    # Outermost: every response, refusals by the guards above included, carries the request id.
+    app.add_middleware(RequestLog)

@@ -16,6 +16,7 @@ from app.store.db import make_engine, migrate
 from app.store.ledger import SqlLedger
 from app.store.manifests import SqlManifestRepository
 from app.trust.directory import load_trust_dir
+from app.trustwatch import TrustWatch
 from app.tsa import CircuitBreaker, TsaRelay
 from app.watermark_keyring import WatermarkKeyringFile, WatermarkKeyWatch
 from signing import (
@@ -52,8 +53,7 @@ class Runtime:
     db: sa.Engine
     ledger: SqlLedger
     api_keys: ApiKeyStore
-    engine: Engine
-    trust: tuple[TrustProfile, ...]
+    trust_watch: TrustWatch
     signer_watch: SignerWatch
     manifests: SqlManifestRepository
     watermarks: WatermarkKeyWatch
@@ -61,9 +61,19 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
 
     @property
+    def engine(self) -> Engine:
+        """The engine with this moment's trust profiles (reloaded when the trust directory changes)."""
+        return self.trust_watch.current()[1]
+
+    @property
+    def trust(self) -> tuple[TrustProfile, ...]:
+        return self.trust_watch.current()[0]
+
+    @property
     def sign_ctx(self) -> SignContext | None:
         """The signing context of the active key (None when no key can sign); take it once per request.
         It carries this moment's watermark key and the manifest repository."""
+        self.trust_watch.current()  # a trust change rebuilds the signing context too
         ctx = self.signer_watch.current()
         if ctx is None:
             return None
@@ -123,6 +133,11 @@ def load_trust(settings: Settings) -> tuple[TrustProfile, ...]:
     return trust
 
 
+def load_trust_and_engine(settings: Settings) -> tuple[tuple[TrustProfile, ...], Engine]:
+    trust = load_trust(settings)
+    return trust, Engine(engine_config(settings, trust))
+
+
 def engine_config(settings: Settings, trust: tuple[TrustProfile, ...]) -> EngineConfig:
     return EngineConfig(
         trust=trust, thumbnails=settings.thumbnails, ocsp_responders=tuple(settings.ocsp_responders)
@@ -141,11 +156,12 @@ def timestamping(settings: Settings) -> tuple[TsaRelay, TimestampGuard] | None:
 def build_runtime(settings: Settings, *, require_signer: bool = True) -> Runtime:
     """Everything one process needs. With `require_signer`, an unusable key is fatal (fail fast at start);
     without it (offline verify, audit) the problem is recorded and signing stays unavailable."""
-    trust = load_trust(settings)
-    engine = Engine(engine_config(settings, trust))
+    trust, engine = load_trust_and_engine(settings)
+    trust_watch = TrustWatch(settings, trust, engine, load_trust_and_engine)
     db = open_database(settings)
     ledger = SqlLedger(db)
     watch = SignerWatch(settings, engine, ledger, GENERATOR, timestamping=timestamping(settings))
+    trust_watch.on_change(watch.use_engine)  # signing (edits quote their parent's trust) follows it too
     try:
         watch.start()
     except HallmarkError as exc:
@@ -154,7 +170,7 @@ def build_runtime(settings: Settings, *, require_signer: bool = True) -> Runtime
         watch.problem = exc.message
     keys = ApiKeyStore(db, cache_seconds=settings.api_key_cache_seconds)
     watermarks = WatermarkKeyWatch(watermark_keyring(settings), settings.keyring_poll_seconds)
-    return Runtime(settings, db, ledger, keys, engine, trust, watch, SqlManifestRepository(db), watermarks)
+    return Runtime(settings, db, ledger, keys, trust_watch, watch, SqlManifestRepository(db), watermarks)
 
 
 @functools.cache

@@ -208,6 +208,9 @@ class ProblemOut(BaseModel):
     status: int
     detail: str
     hint: str | None = None
+    request_id: str | None = Field(
+        None, description="This request's id (also in the X-Request-Id response header and the server log)."
+    )
 
 
 Outcome = Literal["trusted", "valid_untrusted", "invalid", "none"]

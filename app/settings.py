@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     keyring_poll_seconds: float = Field(
         1.0, gt=0, description="How often a worker checks the keyring for a newly activated key."
     )
+    trust_poll_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How often a worker checks the trust directory for changed profiles (`hallmark trust`).",
+    )
     cert_expiry_warning_days: int = Field(30, ge=0, description="/readyz warns this many days before expiry.")
     default_provider: str = Field(
         "Hallmark", description="Provider named in the label when a request names none."
@@ -191,6 +196,12 @@ class Settings(BaseSettings):
     )
     verify_requires_key: bool = Field(False, description="Require an API key (any scope) for /v1/verify.")
     log_level: str = Field("info", description="Python log level name.")
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="`json`: one JSON object per line on stderr (time, level, logger, message, pid, and for "
+        "requests request_id, method, path, status, duration_ms); `text`: plain lines. "
+        "`hallmark serve --dev` uses text unless this is set.",
+    )
     public_rate_limit: int = Field(
         60,
         ge=0,

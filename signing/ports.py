@@ -27,6 +27,8 @@ class LedgerEntry:
     key_id: str
     certificate_sha256: str
     timestamped: bool = False
+    # The id of the HTTP request that asked for the signature (the adapter fills it in), None from the CLI.
+    request_id: str | None = None
 
 
 class Ledger(Protocol):

@@ -199,6 +199,23 @@ def _fault_json(fault: AuditFault) -> dict[str, Any]:
     return {"kind": fault.kind.value, "row_kind": fault.row_kind, "seq": fault.seq, "message": fault.message}
 
 
+@audit_app.command("pg-grants")
+def audit_pg_grants(
+    role: Annotated[str, typer.Argument(help="The PostgreSQL role the service connects as.")],
+) -> None:
+    """Print the GRANT statements for the service's PostgreSQL role: append-only on the ledger tables.
+
+    Run them as the schema owner after `hallmark` migrated the database (e.g. `hallmark audit pg-grants
+    hallmark_service | psql ...`), then give the service a HALLMARK_DATABASE_URL with that role."""
+    from app.store.grants import service_role_grants
+
+    try:
+        statements = service_role_grants(role)
+    except ValueError as exc:
+        error(str(exc), ExitCode.USAGE)
+    typer.echo("\n".join(statements))
+
+
 @audit_app.command("seal")
 def audit_seal(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """Link every unsealed ledger row into the chain and sign a checkpoint with the active signing key

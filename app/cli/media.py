@@ -46,10 +46,8 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes (one per core is right for c2pa).")] = 1,
 ) -> None:
     """Serve the HTTP API."""
-    import uvicorn
-
     from app.bootstrap import init_dev
-    from app.head_timeout import HeadTimeoutH11Protocol
+    from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, remove_multiprocess_dir
 
     cfg = settings()
     _check_port_free(host, port)
@@ -69,10 +67,31 @@ def serve(
             )
     # Workers re-read settings from the environment: pass on what the command line decided.
     os.environ["HALLMARK_DATA_DIR"] = str(cfg.data_dir)
+    log_format = cfg.log_format if "HALLMARK_LOG_FORMAT" in os.environ or not dev else "text"
+    os.environ["HALLMARK_LOG_FORMAT"] = log_format
+    try:
+        metrics_dir, made_metrics_dir = prepare_multiprocess_dir(workers)
+    except (ValueError, OSError) as exc:
+        error(f"cannot prepare the metrics directory: {exc}")
+    if metrics_dir is not None:
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)  # before uvicorn starts (spawns) the workers
     typer.echo(
         f"Serving on http://{host}:{port} with data directory {cfg.data_dir} "
         "(verify page at /, API docs at /docs; POST /v1/sign, POST /v1/verify)"
     )
+    try:
+        _run(cfg, host, port, workers, log_format)
+    finally:
+        if made_metrics_dir and metrics_dir is not None:
+            remove_multiprocess_dir(metrics_dir)
+
+
+def _run(cfg: Settings, host: str, port: int, workers: int, log_format: str) -> None:
+    import uvicorn
+
+    from app.head_timeout import HeadTimeoutH11Protocol
+    from app.logging_setup import uvicorn_log_config
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -89,6 +108,7 @@ def serve(
         http=HeadTimeoutH11Protocol,
         h11_max_incomplete_event_size=cfg.max_header_bytes,
         log_level=cfg.log_level,
+        log_config=uvicorn_log_config(log_format, cfg.log_level),
         # uvicorn's access log prints each request line with its query string, which may hold a credential
         # a client wrongly put there (refused with 400, but already logged); the service logs its own events.
         access_log=False,

@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 
 trust_app = group("Trust profiles: whose signatures and timestamps verify as trusted.")
 
-RESTART = "Running Hallmark processes load trust profiles at start: restart them to use this change."
+RESTART = (
+    "Running Hallmark services load the change within HALLMARK_TRUST_POLL_SECONDS (default 5 s), "
+    "in every worker."
+)
 KIND_HELP = "Which anchors the bundle holds: signers (claim signers' CAs) or tsa (timestamp authorities)."
 
 
@@ -263,7 +266,7 @@ def _default_source(store: TrustStore, name: str, defaults: dict[str, DefaultSou
 
 @trust_app.command("remove")
 def trust_remove(name: Annotated[str, typer.Argument(help="Profile name.")]) -> None:
-    """Remove a profile. Signers it trusted verify as valid but untrusted after a restart."""
+    """Remove a profile. Signers it trusted verify as valid but untrusted once the service reloads trust."""
     store = _store()
     try:
         store.remove(name)

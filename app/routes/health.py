@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.metrics import CONTENT_TYPE, exposition
 from app.routes.common import runtime
 from app.schemas import HealthOut, ReadyOut
 
@@ -50,6 +50,10 @@ def _not_ready(body: ReadyOut) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=503)
 
 
-@router.get("/metrics", summary="Prometheus metrics of this worker", response_class=Response)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (of every worker, added up, under --workers N)",
+    response_class=Response,
+)
 def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE)

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.request_context import current_request_id
 from app.store.tables import key_events, signatures
 from signing import KeyEvent, LedgerEntry, LedgerError
 
@@ -18,9 +19,12 @@ class SqlLedger:
         self._engine = engine
 
     def record(self, entry: LedgerEntry) -> None:
+        row = asdict(entry)
+        if row["request_id"] is None:
+            row["request_id"] = current_request_id()  # the HTTP request this sign runs for, if any
         try:
             with self._engine.begin() as conn:
-                conn.execute(signatures.insert(), asdict(entry))
+                conn.execute(signatures.insert(), row)
         except SQLAlchemyError as exc:
             raise LedgerError(
                 "The signature could not be recorded in the audit ledger, so the signed file was withheld.",

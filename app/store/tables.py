@@ -37,6 +37,7 @@ signatures = sa.Table(
     sa.Column("key_id", sa.String(100), nullable=False),
     sa.Column("certificate_sha256", sa.String(64), nullable=False),
     sa.Column("timestamped", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("request_id", sa.String(128), nullable=True),
     sa.Index("ix_signatures_created_at", "created_at"),
     sa.Index("ix_signatures_output_sha256", "output_sha256"),
 )

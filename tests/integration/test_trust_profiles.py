@@ -87,7 +87,7 @@ def test_cli_add_list_show_remove(pki: Pki, lists: Path, tmp_path: Path) -> None
     assert code == 0, out
     assert "30 signer anchor(s), 0 TSA anchor(s)" in out
     assert C2PA_LIST_SHA256 in out
-    assert "restart" in out
+    assert "HALLMARK_TRUST_POLL_SECONDS" in out  # running services reload it, no restart
     code, out = run(
         data, "trust", "add", "test-root", str(pki.root), "--eku", C2PA_CLAIM_SIGNING_EKU.dotted_string
     )

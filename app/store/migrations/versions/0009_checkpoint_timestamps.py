@@ -2,8 +2,8 @@
 its own because the checkpoint row is written inside the sealer's lock and a TSA round trip must not hold
 that lock; the token is fetched after the seal commits (app/sealing.py).
 
-Revision ID: 0011
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
