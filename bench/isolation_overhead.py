@@ -123,7 +123,7 @@ def main() -> None:
             parts = {
                 "empty job round trip": lambda: pool.run(PingJob(), config),
                 "private copy of the upload": lambda: _copy(files["signed (no recovery)"]),
-                "signature call (claim signed here)": lambda: ctx.signer.key.sign(b"x" * 1024),
+                "the key signing a claim, in the service": lambda: ctx.signer.key.sign(b"x" * 1024),
             }
             for label, fn in parts.items():
                 samples = []
