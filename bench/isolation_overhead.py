@@ -129,7 +129,7 @@ def main() -> None:
                 samples = []
                 for i in range(WARMUP + args.n):
                     p50(fn, samples if i >= WARMUP else [])
-                print(f"  {label:36} {statistics.median(samples):7.2f}")
+                print(f"  {label:40} {statistics.median(samples):7.2f}")
             worst = max(ratios)
             print("load average while measured: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
             print(
