@@ -279,8 +279,8 @@ class Settings(BaseSettings):
         2,
         ge=0,
         le=64,
-        description="Worker processes that decode untrusted files (verify, recovery, byContent) with the "
-        "limits below; started on first use. 0 decodes inside the service process (no isolation).",
+        description="Worker processes that decode untrusted files (verify, recovery, byContent, sign) with "
+        "the limits below; started on first use. 0 decodes inside the service process (no isolation).",
     )
     isolation_memory_bytes: int = Field(
         2 * GiB,

@@ -16,6 +16,14 @@ def box_storm_mp4(boxes: int) -> bytes:
     return FTYP + struct.pack(">I4s", 8, b"free") * boxes
 
 
+def moov_storm_mp4(boxes: int) -> bytes:
+    """An MP4 `ftyp` and one `moov` holding `boxes` empty `free` boxes: complete enough for sign's checks
+    (the top-level boxes tile the file, a `moov` is there), so the engine's read gets to parse the storm
+    (~2 s for 16,000 boxes on one core here, growing faster than linearly)."""
+    inner = struct.pack(">I4s", 8, b"free") * boxes
+    return FTYP + struct.pack(">I4s", 8 + len(inner), b"moov") + inner
+
+
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 

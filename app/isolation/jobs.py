@@ -1,14 +1,17 @@
-"""What an isolated worker does: the untrusted half of verify, of recovery and of byContent, on a file it
-opens by path. Results are plain dataclasses of the core, sent back over the worker's pipe."""
+"""What an isolated worker does: the untrusted half of verify, of recovery and of byContent, and all of sign
+but the private key's signature (sign_job.py), on a file it opens by path. Results are plain dataclasses of
+the core, sent back over the worker's pipe."""
 
 from __future__ import annotations
 
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
+from app.isolation.sign_job import Channel, SignJob, run_sign
 from app.media_binding import MediaCode, media_code
 from app.runtime import watermark_engine
 from app.settings import Settings
@@ -16,16 +19,17 @@ from signing import (
     ConfirmationPrint,
     Engine,
     EngineConfig,
-    HallmarkError,
     ImageEvidence,
     Integrity,
     Recovery,
     VerificationReport,
     WatermarkKey,
-    asset_evidence,
+    confirm,
     confirm_asset,
     content_evidence,
+    image_evidence,
     inspect_asset,
+    upright_image,
 )
 
 
@@ -69,32 +73,33 @@ class ConfirmJob:
 
 
 @dataclass(frozen=True)
-class PreflightJob:
-    """Sign's pre-flight: the engine's read of the input (its container and any parent credentials) and the
-    full decode of an image, under the worker's limits, before the service signs it in its own process.
-    Errors are not reported (sign raises its own, from the same checks, in the service): only a crash or a
-    limit passed is."""
-
-    path: str
-    max_pixels: int
-
-
-@dataclass(frozen=True)
 class PingJob:
     """Does nothing: the cost of a round trip to a worker (bench/isolation_overhead.py)."""
 
 
-Job = VerifyJob | ContentJob | ConfirmJob | PreflightJob | PingJob
+Job = VerifyJob | ContentJob | ConfirmJob | SignJob | PingJob
 
 
-def run(job: Job, config: WorkerConfig, engine: Engine) -> object:
+# The upright picture of the last VerifyJob's file, by the file's identity: its ConfirmJobs (which usually
+# come to the same worker, the pool hands out the worker released last) confirm against it instead of
+# decoding the file again, as the in-process path does. Dropped at the next job of another kind.
+_PICTURE: dict[tuple[str, int, int, int], Image.Image] = {}
+
+
+def _identity(path: str, asset: io.BufferedReader) -> tuple[str, int, int, int]:
+    st = os.fstat(asset.fileno())
+    return (path, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def run(job: Job, config: WorkerConfig, engine: Engine, channel: Channel) -> object:
+    """`channel` reaches the service while the job runs (sign's signature callback; see sign_job.py)."""
     settings = config.settings
+    if not isinstance(job, ConfirmJob):
+        _PICTURE.clear()
     if isinstance(job, PingJob):
         return None
-    if isinstance(job, PreflightJob):
-        with Path(job.path).open("rb") as asset:
-            _preflight(asset, job.max_pixels, engine)
-        return None
+    if isinstance(job, SignJob):
+        return run_sign(job, settings, engine, channel)
     with Path(job.path).open("rb") as asset:
         if isinstance(job, VerifyJob):
             sidecar = Path(job.sidecar_path).read_bytes() if job.sidecar_path else None
@@ -108,6 +113,9 @@ def run(job: Job, config: WorkerConfig, engine: Engine) -> object:
                 keys=job.keys,
             )
         stored = ConfirmationPrint.from_bytes(job.stored)
+        kept = _PICTURE.get(_identity(job.path, asset))
+        if kept is not None:
+            return confirm(stored, kept)
         return confirm_asset(stored, asset, max_pixels=settings.soft_binding_max_pixels)
 
 
@@ -119,27 +127,9 @@ def _verify(
         return VerifyResult(report)
     if report.media_type.startswith(("audio/", "video/")):
         return VerifyResult(report, media=media_code(asset, settings))
-    evidence = asset_evidence(
-        asset,
-        mime=report.media_type,
-        max_pixels=settings.soft_binding_max_pixels,
-        watermark=watermark_engine(),
-        keys=job.keys,
-    )
+    upright = upright_image(asset, mime=report.media_type, max_pixels=settings.soft_binding_max_pixels)
+    if isinstance(upright, Recovery):
+        return VerifyResult(report, evidence=upright)
+    _PICTURE[_identity(job.path, asset)] = upright
+    evidence = image_evidence(upright, watermark=watermark_engine(), keys=job.keys)
     return VerifyResult(report, evidence=evidence)
-
-
-def _preflight(asset: io.BufferedReader, max_pixels: int, engine: Engine) -> None:
-    try:
-        mime = inspect_asset(engine, asset).media_type
-    except HallmarkError:
-        return
-    if not mime.startswith("image/"):
-        return
-    asset.seek(0)
-    try:
-        with Image.open(asset) as image:
-            if image.width * image.height <= max_pixels:
-                image.load()
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return

@@ -33,6 +33,8 @@ log = logging.getLogger("hallmark")
 
 PRELOAD = ["app.isolation.worker"]
 WATCH_INTERVAL = 0.05  # seconds between checks whether the client is still there, while a job runs
+# What a worker's job may ask the service for: `serve(name, *args)` (see WorkerPool.run).
+Serve = Callable[..., Any]
 UNREADABLE = (
     "The file is too complex or unreadable to verify within this server's limits: processing it {what}. "
     "Nothing was kept."
@@ -69,11 +71,21 @@ class WorkerPool:
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _closed: bool = False
 
-    def run(self, job: Job, config: WorkerConfig, cancelled: Callable[[], bool] | None = None) -> Any:
-        """The job's result, or the HallmarkError the job raised; see the module doc for the rest."""
+    def run(
+        self,
+        job: Job,
+        config: WorkerConfig,
+        cancelled: Callable[[], bool] | None = None,
+        serve: Serve | None = None,
+    ) -> Any:
+        """The job's result, or the HallmarkError the job raised; see the module doc for the rest.
+
+        `serve` answers the worker's calls into this process while the job runs (sign: the signature over
+        the claim, the TSA circuit breaker, whether a watermark id is taken), under the same deadline and
+        cancellation watch; what it raises goes back to the worker as the call's exception."""
         worker = self._acquire()
         try:
-            return self._exchange(worker, job, config, cancelled)
+            return self._exchange(worker, job, config, cancelled, serve)
         finally:
             self._release(worker)
 
@@ -94,7 +106,12 @@ class WorkerPool:
     # --- the watchdog -------------------------------------------------------------------------------------
 
     def _exchange(
-        self, worker: _Worker, job: Job, config: WorkerConfig, cancelled: Callable[[], bool] | None
+        self,
+        worker: _Worker,
+        job: Job,
+        config: WorkerConfig,
+        cancelled: Callable[[], bool] | None,
+        serve: Serve | None = None,
     ) -> Any:
         try:
             if worker.config is not config:
@@ -121,11 +138,34 @@ class WorkerPool:
                     kind, value = worker.conn.recv()
                 except (EOFError, OSError):
                     raise self._died(worker) from None
+                if kind == "call":
+                    self._answer(worker, serve, value)
+                    continue
                 return self._reply(worker, kind, value)
             if cancelled is not None and cancelled():
                 worker.kill()
                 ISOLATION_EVENTS.labels("cancelled").inc()
                 raise ClientGoneError("The client closed the connection; its work was stopped.")
+
+    def _answer(self, worker: _Worker, serve: Serve | None, value: Any) -> None:
+        """One call from the worker into this process (see `run`). Only HallmarkErrors travel back as such;
+        anything else is this side's bug and goes back as a generic failure (and is logged here)."""
+        if serve is None:
+            reply: tuple[str, object] = ("raise", HallmarkError("this job may not call the service"))
+        else:
+            name, args = value
+            try:
+                reply = ("return", serve(name, *args))
+            except HallmarkError as exc:
+                reply = ("raise", exc)
+            except Exception as exc:
+                log.exception("a worker's call %r failed in the service", name)
+                reply = (
+                    "raise",
+                    HallmarkError(f"The service failed to answer its worker ({type(exc).__name__})."),
+                )
+        with contextlib.suppress(OSError):  # the worker is gone: the next poll sees its end
+            worker.conn.send(reply)
 
     def _reply(self, worker: _Worker, kind: str, value: Any) -> Any:
         if kind == "ok":

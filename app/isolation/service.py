@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import IO
 
-from app.isolation.jobs import ConfirmJob, ContentJob, PreflightJob, VerifyJob, VerifyResult, WorkerConfig
+from app.isolation.jobs import ConfirmJob, ContentJob, VerifyJob, VerifyResult, WorkerConfig
 from app.isolation.pool import WorkerPool
 from app.recovery import with_recovery
 from app.runtime import Runtime, watermark_engine
@@ -107,18 +107,6 @@ def matches_by_content(
             confirmer=lambda stored: _confirm(pool, config, path, stored, cancelled),
             limit=limit,
         )
-
-
-def preflight_sign(
-    rt: Runtime, pool: WorkerPool | None, asset: IO[bytes], cancelled: Cancelled | None
-) -> None:
-    """Before sign decodes `asset` in this process: the same decodes in a worker first (see PreflightJob),
-    so that a file past the worker's memory, CPU or wall limits is refused (422/503) before the service
-    process touches it. Without a pool, nothing."""
-    if pool is None:
-        return
-    with private_copy(asset) as path:
-        pool.run(PreflightJob(path, rt.settings.max_image_pixels), worker_config(rt), cancelled)
 
 
 def _recovered(

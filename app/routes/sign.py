@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from tempfile import SpooledTemporaryFile
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
 from app.auth import bearer_scheme, current_key
-from app.isolation.service import preflight_sign, structure_limits
-from app.media_binding import MediaCode, media_code
 from app.metrics import SIGNED
 from app.routes.common import PROBLEM_RESPONSES, budget, file_response, pool, runtime, watch
 from app.routes.download_name import content_disposition
-from signing import ConfigError, OutputMode, check_structure, check_validity, sign_asset, validate_generation
+from app.sign_service import sign_file
+from signing import ConfigError, OutputMode, check_validity, validate_generation
 
 router = APIRouter(tags=["signing"])
 
@@ -110,20 +107,12 @@ def sign(
         allowed_source_types=rt.settings.allowed_source_types,
     )
     mode = OutputMode(output)
-    # Sign decodes in this process; first the structure pre-scan, then the same decodes in a worker.
-    check_structure(file.file, structure_limits(rt.settings))
-    preflight_sign(rt, pool(request), file.file, watch(request))
-    code = media_code(file.file, rt.settings) if ctx.soft_binder is not None else MediaCode(None, None)
-    if code.iscc is not None and ctx.soft_binder is not None:
-        ctx = replace(ctx, soft_binder=replace(ctx.soft_binder, media_iscc=code.iscc))
     key = current_key(request)
-    dest = SpooledTemporaryFile(max_size=rt.settings.spool_memory_bytes)  # noqa: SIM115 - closed by the response
-    try:
-        with budget(request).reserve_unless_held(request.state, 3 * (file.size or 0)):
-            signed = sign_asset(ctx, file.file, dest, info, mode=mode, api_key_id=key.id if key else None)
-    except BaseException:
-        dest.close()
-        raise
+    with budget(request).reserve_unless_held(request.state, 3 * (file.size or 0)):
+        outcome = sign_file(
+            rt, pool(request), file.file, info, mode, key.id if key else None, watch(request), ctx=ctx
+        )
+    signed = outcome.signed
     SIGNED.labels(signed.media_type.mime, mode.value).inc()
     media_type = "application/c2pa" if mode is OutputMode.SIDECAR else signed.media_type.mime
     extension = "c2pa" if mode is OutputMode.SIDECAR else signed.media_type.extension
@@ -138,11 +127,13 @@ def sign(
     }
     if signed.parent_manifest_id:
         headers["Hallmark-Parent-Manifest-Id"] = signed.parent_manifest_id
-    if code.header() is not None:
-        headers["Hallmark-ISCC"] = str(code.header())
+    if outcome.media_code_header is not None:
+        headers["Hallmark-ISCC"] = outcome.media_code_header
     headers["Hallmark-Watermark"] = (
         f"embedded; id={signed.watermark_id}"
         if signed.watermark_id
         else f"none; reason={signed.watermark_skipped or 'format'}"
     )
-    return file_response(dest, signed.output_size, rt.settings.spool_memory_bytes, media_type, headers)
+    return file_response(
+        outcome.output, signed.output_size, rt.settings.spool_memory_bytes, media_type, headers
+    )

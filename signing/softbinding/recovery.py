@@ -280,19 +280,26 @@ def asset_evidence(
     keys: tuple[WatermarkKey, ...],
 ) -> ImageEvidence | Recovery:
     """The untrusted half of `recover_asset`: the file's evidence, or why it cannot be searched."""
+    upright = upright_image(asset, mime=mime, max_pixels=max_pixels)
+    if isinstance(upright, Recovery):
+        return upright
+    return image_evidence(upright, watermark=watermark, keys=keys)
+
+
+def upright_image(asset: IO[bytes], *, mime: str, max_pixels: int) -> Image.Image | Recovery:
+    """The file's picture decoded and turned upright (what evidence and confirmation look at), or why it
+    cannot be searched. An isolated worker keeps it between a verify and its confirmation."""
     image = _decoded(asset, mime, max_pixels)
-    if isinstance(image, Recovery):
-        return image
-    return image_evidence(to_upright(image), watermark=watermark, keys=keys)
+    return image if isinstance(image, Recovery) else to_upright(image)
 
 
 def confirm_asset(stored: ConfirmationPrint, asset: IO[bytes], *, max_pixels: int) -> Confirmation:
     """`confirm` against the picture in a whole file (decoded again; a file that does not decode, or is
     too large, confirms nothing)."""
-    image = _decoded(asset, "image/", max_pixels)
-    if isinstance(image, Recovery):
+    upright = upright_image(asset, mime="image/", max_pixels=max_pixels)
+    if isinstance(upright, Recovery):
         return Confirmation(score=-1.0, confirmed=False, scale=0.0, mirrored=False)
-    return confirm(stored, to_upright(image))
+    return confirm(stored, upright)
 
 
 def _decoded(asset: IO[bytes], mime: str, max_pixels: int) -> Image.Image | Recovery:

@@ -19,7 +19,7 @@ from app.isolation import WorkerPool
 from app.main import create_app
 from app.settings import Settings
 from tests.processes import children
-from tests.storms import box_storm_mp4, chunk_storm_png, flat_png
+from tests.storms import box_storm_mp4, chunk_storm_png, flat_png, moov_storm_mp4
 from tests.waiting import wait_for
 
 STORM_BOXES = 64_000  # ~16 s of engine time on one core here, far past every limit below
@@ -131,14 +131,14 @@ def test_a_storm_past_the_cpu_limit_gets_422_and_the_next_request_works(
         assert verify(client, (interop_dir / "C.jpg").read_bytes()).status_code == 200
 
 
-def test_sign_decodes_a_storm_in_a_worker_first_and_gets_422(settings: Settings, interop_dir: Path) -> None:
-    """Sign's pre-flight: the engine's read runs in a worker under its limits before the service signs."""
+def test_sign_decodes_a_storm_in_a_worker_and_gets_422(settings: Settings, interop_dir: Path) -> None:
+    """Sign runs in a worker: the engine's read of the input's credentials passes the worker's CPU limit."""
     cpu = events("cpu")
     with app_client(settings, prescan_max_boxes=10**7, isolation_cpu_seconds=1) as client:
         _, token = client.app.state.runtime.api_keys.create("tests", {"sign"})  # type: ignore[attr-defined]
         auth = {"Authorization": f"Bearer {token}"}
         form = {"model_name": "test-diffusion", "model_version": "2.1"}
-        storm = {"file": ("a.mp4", box_storm_mp4(STORM_BOXES))}
+        storm = {"file": ("a.mp4", moov_storm_mp4(STORM_BOXES))}
         response = client.post("/v1/sign", headers=auth, data=form, files=storm)
         assert response.status_code == 422, response.text
         assert response.json()["type"] == "/problems/too-complex-to-verify"
