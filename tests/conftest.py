@@ -55,6 +55,14 @@ def _database(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
         pytest.fail(f"HALLMARK_TEST_DATABASE={backend!r}: use sqlite or postgresql", pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_checkpoint_timestamps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A service started with a TSA would also timestamp its audit checkpoints, one more TSA request at a
+    moment the sealer picks; tests that count TSA requests count signs. The checkpoint timestamps have
+    their own tests (tests/integration/test_audit_timestamps.py), which turn this back on."""
+    monkeypatch.setenv("HALLMARK_AUDIT_TIMESTAMPS", "false")
+
+
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> TestPki:
     return make_test_pki(tmp_path_factory.mktemp("pki"))

@@ -24,10 +24,11 @@ from app.sealing import CheckpointStamper
 from app.store.audit import Sealer, read_ledger, record_event
 from app.store.db import make_engine, migrate
 from app.store.tables import ledger_checkpoint_timestamps
-from signing import AuditReport, KeySigner, public_key_sha256, verify_ledger
+from signing import AuditCheckpoint, AuditReport, KeySigner, public_key_sha256, verify_ledger
 from tests.conftest import make_data_dir
 from tests.pki import TestPki as Pki  # aliased: pytest would try to collect Test*
 from tests.tsa import LocalTsa
+from tests.waiting import wait_for
 
 HALLMARK = Path(sys.executable).parent / "hallmark"
 
@@ -143,6 +144,36 @@ def test_timestamps_are_append_only(db: sa.Engine, key: KeySigner, tsa: LocalTsa
         conn.execute(ledger_checkpoint_timestamps.update().values(token="AAAA"))
     with pytest.raises(sa.exc.DatabaseError), db.begin() as conn:
         conn.execute(ledger_checkpoint_timestamps.delete())
+
+
+def test_the_service_stamps_its_checkpoints(tmp_path: Path, pki: Pki, tsa: LocalTsa) -> None:
+    from fastapi.testclient import TestClient
+
+    from app.main import create_app
+    from app.settings import Settings
+
+    def service(stamps: bool) -> list[AuditCheckpoint]:
+        settings = Settings(
+            data_dir=make_data_dir(tmp_path / f"var-{stamps}", pki),
+            tsa_url=tsa.url,
+            audit_seal_interval_seconds=0.05,
+            audit_timestamps=stamps,
+        )
+        with TestClient(create_app(settings)) as client:
+            rt = client.app.state.runtime  # type: ignore[attr-defined]
+            rt.api_keys.create("k", {"sign"})
+            assert wait_for(lambda: Sealer(rt.db).status().unsealed == 0, timeout=60)
+            if stamps:
+                assert wait_for(lambda: Sealer(rt.db).newest_unstamped() is None, timeout=60)
+            checkpoints: list[AuditCheckpoint] = read_ledger(rt.db)[2]
+        return checkpoints
+
+    stamped = service(True)
+    assert stamped
+    assert stamped[-1].timestamp is not None
+    plain = service(False)  # control: HALLMARK_AUDIT_TIMESTAMPS=false
+    assert plain
+    assert all(cp.timestamp is None for cp in plain)
 
 
 def test_cli_seals_stamps_and_verifies_the_bundle_offline(tmp_path: Path, pki: Pki, tsa: LocalTsa) -> None:
