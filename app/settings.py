@@ -177,6 +177,14 @@ class Settings(BaseSettings):
         description="On SIGTERM, `hallmark serve` stops accepting and lets requests in progress finish for "
         "this long, then cuts them and exits.",
     )
+    worker_healthcheck_seconds: int = Field(
+        30,
+        ge=1,
+        le=600,
+        description="With `hallmark serve --workers` above 1: how long uvicorn's supervisor waits for a "
+        "worker to answer its health check before killing and replacing it (uvicorn's own 5 s killed workers "
+        "that were still starting, or busy, on a loaded 2-core machine).",
+    )
     spool_memory_bytes: int = Field(8 * MiB, ge=0, description="Outputs larger than this spool to disk.")
     api_key_cache_seconds: float = Field(
         5.0,

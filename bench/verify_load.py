@@ -22,6 +22,7 @@ import io
 import itertools
 import os
 import random
+import resource
 import statistics
 import struct
 import sys
@@ -29,13 +30,16 @@ import tempfile
 import time
 import zlib
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the server harness lives with the end-to-end tests
 
 import httpx2  # noqa: E402
+import uvloop  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from tests.e2e.server import Server, key_lines, serve  # noqa: E402
@@ -44,6 +48,7 @@ from tests.processes import descendants, rss_bytes  # noqa: E402
 SHED = {429, 503}
 ADDRESSES = itertools.count()
 BOUNDARY = "hallmarkloadbench"
+T = TypeVar("T")
 
 
 def small_jpeg() -> bytes:
@@ -88,17 +93,17 @@ def chunk_storm(chunks: int = 40_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + ihdr + noise + idat + chunk(b"IEND", b"")
 
 
-async def read_response(reader: asyncio.StreamReader) -> int:
-    """Status of one response; its body is read and dropped. Raises on a closed connection."""
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, float]:
+    """Status and Retry-After (seconds, 1 when absent) of one response; its body is read and dropped.
+    Raises on a closed connection."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     status = int(lines[0].split(" ", 2)[1])
-    length = next(
-        (int(v) for k, _, v in (ln.partition(":") for ln in lines[1:]) if k.lower() == "content-length"), 0
-    )
+    fields = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+    length = int(fields.get("content-length", 0))
     if length:
         await reader.readexactly(length)
-    return status
+    return status, float(fields.get("retry-after", 1))
 
 
 @dataclass
@@ -126,11 +131,17 @@ async def normal_client(port: int, upload: tuple[bytes, str], until: float, tall
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
             start = time.monotonic()
             writer.write(verify_request(*upload, address(next(ADDRESSES))))
-            status = await asyncio.wait_for(read_response(reader), timeout=120)
+            status, retry_after = await asyncio.wait_for(read_response(reader), timeout=120)
             tally.add(status, time.monotonic() - start)
             if status in SHED:
-                await asyncio.sleep(1.0)  # a polite client backs off
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
+                await asyncio.sleep(retry_after)  # a polite client comes back when it is told to
+        except (
+            OSError,
+            RuntimeError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            TimeoutError,
+        ) as exc:
             tally.add(type(exc).__name__, None)
             if writer is not None:
                 writer.close()
@@ -154,23 +165,30 @@ async def hostile_client(port: int, number: int, until: float, tally: Tally) -> 
             try:
                 if kind % 4 == 0:  # drip: declares 8 MB, sends a few bytes a second
                     writer.write(verify_request(b"", "application/octet-stream", client, length=8 << 20))
-                    while time.monotonic() < until:
+                    while time.monotonic() < until and not writer.is_closing():
                         writer.write(b"x" * 4)
                         await writer.drain()
                         await asyncio.sleep(1.0)
                 elif kind % 4 == 3:  # a request head that never ends
                     writer.write(b"POST /v1/verify HTTP/1.1\r\nHost: bench\r\n")
-                    while time.monotonic() < until:
+                    while time.monotonic() < until and not writer.is_closing():
                         writer.write(b"X-Slow: 1\r\n")
                         await writer.drain()
                         await asyncio.sleep(1.0)
                 else:
                     writer.write(storms[kind % 2])
                     await writer.drain()
-                    tally.add(await asyncio.wait_for(read_response(reader), timeout=120), None)
+                    status, _ = await asyncio.wait_for(read_response(reader), timeout=120)
+                    tally.add(status, None)
             finally:
                 writer.close()
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError) as exc:
+        except (
+            OSError,
+            RuntimeError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            TimeoutError,
+        ) as exc:
             tally.add(type(exc).__name__, None)
         await asyncio.sleep(0.1)
 
@@ -178,6 +196,39 @@ async def hostile_client(port: int, number: int, until: float, tally: Tally) -> 
 def tree_rss(root: int) -> int:
     """Resident bytes of a process and all its descendants."""
     return rss_bytes(root) + sum(rss_bytes(pid) for pid in descendants(root))
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of its children that have ended and were waited for (0 once gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICK  # utime stime cutime cstime
+
+
+def tree_cpu(root: int) -> float:
+    return cpu_seconds(root) + sum(cpu_seconds(pid) for pid in descendants(root))
+
+
+def machine_busy() -> float:
+    """Busy CPU seconds of the whole machine since boot (every process, this one and the server included)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 async def sample_rss(pid: int, until: float, samples: list[int]) -> None:
@@ -191,31 +242,63 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def report(name: str, normal: Tally, bad: Tally, rss: list[int], seconds: float) -> float:
-    ok = normal.statuses[200]
-    errors = {k: v for k, v in normal.statuses.items() if k != 200 and k not in SHED}
-    print(f"{name}: {sum(normal.statuses.values())} normal requests, {ok / seconds:.1f} verified/s")
+@dataclass
+class Phase:
+    normal: Tally
+    hostile: Tally
+    rss: list[int]
+    seconds: float
+    client_cpu: float
+    server_cpu: float
+    machine_cpu: float
+    load: tuple[str, str]
+
+    @property
+    def errors(self) -> dict[int | str, int]:
+        return {k: v for k, v in self.normal.statuses.items() if k != 200 and k not in SHED}
+
+    @property
+    def p99(self) -> float:
+        return pct(self.normal.latencies, 0.99)
+
+
+def report(name: str, phase: Phase) -> None:
+    normal, seconds = phase.normal, phase.seconds
+    print(
+        f"{name}: {sum(normal.statuses.values())} normal requests, {normal.statuses[200] / seconds:.1f} "
+        f"verified/s; load average {phase.load[0]} before, {phase.load[1]} after"
+    )
     print(
         f"  normal statuses: {dict(sorted(normal.statuses.items(), key=str))}; "
-        f"errors (not 200/429/503): {errors or 0}"
+        f"errors (not 200/429/503): {phase.errors or 0}"
     )
-    if bad.statuses:
-        print(f"  hostile statuses: {dict(sorted(bad.statuses.items(), key=str))}")
-    p99 = pct(normal.latencies, 0.99)
+    if phase.hostile.statuses:
+        print(f"  hostile statuses: {dict(sorted(phase.hostile.statuses.items(), key=str))}")
     if normal.latencies:
         print(
             f"  normal 200s: p50 {statistics.median(normal.latencies) * 1000:.0f} ms, "
-            f"p99 {p99 * 1000:.0f} ms, max {max(normal.latencies) * 1000:.0f} ms"
+            f"p99 {phase.p99 * 1000:.0f} ms, max {max(normal.latencies) * 1000:.0f} ms"
         )
-    if rss:
-        mib = [r / 2**20 for r in rss]
-        third = max(1, len(mib) // 3)
+    other = phase.machine_cpu - phase.client_cpu - phase.server_cpu
+    print(
+        f"  CPU (cores busy on average): server {phase.server_cpu / seconds:.2f}, "
+        f"load generator {phase.client_cpu / seconds:.2f}, everything else on the machine "
+        f"{max(other, 0) / seconds:.2f}"
+    )
+    if phase.rss:
+        mib = [r / 2**20 for r in phase.rss]
         print(
-            f"  server RSS (all processes): first {mib[0]:.0f} MiB, max {max(mib):.0f} MiB, "
-            f"mean of last third {statistics.mean(mib[-third:]):.0f} MiB "
-            f"vs first third {statistics.mean(mib[:third]):.0f} MiB"
+            f"  server RSS (all processes): first {mib[0]:.0f} MiB, last {mib[-1]:.0f} MiB, "
+            f"peak {max(mib):.0f} MiB"
         )
-    return p99
+
+
+def rss_growth(phase: Phase) -> float:
+    """Peak RSS of the last half of the phase over the peak of its first half (1.0: no growth)."""
+    half = len(phase.rss) // 2
+    if half == 0:
+        return 1.0
+    return max(phase.rss[half:]) / max(phase.rss[:half])
 
 
 def main() -> None:
@@ -227,6 +310,12 @@ def main() -> None:
     parser.add_argument("--baseline-connections", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
+        "--client-nice",
+        type=int,
+        default=10,
+        help="niceness of the load generator once the server runs (an attacker's CPU is not the server's)",
+    )
+    parser.add_argument(
         "--setting",
         action="append",
         default=[],
@@ -234,6 +323,7 @@ def main() -> None:
         help="a service setting (repeatable)",
     )
     args = parser.parse_args()
+    raise_fd_limit()
     jpeg = small_jpeg()
     with tempfile.TemporaryDirectory(prefix="hallmark-load-") as tmp:
         env = {"HALLMARK_TRUSTED_PROXIES": "127.0.0.1", **dict(s.split("=", 1) for s in args.setting)}
@@ -251,36 +341,80 @@ def main() -> None:
             )
             signed.raise_for_status()
             upload = multipart(signed.content, "small.jpg", "image/jpeg")
+            os.nice(args.client_nice)
             print(
-                f"small signed JPEG: {len(signed.content)} bytes; "
-                f"{args.workers} workers, {os.cpu_count()} cores"
+                f"small signed JPEG: {len(signed.content)} bytes; {args.workers} workers, "
+                f"{os.cpu_count()} cores; load generator at nice {os.nice(0)}; "
+                f"settings {' '.join(args.setting) or 'defaults'}"
             )
 
-            async def run() -> None:
+            async def run() -> tuple[Phase, Phase]:
                 base = await phase_set(server, upload, args.baseline_connections, 0, args.baseline_seconds)
-                p99_base = report("unloaded", *base, args.baseline_seconds)
+                report("unloaded", base)
                 loaded = await phase_set(server, upload, args.connections, args.hostile, args.seconds)
-                p99_load = report(
-                    f"loaded ({args.connections} connections, {args.hostile} hostile)", *loaded, args.seconds
-                )
-                print(f"normal p99 loaded / unloaded: {p99_load / p99_base:.2f}x (target <= 3x)")
+                report(f"loaded ({args.connections} connections, {args.hostile} hostile)", loaded)
+                return base, loaded
 
-            asyncio.run(run())
+            base, loaded = run_loop(run())
             alive = server.proc.poll() is None
-            print(f"server still running after the load: {alive}")
+            log = server.stderr_path.read_text(errors="replace")
+            restarts = log.count(" died")
+            ratio = loaded.p99 / base.p99
+            growth = rss_growth(loaded)
+            print(f"normal p99 loaded / unloaded: {ratio:.2f}x (target <= 3x)")
+            print(f"server RSS peak, second half of the load / first half: {growth:.2f} (target <= 1.10)")
+            print(f"server still running after the load: {alive}; uvicorn workers replaced: {restarts}")
+            if not alive:
+                print(f"server exit status {server.proc.returncode}; its log ends:\n{log[-3000:]}")
+    missed = [
+        what
+        for what, bad in (
+            ("errors other than 429/503", bool(base.errors or loaded.errors)),
+            ("p99 ratio", not ratio <= 3.0),
+            ("memory", not growth <= 1.10),
+            ("server died", not alive),
+            ("workers replaced", restarts > 0),
+        )
+        if bad
+    ]
+    print(f"targets missed: {', '.join(missed)}" if missed else "all targets met")
+    sys.exit(1 if missed else 0)
+
+
+def raise_fd_limit() -> None:
+    """1,000 connections need more descriptors than the usual soft limit of 1,024: up to the hard limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def run_loop(coro: Coroutine[None, None, T]) -> T:
+    """On uvloop (installed with uvicorn[standard]): the load generator's CPU is taken from the server's."""
+    return uvloop.run(coro)
 
 
 async def phase_set(
     server: Server, upload: tuple[bytes, str], connections: int, hostile: int, seconds: float
-) -> tuple[Tally, Tally, list[int]]:
+) -> Phase:
     normal, bad = Tally(), Tally()
     rss: list[int] = []
+    load_before = load_average()
+    cpu = own_cpu(), tree_cpu(server.proc.pid), machine_busy()
     until = time.monotonic() + seconds
     tasks = [normal_client(server.port, upload, until, normal) for _ in range(connections)]
     tasks += [hostile_client(server.port, n, until, bad) for n in range(hostile)]
     tasks.append(sample_rss(server.proc.pid, until, rss))
     await asyncio.gather(*tasks)
-    return normal, bad, rss
+    return Phase(
+        normal,
+        bad,
+        rss,
+        seconds,
+        own_cpu() - cpu[0],
+        tree_cpu(server.proc.pid) - cpu[1],
+        machine_busy() - cpu[2],
+        (load_before, load_average()),
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import resource
 import socket
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -51,6 +52,7 @@ def serve(
 
     cfg = settings()
     _check_port_free(host, port)
+    raise_open_files_limit()
     if dev:
         try:
             result = init_dev(cfg)
@@ -103,6 +105,8 @@ def _run(cfg: Settings, host: str, port: int, workers: int, log_format: str) -> 
         timeout_keep_alive=5,
         # SIGTERM: stop accepting, let requests in progress finish this long, then cut them and exit.
         timeout_graceful_shutdown=cfg.shutdown_grace_seconds,
+        # With --workers N: a worker that does not answer the supervisor's ping this long is killed.
+        timeout_worker_healthcheck=cfg.worker_healthcheck_seconds,
         # h11, not httptools: only uvicorn's h11 protocol bounds the bytes of a request head it buffers;
         # this subclass bounds the time it may take too (HALLMARK_HEAD_TIMEOUT_SECONDS).
         http=HeadTimeoutH11Protocol,
@@ -113,6 +117,18 @@ def _run(cfg: Settings, host: str, port: int, workers: int, log_format: str) -> 
         # a client wrongly put there (refused with 400, but already logged); the service logs its own events.
         access_log=False,
     )
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Every connection is a file descriptor: raise the soft limit (often 1,024) to the hard one, as far as
+    an unprivileged process may, so that a thousand connections are not refused by accept() (EMFILE).
+    The workers inherit it. Returns the (soft, hard) limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 16)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    limits: tuple[int, int] = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return limits
 
 
 def _check_port_free(host: str, port: int) -> None:
