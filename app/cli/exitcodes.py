@@ -14,6 +14,12 @@ class ExitCode(IntEnum):
     VALID_UNTRUSTED = 3  # `verify`: intact credentials whose signer is on no configured trust profile
     INVALID = 4  # `verify`: credentials that do not validate (tampered, broken signature, ...)
     NONE = 5  # `verify`: the file carries no credentials
+    # `verify URL`: not fetched because this configuration does not allow it (fetching off, an address or a
+    # redirect not allowed, a file over the size limit): trying again will not help
+    URL_REFUSED = 6
+    # `verify URL`: the fetch failed (no connection, DNS, TLS, an HTTP error status, past the time limit):
+    # trying again later may help
+    URL_FAILED = 7
 
 
 VERIFY_EXIT = {

@@ -6,9 +6,12 @@ import errno
 import json
 import os
 import resource
+import re
 import socket
+from contextlib import ExitStack
 from dataclasses import asdict, replace
 from pathlib import Path
+from tempfile import SpooledTemporaryFile
 from typing import IO, Annotated
 
 import typer
@@ -17,11 +20,15 @@ from app.cli.common import error, fail, jsonable, settings
 from app.cli.exitcodes import VERIFY_EXIT, ExitCode
 from app.settings import Settings
 from signing import (
+    AssetTooLargeError,
     Engine,
     HallmarkError,
     Integrity,
     OutputMode,
     Recovery,
+    UrlFetchDisabledError,
+    UrlFetchError,
+    UrlRefusedError,
     VerificationReport,
     inspect_asset,
     sign_asset,
@@ -306,8 +313,39 @@ def _recover(
         db.dispose()
 
 
+# Anything that starts with a scheme and `://` is a URL for the fetcher (which refuses schemes other than
+# http and https, saying so); anything else is a path.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _local_file(value: str) -> Path:
+    """The checks `typer.Argument(exists=True, dir_okay=False, readable=True)` makes, as a usage error."""
+    path = Path(value)
+    problem = (
+        "does not exist"
+        if not path.exists()
+        else "is a directory"
+        if path.is_dir()
+        else "is not readable"
+        if not os.access(path, os.R_OK)
+        else None
+    )
+    if problem is not None:
+        message = f"Invalid value for 'FILE|URL': file '{value}' {problem}."
+        error(message, ExitCode.USAGE, diagnostics={"code": "usage", "message": message})
+    return path
+
+
 def verify(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Any media file.")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE|URL",
+            help="Any media file, or an http(s) URL to fetch it from (needs HALLMARK_URL_FETCH=true; the "
+            "same rules as POST /v1/verify by URL).",
+            show_default=False,
+        ),
+    ],
     manifest: Annotated[
         Path | None,
         typer.Option(
@@ -329,18 +367,30 @@ def verify(
         ),
     ] = True,
 ) -> None:
-    """Verify a file offline. Exit 0 trusted, 3 valid but untrusted, 4 invalid, 5 no credentials, 1 an error
-    (unsupported or malformed file, configuration), 2 usage. The exit code follows the file's own
-    credentials; what recovery found is in the report."""
+    """Verify a file offline, or one fetched from a URL. Exit 0 trusted, 3 valid but untrusted, 4 invalid,
+    5 no credentials, 1 an error (unsupported or malformed file, configuration), 2 usage; for a URL also
+    6 refused (fetching off, address or redirect not allowed, file too large) and 7 the fetch failed
+    (unreachable, HTTP error, time limit). The exit code follows the file's own credentials; what recovery
+    found is in the report."""
     from app.runtime import engine_config, load_trust
 
+    path = None if _URL.match(source) else _local_file(source)
     cfg = settings()
     try:
         engine = Engine(engine_config(cfg, load_trust(cfg)))
-        with file.open("rb") as fh:
+        with ExitStack() as stack:
+            if path is not None:
+                fh: IO[bytes] = stack.enter_context(path.open("rb"))
+            else:
+                fh = stack.enter_context(SpooledTemporaryFile(max_size=URL_SPOOL_BYTES))
+                _fetch(cfg, source, fh)
             report = inspect_asset(engine, fh, manifest.read_bytes() if manifest else None, detailed=detailed)
             if recovery and report.integrity is not Integrity.INTACT:
                 report = _recover(cfg, engine, fh, report)
+    except (UrlRefusedError, UrlFetchDisabledError, AssetTooLargeError) as exc:
+        fail(exc, ExitCode.URL_REFUSED)
+    except UrlFetchError as exc:
+        fail(exc, ExitCode.URL_FAILED)
     except HallmarkError as exc:
         fail(exc)
     data = asdict(report)
@@ -353,3 +403,31 @@ def verify(
         if detailed:
             typer.echo("manifest store:\n" + json.dumps(data["manifest_store"], indent=2))
     raise typer.Exit(VERIFY_EXIT[report.outcome])
+
+
+# Small files stay in memory, larger ones go to a temporary file (as for POST /v1/verify by URL).
+URL_SPOOL_BYTES = 1024 * 1024
+
+
+def _fetch(cfg: Settings, url: str, sink: IO[bytes]) -> None:
+    """Fetch `url` into `sink` with the service's fetcher and settings: the same off-switch, address rules,
+    allow-list, redirect, size and time limits as POST /v1/verify by URL."""
+    from app.routes.verify_url import fetch_policy
+    from app.url_fetch import open_url
+
+    if not cfg.url_fetch:
+        raise UrlFetchDisabledError(
+            "Fetching files from URLs is switched off; download the file and verify it by path.",
+            hint="Set HALLMARK_URL_FETCH=true to let `hallmark verify` (and POST /v1/verify) fetch URLs.",
+        )
+    try:
+        with open_url(url, fetch_policy(cfg)) as remote:
+            remote.save(sink)
+    except UrlRefusedError as exc:
+        if exc.hint is None and exc.details.get("reason") in {"address", "redirect"}:
+            exc.hint = (
+                "If you trust that host, list it (host or host:port) in HALLMARK_URL_ALLOWLIST; "
+                "it is then fetched whatever address it has."
+            )
+        raise
+    sink.seek(0)
