@@ -313,3 +313,17 @@ def result_over_the_cap(client: TestClient, api_key: str, jpeg: bytes) -> None:
         assert conn.execute(sa.select(sa.func.count()).select_from(idempotency_keys)).scalar_one() == 0
     assert sign(client, api_key, jpeg, None).status_code == 200  # control: without a key it signs
     assert rows(client) == 1
+
+
+def test_a_failed_request_gives_its_key_back(client: TestClient, api_key: str, jpeg: bytes) -> None:
+    truncated = jpeg[: len(jpeg) // 2]
+    failed = sign(client, api_key, truncated, "k")
+    assert failed.status_code == 422, failed.text
+    assert failed.json()["type"] != "/problems/idempotency-key-reused"
+    assert rows(client) == 0
+    with runtime(client).db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(idempotency_keys)).scalar_one() == 0
+    fixed = sign(client, api_key, jpeg, "k")  # another request under the same key: the first kept nothing
+    assert fixed.status_code == 200, fixed.text
+    assert REPLAY_HEADER.lower() not in fixed.headers
+    assert rows(client) == 1
