@@ -4,7 +4,8 @@ Starts the real service (`hallmark serve --dev --workers 2`, temporary SQLite da
 HALLMARK_DATABASE_URL if set), and sends `--requests` sign requests, each with its own Idempotency-Key, from
 `--clients` threads. Meanwhile a killer SIGKILLs the whole service (its process group: the supervisor, its
 workers and their decode workers) at random moments and starts it again. A client retries the same
-request (same key, same bytes) after a connection error, a 5xx or a 409 until it gets a 200.
+request (same key, same bytes) after a connection error, a 5xx or a 409 until it gets a 200; it also drops
+`--lose` of its first 200s as if the answer had been lost, and retries those too (they must be replays).
 
 Then it counts, from the database: ledger rows lost for a 200 (a 200's manifest id without its row),
 ledger rows without a 200 (a signature no client got), keys answered with two different manifest ids, and
@@ -96,7 +97,10 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--kill-every", type=float, default=3.0, help="mean seconds between kills")
-    parser.add_argument("--lease", type=float, default=3.0, help="HALLMARK_IDEMPOTENCY_LEASE_SECONDS")
+    parser.add_argument("--lease", type=float, default=10.0, help="HALLMARK_IDEMPOTENCY_LEASE_SECONDS")
+    parser.add_argument(
+        "--lose", type=float, default=0.1, help="share of 200s a client drops as if lost, and retries"
+    )
     parser.add_argument("--seed", type=int, default=10)
     args = parser.parse_args()
     rng = random.Random(args.seed)
@@ -121,7 +125,7 @@ def main() -> int:
         data = jpeg_bytes()
         keys = [str(uuid.uuid4()) for _ in range(args.requests)]
         answers: dict[str, list[str]] = defaultdict(list)  # key -> manifest ids of its 200s
-        attempts = {"total": 0, "transport": 0, "5xx": 0, "409": 0, "other": 0, "replayed": 0}
+        attempts = {"total": 0, "transport": 0, "5xx": 0, "409": 0, "other": 0, "replayed": 0, "dropped": 0}
         lock = threading.Lock()
         todo = list(enumerate(keys))
         done = threading.Event()
@@ -154,7 +158,11 @@ def main() -> int:
                                 answers[key].append(r.headers["Hallmark-Manifest-Id"])
                                 if r.headers.get("Hallmark-Idempotent-Replay") == "true":
                                     attempts["replayed"] += 1
-                            break
+                                lost = len(answers[key]) == 1 and rng.random() < args.lose
+                                attempts["dropped"] += lost
+                            if not lost:
+                                break
+                            continue  # as if the answer never arrived: the retry must replay it
                         bucket = "409" if r.status_code == 409 else "5xx" if r.status_code >= 500 else "other"
                         with lock:
                             attempts[bucket] += 1
@@ -209,8 +217,9 @@ def main() -> int:
         print(f"requests {args.requests} (keys), clients {args.clients}, workers {args.workers}, "
               f"service starts {service.starts} (SIGKILLs {len(kills)}), {elapsed:.1f} s")  # fmt: skip
         print(f"HTTP attempts {attempts['total']}: connection errors {attempts['transport']}, 5xx "
-              f"{attempts['5xx']}, 409 {attempts['409']}, other {attempts['other']}; 200s that were "
-              f"replays {attempts['replayed']}")  # fmt: skip
+              f"{attempts['5xx']}, 409 {attempts['409']}, other {attempts['other']}; 200s dropped by "
+              f"the client as lost {attempts['dropped']}, 200s that were replays "
+              f"{attempts['replayed']}")  # fmt: skip
         print(f"keys answered 200: {len(answers)}; ledger rows: {len(rows)}")
         print(f"rows lost for a 200: {lost}")
         print(f"rows without a 200: {unanswered}")
@@ -220,6 +229,7 @@ def main() -> int:
         print(verify.stdout.strip())
         ok = (lost, unanswered, split, unowned, verify.returncode) == (0, 0, 0, 0, 0)
         ok = ok and len(answers) == args.requests and attempts["other"] == 0
+        ok = ok and attempts["replayed"] >= attempts["dropped"]  # every dropped answer came back replayed
         print("PASS" if ok else "FAIL")
         return 0 if ok else 1
 
