@@ -36,7 +36,8 @@ test-deps:
 # tests start themselves; tests/postgres.py). tests/integration/test_postgres.py runs on it in both passes.
 POSTGRES_TESTS := tests/integration/test_ledger_and_api_keys.py tests/integration/test_revocation.py \
 	tests/integration/test_manifest_repository.py tests/integration/test_durable_credentials.py \
-	tests/integration/test_sbr_api.py tests/integration/test_readiness.py tests/integration/test_http_sign.py
+	tests/integration/test_sbr_api.py tests/integration/test_readiness.py tests/integration/test_http_sign.py \
+	tests/integration/test_idempotency.py tests/integration/test_key_policies.py
 
 test: install lint types test-deps
 	$(PY) -m pytest

@@ -21,6 +21,9 @@ from signing import (
     ConfigError,
     DecodeDeadlineError,
     HallmarkError,
+    IdempotencyInProgressError,
+    IdempotencyKeyError,
+    IdempotencyMismatchError,
     InvalidMetadataError,
     InvalidQueryError,
     IsolationLimitError,
@@ -31,6 +34,8 @@ from signing import (
     MediaFingerprintError,
     MediaToolMissingError,
     MediaToolTimeoutError,
+    PolicyRefusedError,
+    RateLimitedError,
     SidecarUnavailableError,
     SigningError,
     StorageError,
@@ -50,6 +55,12 @@ PROBLEM_BASE = "/problems/"  # relative URI reference (RFC 9457 3.1.1)
 
 # Most specific first: the first class the error is an instance of decides the status.
 STATUS: tuple[tuple[type[HallmarkError], int], ...] = (
+    # Idempotency-Key (app/idempotency.py) and per-API-key policies (app/policies.py).
+    (IdempotencyKeyError, 400),
+    (IdempotencyMismatchError, 422),
+    (IdempotencyInProgressError, 409),
+    (PolicyRefusedError, 403),
+    (RateLimitedError, 429),  # also the monthly quota (QuotaExceededError)
     (UnsupportedMediaError, 415),
     (AssetTooLargeError, 413),
     (MalformedAssetError, 422),
@@ -106,7 +117,7 @@ def hallmark_problem(exc: HallmarkError) -> JSONResponse:
         status_for(exc), exc.code, exc.title, exc.message, hint=diag.get("hint"), details=diag.get("details")
     )
     retry = exc.details.get("retry_after_seconds")
-    if response.status_code == 503 and isinstance(retry, int) and retry > 0:
+    if response.status_code in (409, 429, 503) and isinstance(retry, int) and retry > 0:
         response.headers["Retry-After"] = str(retry)  # e.g. until the TSA circuit breaker half-opens
     return response
 

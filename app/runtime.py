@@ -13,6 +13,8 @@ from app.keywatch import SignerWatch
 from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from app.store.db import make_engine, migrate
+from app.store.idempotency import IdempotencyStore
+from app.store.key_limits import KeyLimits
 from app.store.ledger import SqlLedger
 from app.store.manifests import SqlManifestRepository
 from app.trust.directory import load_trust_dir
@@ -57,6 +59,8 @@ class Runtime:
     signer_watch: SignerWatch
     manifests: SqlManifestRepository
     watermarks: WatermarkKeyWatch
+    idempotency: IdempotencyStore | None = None
+    key_limits: KeyLimits | None = None
     # What "now" is for certificate expiry at request time (readiness, sign); tests set a later one.
     clock: Clock = field(default_factory=SystemClock)
 
@@ -170,7 +174,13 @@ def build_runtime(settings: Settings, *, require_signer: bool = True) -> Runtime
         watch.problem = exc.message
     keys = ApiKeyStore(db, cache_seconds=settings.api_key_cache_seconds)
     watermarks = WatermarkKeyWatch(watermark_keyring(settings), settings.keyring_poll_seconds)
-    return Runtime(settings, db, ledger, keys, trust_watch, watch, SqlManifestRepository(db), watermarks)
+    idempotency = IdempotencyStore(
+        db, ttl_seconds=settings.idempotency_ttl_seconds, lease_seconds=settings.idempotency_lease_seconds
+    )
+    return Runtime(
+        settings, db, ledger, keys, trust_watch, watch, SqlManifestRepository(db), watermarks,
+        idempotency=idempotency, key_limits=KeyLimits(db),
+    )  # fmt: skip
 
 
 @functools.cache

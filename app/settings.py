@@ -191,6 +191,24 @@ class Settings(BaseSettings):
         ge=0,
         description="Remember a valid API key this long; a revocation from the CLI waits this long.",
     )
+    idempotency_ttl_seconds: float = Field(
+        86400.0,
+        gt=0,
+        description="How long the result of a sign with an Idempotency-Key is kept for retries (then the key "
+        "may be used afresh).",
+    )
+    idempotency_lease_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="A sign holding an Idempotency-Key keeps it this long; a retry meanwhile gets 409. If "
+        "its process dies, a retry after this long signs afresh. Keep it above your longest sign.",
+    )
+    idempotency_max_result_bytes: int = Field(
+        64 * MiB,
+        gt=0,
+        description="Largest signed result kept for an Idempotency-Key (in the database); a larger one is "
+        "refused (413) and nothing is recorded.",
+    )
     audit_seal_interval_seconds: float = Field(
         30.0,
         ge=0,

@@ -244,6 +244,59 @@ class ClientGoneError(HallmarkError):
     title = "Client closed the request"
 
 
+# --- idempotent retries and per-API-key policies (app/idempotency.py, app/policies.py) ---------------------
+
+
+class IdempotencyKeyError(HallmarkError):
+    """The `Idempotency-Key` header is not a usable key (empty, too long, not printable ASCII)."""
+
+    code = "invalid-idempotency-key"
+    title = "Invalid Idempotency-Key"
+
+
+class IdempotencyMismatchError(HallmarkError):
+    """The key was used before for a different request (other fields, other file, other options)."""
+
+    code = "idempotency-key-reused"
+    title = "Idempotency-Key used for a different request"
+
+
+class IdempotencyInProgressError(HallmarkError):
+    """A request with this key is still being processed (details: retry_after_seconds)."""
+
+    code = "idempotency-key-in-progress"
+    title = "A request with this Idempotency-Key is in progress"
+
+
+class IdempotentResultTooLargeError(AssetTooLargeError):
+    """The signed result is larger than the service keeps for replaying an idempotent request."""
+
+    code = "idempotent-result-too-large"
+    title = "Result too large to keep for an Idempotency-Key"
+
+
+class PolicyRefusedError(HallmarkError):
+    """The API key's policy does not allow this request (a digital source type or a media format)."""
+
+    code = "api-key-policy"
+    title = "Not allowed for this API key"
+
+
+class RateLimitedError(HallmarkError):
+    """The API key used up its request rate (details: retry_after_seconds)."""
+
+    code = "api-key-rate-limited"
+    title = "Too many requests for this API key"
+
+
+class QuotaExceededError(RateLimitedError):
+    """The API key used up its monthly quota of signatures (details: retry_after_seconds, until the next
+    calendar month, UTC)."""
+
+    code = "api-key-quota-exceeded"
+    title = "Monthly quota of this API key used up"
+
+
 # --- verification ---------------------------------------------------------------------------------------
 
 

@@ -46,6 +46,9 @@ def apikey_create(
 @apikey_app.command("list")
 def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List API keys (ids, names, scopes; never the secrets)."""
+    from app.policies import describe
+
+    keys = _store().list()
     rows = [
         {
             "id": k.id,
@@ -53,15 +56,16 @@ def apikey_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
             "scopes": sorted(k.scopes),
             "created_at": k.created_at.isoformat(),
             "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+            "policy": k.policy.to_json(),
         }
-        for k in _store().list()
+        for k in keys
     ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    for r in rows:
+    for k, r in zip(keys, rows, strict=True):
         state = f"revoked {r['revoked_at']}" if r["revoked_at"] else "active"
-        typer.echo(f"{r['id']}  {r['name']:<24} {','.join(r['scopes']):<12} {state}")
+        typer.echo(f"{r['id']}  {r['name']:<24} {','.join(r['scopes']):<12} {state}  {describe(k.policy)}")
 
 
 @apikey_app.command("revoke")
@@ -85,3 +89,79 @@ def apikey_scope(
     if key is None:
         error(f"no active API key with id {key_id}", ExitCode.ERROR)
     typer.echo(f"{key_id} now has scopes {', '.join(sorted(key.scopes))}")
+
+
+CLEARABLE = {"source-types": "source_types", "formats": "formats", "rate": "rate_per_minute",
+             "quota": "monthly_quota"}  # fmt: skip
+
+
+@apikey_app.command("policy")
+def apikey_policy(
+    key_id: Annotated[str, typer.Argument(help="The key's id (the part after hm_).")],
+    source_types: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated IPTC digital source types (codes or URIs) this key may sign, e.g. "
+            "trainedAlgorithmicMedia,compositeWithTrainedAlgorithmicMedia."
+        ),
+    ] = None,
+    formats: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated formats this key may sign: media types or extensions (jpg,png)."),
+    ] = None,
+    rate_per_minute: Annotated[
+        int | None, typer.Option(min=1, help="Sign requests per minute (429 + Retry-After beyond).")
+    ] = None,
+    monthly_quota: Annotated[
+        int | None, typer.Option(min=1, help="Signatures per calendar month, UTC (429 beyond).")
+    ] = None,
+    clear: Annotated[
+        list[str] | None,
+        typer.Option(help="Lift a limit: source-types, formats, rate, quota or all; repeat for several."),
+    ] = None,
+) -> None:
+    """Limit what an active key may do on /v1/sign (recorded in the audit ledger as api_key.policy).
+
+    Options not given keep their current value; every limit is off until set. Running service processes
+    apply a change within HALLMARK_API_KEY_CACHE_SECONDS."""
+    from dataclasses import replace
+
+    from app.policies import describe, parse_formats, parse_source_types
+    from signing import HallmarkError
+
+    store = _store()
+    key = store.get(key_id)
+    if key is None or not key.active:
+        error(f"no active API key with id {key_id}", ExitCode.ERROR)
+    changes: dict[str, Any] = {}
+    for name in clear or []:
+        if name == "all":
+            changes.update(dict.fromkeys(CLEARABLE.values()))
+        elif name in CLEARABLE:
+            changes[CLEARABLE[name]] = None
+        else:
+            error(f"--clear takes one of {', '.join([*CLEARABLE, 'all'])}, not {name!r}", ExitCode.USAGE)
+    try:
+        if source_types is not None:
+            changes["source_types"] = parse_source_types(_split(source_types))
+        if formats is not None:
+            changes["formats"] = parse_formats(_split(formats))
+    except HallmarkError as exc:
+        error(exc.message, ExitCode.USAGE)
+    if rate_per_minute is not None:
+        changes["rate_per_minute"] = rate_per_minute
+    if monthly_quota is not None:
+        changes["monthly_quota"] = monthly_quota
+    if not changes:
+        error("name a limit to set or --clear one (see --help)", ExitCode.USAGE)
+    updated = store.set_policy(key_id, replace(key.policy, **changes))
+    if updated is None:
+        error(f"no active API key with id {key_id}", ExitCode.ERROR)
+    typer.echo(f"{key_id}: {describe(updated.policy)}")
+
+
+def _split(value: str) -> list[str]:
+    parts = [p.strip() for p in value.split(",") if p.strip()]
+    if not parts:
+        error("give at least one value (or use --clear)", ExitCode.USAGE)
+    return parts

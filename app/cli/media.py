@@ -5,8 +5,8 @@ from __future__ import annotations
 import errno
 import json
 import os
-import resource
 import re
+import resource
 import socket
 from contextlib import ExitStack
 from dataclasses import asdict, replace

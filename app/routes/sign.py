@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from dataclasses import replace
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
+from app import idempotency
 from app.auth import bearer_scheme, current_key
 from app.metrics import SIGNED
+from app.policies import check_rate, check_request
 from app.routes.common import PROBLEM_RESPONSES, budget, file_response, pool, runtime, watch
 from app.routes.download_name import content_disposition
+from app.runtime import Runtime
 from app.sign_service import sign_file
+from app.store.apikeys import ApiKey
 from signing import ConfigError, OutputMode, check_validity, validate_generation
 
 router = APIRouter(tags=["signing"])
@@ -36,6 +41,11 @@ SIGNED_HEADERS = {
         "the manifest).",
         "schema": {"type": "string"},
     },
+    "Hallmark-Idempotent-Replay": {
+        "description": "`true` when this is the stored answer to an earlier request with the same "
+        "Idempotency-Key (every other header and the bytes are the first answer's); absent otherwise.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
     "Hallmark-Watermark": {
         "description": "`embedded; id=<12 hex digits>` when the image's pixels now carry the invisible "
         "watermark; otherwise `none; reason=<why>`: off (no watermark key), sidecar, format (not a still "
@@ -43,6 +53,35 @@ SIGNED_HEADERS = {
         "already-marked (an edit of a file that carries our mark keeps that mark).",
         "schema": {"type": "string"},
     },
+}
+
+
+IDEMPOTENCY_PARAMETER = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes retries safe: a retry with the same key and the same request (form fields, "
+    "options, file name and file) returns the first answer again (same manifest id, same bytes, "
+    "`Hallmark-Idempotent-Replay: true`) and records no second signature. 1 to 255 printable ASCII "
+    "characters (a fresh UUID per request); per API key; kept for HALLMARK_IDEMPOTENCY_TTL_SECONDS.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+SIGN_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {**PROBLEM_RESPONSES[422], "description": text}
+    for status, text in (
+        (400, "The body could not be parsed, or the Idempotency-Key header is unusable"),
+        (403, "API key lacks the sign scope, or its policy does not allow this source type or format"),
+        (
+            409,
+            "A request with this Idempotency-Key is still in progress; see Retry-After",
+        ),
+        (
+            422,
+            "Malformed file, invalid metadata, a file too complex to process within this server's limits, "
+            "or an Idempotency-Key already used for a different request",
+        ),
+        (429, "The API key's request rate or monthly quota is used up; see Retry-After"),
+    )
 }
 
 
@@ -65,7 +104,9 @@ SIGNED_HEADERS = {
             "headers": SIGNED_HEADERS,
         },
         **PROBLEM_RESPONSES,
+        **SIGN_PROBLEMS,
     },
+    openapi_extra={"parameters": [IDEMPOTENCY_PARAMETER]},
 )
 def sign(
     request: Request,
@@ -89,6 +130,48 @@ def sign(
     ] = "embedded",
 ) -> Response:
     rt = runtime(request)
+    key = current_key(request)
+    limits = rt.key_limits
+    if limits is not None:
+        check_rate(limits, key)  # per-API-key policy (app/policies.py); every request counts, replays too
+    held: idempotency.IdempotentSign | None = None
+    if rt.idempotency is not None:
+        fields = {
+            "model_name": model_name, "model_version": model_version, "provider": provider,
+            "digital_source_type": digital_source_type, "training_mining": training_mining,
+            "training_mining_constraint": training_mining_constraint, "title": title,
+        }  # fmt: skip
+        begun = idempotency.begin(
+            request, rt.idempotency, key, fields, {"output": output}, file.filename, file.file,
+            rt.settings.idempotency_max_result_bytes,
+        )  # fmt: skip
+        if isinstance(begun, Response):
+            return begun  # the stored answer to the first request with this Idempotency-Key
+        held = begun
+    try:
+        return _sign(request, rt, key, held, file, model_name, model_version, provider, digital_source_type,
+                     training_mining, training_mining_constraint, title, output)  # fmt: skip
+    except BaseException:
+        if held is not None:
+            held.release()
+        raise
+
+
+def _sign(
+    request: Request,
+    rt: Runtime,
+    key: ApiKey | None,
+    held: idempotency.IdempotentSign | None,
+    file: UploadFile,
+    model_name: str,
+    model_version: str,
+    provider: str | None,
+    digital_source_type: str | None,
+    training_mining: str | None,
+    training_mining_constraint: str | None,
+    title: str | None,
+    output: str,
+) -> Response:
     ctx = rt.sign_ctx  # taken once: a key rotation during this request does not change its key
     if ctx is None:
         raise ConfigError(
@@ -106,8 +189,11 @@ def sign(
         title=title,
         allowed_source_types=rt.settings.allowed_source_types,
     )
+    if rt.key_limits is not None:
+        check_request(rt.key_limits, key, info, file.file)  # the API key's source types, formats, quota
     mode = OutputMode(output)
-    key = current_key(request)
+    if held is not None:
+        ctx = replace(ctx, ledger=held.ledger())  # the row is written by held.complete(), with the result
     with budget(request).reserve_unless_held(request.state, 3 * (file.size or 0)):
         outcome = sign_file(
             rt, pool(request), file.file, info, mode, key.id if key else None, watch(request), ctx=ctx
@@ -134,6 +220,14 @@ def sign(
         if signed.watermark_id
         else f"none; reason={signed.watermark_skipped or 'format'}"
     )
+    if held is not None:
+        try:
+            held.complete(
+                media_type, headers, outcome.output, signed.output_size
+            )  # ledger row + stored result
+        except BaseException:
+            outcome.output.close()
+            raise
     return file_response(
         outcome.output, signed.output_size, rt.settings.spool_memory_bytes, media_type, headers
     )

@@ -3,10 +3,10 @@
 A key reads `hm_<id>_<secret>`: the id finds the key, the secret (256 bits of randomness) is compared in
 constant time against its stored hash. High-entropy secrets need no slow password hash.
 
-A key's state (its secret's hash, scopes, revocation) is derived from the ledger's API-key events
-(api_key.created / api_key.scoped / api_key.revoked), which are append-only and sealed into the audit
-chain. The `api_keys` table is kept up to date for reading, but authentication never consults it: editing
-`api_keys.revoked_at` (or the secret's hash, or the scopes) changes nothing.
+A key's state (its secret's hash, scopes, policy, revocation) is derived from the ledger's API-key
+events (api_key.created / api_key.scoped / api_key.policy / api_key.revoked), which are append-only and
+sealed into the audit chain. The `api_keys` table is kept up to date for reading, but authentication never
+consults it: editing `api_keys.revoked_at` (or the secret's hash, or the scopes) changes nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +31,46 @@ PREFIX = "hm"
 KEY_ID_BYTES = 8
 KEY_ID = re.compile(f"[0-9a-f]{{{2 * KEY_ID_BYTES}}}")  # what create() makes
 CREATED, SCOPED, REVOKED = "api_key.created", "api_key.scoped", "api_key.revoked"
-EVENTS = (CREATED, SCOPED, REVOKED)
+POLICY = "api_key.policy"
+EVENTS = (CREATED, SCOPED, REVOKED, POLICY)
+POLICY_FIELDS = ("source_types", "formats", "rate_per_minute", "monthly_quota")
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    """What one API key may do beyond its scopes; None: no limit of that kind (the default).
+
+    `source_types`: full IPTC digital source type URIs; `formats`: media types (MIME) identified from the
+    bytes; `rate_per_minute`: sign requests per minute; `monthly_quota`: signatures per calendar month
+    (UTC), counted from the ledger."""
+
+    source_types: frozenset[str] | None = None
+    formats: frozenset[str] | None = None
+    rate_per_minute: int | None = None
+    monthly_quota: int | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "source_types": sorted(self.source_types) if self.source_types is not None else None,
+            "formats": sorted(self.formats) if self.formats is not None else None,
+            "rate_per_minute": self.rate_per_minute,
+            "monthly_quota": self.monthly_quota,
+        }
+
+    @classmethod
+    def from_json(cls, values: dict[str, object]) -> KeyPolicy:
+        def names(value: object) -> frozenset[str] | None:
+            return frozenset(str(v) for v in value) if isinstance(value, list) else None
+
+        def number(value: object) -> int | None:
+            return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+        return cls(
+            names(values.get("source_types")),
+            names(values.get("formats")),
+            number(values.get("rate_per_minute")),
+            number(values.get("monthly_quota")),
+        )
 
 
 @dataclass(frozen=True)
@@ -41,6 +80,7 @@ class ApiKey:
     scopes: frozenset[str]
     created_at: datetime
     revoked_at: datetime | None
+    policy: KeyPolicy = KeyPolicy()
 
     @property
     def active(self) -> bool:
@@ -161,6 +201,18 @@ class ApiKeyStore:
             )
         return self.get(key_id)
 
+    def set_policy(self, key_id: str, policy: KeyPolicy) -> ApiKey | None:
+        """Give an active key this policy (the whole policy, recorded as api_key.policy); None when no such
+        active key. Other processes apply it within `cache_seconds`."""
+        key = self.get(key_id)
+        if key is None or not key.active:
+            return None
+        with self._lock:
+            self._cache = {t: hit for t, hit in self._cache.items() if hit[0].id != key_id}
+        with self._engine.begin() as conn:
+            conn.execute(ledger_events.insert(), event_row(POLICY, key_id, policy.to_json()))
+        return self.get(key_id)
+
     def count_active(self) -> int:
         return sum(1 for s in self._current().values() if s.key.active)
 
@@ -195,6 +247,8 @@ def _fold(states: dict[str, _State], kind: str, key_id: str, at: datetime, data:
         states[key_id] = _State(key, str(values.get("secret_sha256", "")))
     elif kind == SCOPED and state is not None and state.key.active:
         states[key_id] = replace(state, key=replace(state.key, scopes=frozenset(values.get("scopes", ()))))
+    elif kind == POLICY and state is not None and state.key.active:
+        states[key_id] = replace(state, key=replace(state.key, policy=KeyPolicy.from_json(values)))
     elif kind == REVOKED and state is not None and state.key.active:
         states[key_id] = replace(state, key=replace(state.key, revoked_at=at))
 

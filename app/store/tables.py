@@ -40,6 +40,7 @@ signatures = sa.Table(
     sa.Column("request_id", sa.String(128), nullable=True),
     sa.Index("ix_signatures_created_at", "created_at"),
     sa.Index("ix_signatures_output_sha256", "output_sha256"),
+    sa.Index("ix_signatures_api_key_created", "api_key_id", "created_at"),  # monthly quotas (0009)
 )
 
 key_events = sa.Table(
@@ -148,4 +149,36 @@ ledger_sealer = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("sealed_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+# --- Idempotency-Key on /v1/sign and per-API-key rate limits (migration 0009) ----------------------------
+# Not ledger rows: expired entries are deleted. One row per (scope = API key id, or "-" without one, key).
+# A row is `pending` while a request holds it (token + lease) and `done` once the sign's ledger row is
+# committed: the same transaction inserts the signature row and stores the result here, so a crash leaves
+# either neither or both. Times are epoch seconds (float), the same on SQLite and PostgreSQL.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("scope", sa.String(32), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("token", sa.String(36), nullable=False),
+    sa.Column("lease_until", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("signature_id", sa.String(36), nullable=True),
+    sa.Column("manifest_id", sa.String(100), nullable=True),
+    sa.Column("media_type", sa.String(100), nullable=True),
+    sa.Column("headers", sa.Text, nullable=True),
+    sa.Column("body", sa.LargeBinary, nullable=True),
+    sa.Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+# Requests per API key per UTC minute (`minute` = epoch minute), shared by every service process.
+api_key_rate = sa.Table(
+    "api_key_rate",
+    metadata,
+    sa.Column("api_key_id", sa.String(32), primary_key=True),
+    sa.Column("minute", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("count", sa.Integer, nullable=False),
 )
