@@ -220,7 +220,7 @@ def _sign(
         if signed.watermark_id
         else f"none; reason={signed.watermark_skipped or 'format'}"
     )
-    if held is not None:
+    if held is not None:  # the ledger row and the stored result, in one transaction
         try:
             held.complete(
                 media_type, headers, outcome.output, signed.output_size
