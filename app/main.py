@@ -141,7 +141,10 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
     )
     app.state.budget = InflightBudget(settings.max_inflight_bytes)
     app.state.verify_gate = WorkGate(
-        settings.max_concurrent_verifies, settings.verify_queue, settings.verify_queue_seconds
+        settings.max_concurrent_verifies,
+        settings.verify_queue,
+        settings.verify_queue_seconds,
+        max_retry_after=settings.verify_max_retry_after,
     )
     errors.install(app)
     app.state.bad_request_prefixes = (sbr.PREFIX + "/",)

@@ -246,6 +246,13 @@ class Settings(BaseSettings):
     verify_queue_seconds: float = Field(
         5.0, gt=0, description="Longest wait for a verification slot (503 + Retry-After after it)."
     )
+    verify_max_retry_after: int = Field(
+        30,
+        ge=1,
+        description="Longest Retry-After (seconds) given to a verification refused because every slot was "
+        "taken; each refused request gets the next place in a queue served at the measured "
+        "verification rate.",
+    )
     public_max_concurrent_per_client: int = Field(
         4, ge=0, description="Requests per client in progress at once on the public endpoints; 0: no cap."
     )

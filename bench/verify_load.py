@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import io
 import itertools
+import json
 import os
 import random
 import resource
@@ -110,11 +111,13 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, float]:
 class Tally:
     statuses: Counter[int | str] = field(default_factory=Counter)
     latencies: list[float] = field(default_factory=list)
+    started: list[float] = field(default_factory=list)  # when each request of `latencies` was sent
 
-    def add(self, status: int | str, seconds: float | None) -> None:
+    def add(self, status: int | str, seconds: float | None, start: float | None = None) -> None:
         self.statuses[status] += 1
         if status == 200 and seconds is not None:
             self.latencies.append(seconds)
+            self.started.append(start if start is not None else time.monotonic() - seconds)
 
 
 def address(n: int) -> str:
@@ -127,14 +130,19 @@ async def normal_client(port: int, upload: tuple[bytes, str], until: float, tall
     writer: asyncio.StreamWriter | None = None
     while time.monotonic() < until:
         try:
+            start = time.monotonic()  # a new connection's set-up counts in the request's latency
             if writer is None:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            start = time.monotonic()
             writer.write(verify_request(*upload, address(next(ADDRESSES))))
             status, retry_after = await asyncio.wait_for(read_response(reader), timeout=120)
-            tally.add(status, time.monotonic() - start)
+            tally.add(status, time.monotonic() - start, start)
             if status in SHED:
-                await asyncio.sleep(retry_after)  # a polite client comes back when it is told to
+                # A polite client comes back when it is told to; told to wait more than a moment, it hangs
+                # up rather than write later into a connection the server may have closed meanwhile.
+                if retry_after > 1:
+                    writer.close()
+                    writer = None
+                await asyncio.sleep(retry_after)
         except (
             OSError,
             RuntimeError,
@@ -252,6 +260,7 @@ class Phase:
     server_cpu: float
     machine_cpu: float
     load: tuple[str, str]
+    began: float
 
     @property
     def errors(self) -> dict[int | str, int]:
@@ -279,6 +288,16 @@ def report(name: str, phase: Phase) -> None:
             f"  normal 200s: p50 {statistics.median(normal.latencies) * 1000:.0f} ms, "
             f"p99 {phase.p99 * 1000:.0f} ms, max {max(normal.latencies) * 1000:.0f} ms"
         )
+        windows: dict[int, list[float]] = {}
+        for start, latency in zip(normal.started, normal.latencies, strict=True):
+            windows.setdefault(int((start - phase.began) // 10), []).append(latency)
+        print(
+            "  p99 of the 200s by the 10 s in which they were sent: "
+            + ", ".join(
+                f"{w * 10}-{w * 10 + 10} s {pct(v, 0.99) * 1000:.0f} ms ({len(v)})"
+                for w, v in sorted(windows.items())
+            )
+        )
     other = phase.machine_cpu - phase.client_cpu - phase.server_cpu
     print(
         f"  CPU (cores busy on average): server {phase.server_cpu / seconds:.2f}, "
@@ -290,6 +309,27 @@ def report(name: str, phase: Phase) -> None:
         print(
             f"  server RSS (all processes): first {mib[0]:.0f} MiB, last {mib[-1]:.0f} MiB, "
             f"peak {max(mib):.0f} MiB"
+        )
+
+
+def report_server_side(log: Path, offset: int) -> None:
+    """The server's own time for the verifies it answered 200 (its access log, from the first byte of the
+    request head it parsed to the last byte of its answer): the rest of a client's latency is spent before the
+    server reads the request (the listen backlog and the event loop's turn)."""
+    durations: dict[int, list[float]] = {}
+    with log.open("rb") as fh:
+        fh.seek(offset)
+        for line in fh:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("path") == "/v1/verify" and "duration_ms" in entry:
+                durations.setdefault(int(entry["status"]), []).append(float(entry["duration_ms"]) / 1000)
+    for status, times in sorted(durations.items()):
+        print(
+            f"  server-side time of its verify {status}s: p50 {statistics.median(times) * 1000:.0f} ms, "
+            f"p99 {pct(times, 0.99) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms ({len(times)} logged)"
         )
 
 
@@ -326,7 +366,11 @@ def main() -> None:
     raise_fd_limit()
     jpeg = small_jpeg()
     with tempfile.TemporaryDirectory(prefix="hallmark-load-") as tmp:
-        env = {"HALLMARK_TRUSTED_PROXIES": "127.0.0.1", **dict(s.split("=", 1) for s in args.setting)}
+        env = {
+            "HALLMARK_TRUSTED_PROXIES": "127.0.0.1",
+            "HALLMARK_LOG_FORMAT": "json",  # the access log's durations are read back (report_server_side)
+            **dict(s.split("=", 1) for s in args.setting),
+        }
         with serve(
             Path(tmp) / "var", Path(tmp) / "logs", "--dev", "--workers", str(args.workers), **env
         ) as server:
@@ -351,8 +395,10 @@ def main() -> None:
             async def run() -> tuple[Phase, Phase]:
                 base = await phase_set(server, upload, args.baseline_connections, 0, args.baseline_seconds)
                 report("unloaded", base)
+                log_offset = server.stderr_path.stat().st_size
                 loaded = await phase_set(server, upload, args.connections, args.hostile, args.seconds)
                 report(f"loaded ({args.connections} connections, {args.hostile} hostile)", loaded)
+                report_server_side(server.stderr_path, log_offset)
                 return base, loaded
 
             base, loaded = run_loop(run())
@@ -400,7 +446,8 @@ async def phase_set(
     rss: list[int] = []
     load_before = load_average()
     cpu = own_cpu(), tree_cpu(server.proc.pid), machine_busy()
-    until = time.monotonic() + seconds
+    began = time.monotonic()
+    until = began + seconds
     tasks = [normal_client(server.port, upload, until, normal) for _ in range(connections)]
     tasks += [hostile_client(server.port, n, until, bad) for n in range(hostile)]
     tasks.append(sample_rss(server.proc.pid, until, rss))
@@ -414,6 +461,7 @@ async def phase_set(
         tree_cpu(server.proc.pid) - cpu[1],
         machine_busy() - cpu[2],
         (load_before, load_average()),
+        began,
     )
 
 

@@ -88,3 +88,28 @@ def test_an_error_inside_gives_the_slot_back() -> None:
         raise ValueError("boom")
     with gate.slot():
         assert gate.saturated()
+
+
+def test_refused_requests_get_appointments_spread_at_the_measured_rate() -> None:
+    """Each refusal books the next place in a virtual queue served at the completion rate: a crowd is told
+    to come back spread out, not all after the same second."""
+    now = [100.0]
+    gate = WorkGate(running=1, waiting=0, wait_seconds=5, max_retry_after=30, clock=lambda: now[0])
+    for _ in range(10):  # 10 completions within a second: about 2 per second over the 5 s average
+        with gate.slot():
+            now[0] += 0.1
+    rate = gate.completion_rate()
+    assert 1.5 < rate < 2.5
+    waits = [gate.retry_after() for _ in range(20)]
+    assert waits == sorted(waits)
+    assert waits[0] == 1
+    assert waits[-1] >= 8  # 20 places at about 2 per second
+    assert max(gate.retry_after() for _ in range(200)) == 30  # capped by the setting
+
+
+def test_control_after_the_crowd_has_gone_the_appointments_start_again_from_now() -> None:
+    now = [100.0]
+    gate = WorkGate(running=1, waiting=0, wait_seconds=5, max_retry_after=30, clock=lambda: now[0])
+    assert [gate.retry_after() for _ in range(5)][-1] == 5  # no history: at least 1 per second
+    now[0] += 60
+    assert gate.retry_after() == 1
