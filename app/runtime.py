@@ -96,6 +96,14 @@ class Runtime:
             png_compress_level=self.settings.png_compress_level,
         )
 
+    def close(self) -> None:
+        """At shutdown: close the signer (its keys; a token key releases the token's session) and the
+        database's connections. The runtime signs nothing afterwards."""
+        try:
+            self.signer_watch.close()
+        finally:
+            self.db.dispose()
+
     @property
     def signer_problem(self) -> str | None:
         """For the operator (logs, CLI): may name files and paths."""
@@ -167,20 +175,26 @@ def build_runtime(settings: Settings, *, require_signer: bool = True) -> Runtime
     watch = SignerWatch(settings, engine, ledger, GENERATOR, timestamping=timestamping(settings))
     trust_watch.on_change(watch.use_engine)  # signing (edits quote their parent's trust) follows it too
     try:
-        watch.start()
-    except HallmarkError as exc:
-        if require_signer:
-            raise
-        watch.problem = exc.message
-    keys = ApiKeyStore(db, cache_seconds=settings.api_key_cache_seconds)
-    watermarks = WatermarkKeyWatch(watermark_keyring(settings), settings.keyring_poll_seconds)
-    idempotency = IdempotencyStore(
-        db, ttl_seconds=settings.idempotency_ttl_seconds, lease_seconds=settings.idempotency_lease_seconds
-    )
-    return Runtime(
-        settings, db, ledger, keys, trust_watch, watch, SqlManifestRepository(db), watermarks,
-        idempotency=idempotency, key_limits=KeyLimits(db),
-    )  # fmt: skip
+        try:
+            watch.start()
+        except HallmarkError as exc:
+            if require_signer:
+                raise
+            watch.problem = exc.message
+        keys = ApiKeyStore(db, cache_seconds=settings.api_key_cache_seconds)
+        watermarks = WatermarkKeyWatch(watermark_keyring(settings), settings.keyring_poll_seconds)
+        idempotency = IdempotencyStore(
+            db, ttl_seconds=settings.idempotency_ttl_seconds, lease_seconds=settings.idempotency_lease_seconds
+        )
+        return Runtime(
+            settings, db, ledger, keys, trust_watch, watch, SqlManifestRepository(db), watermarks,
+            idempotency=idempotency, key_limits=KeyLimits(db),
+        )  # fmt: skip
+    except BaseException:
+        # A failed start releases what it opened: the TSA relay, the key (a token's session), the database.
+        watch.close()
+        db.dispose()
+        raise
 
 
 @functools.cache
