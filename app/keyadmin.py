@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import NameOID
 
 from app.files import write_private
-from app.keysource import keyring_file, pkcs11_config, signer_for_entry
+from app.keysource import close_key, keyring_file, pkcs11_config, signer_for_entry
 from app.pem_keys import CredentialFiles, load_pem_signer
 from app.pkcs11 import generate_pkcs11_key, pkcs11_csr
 from app.runtime import GENERATOR, engine_config, load_trust, open_database
@@ -230,9 +230,12 @@ def _dev_chain(settings: Settings, public: PublicKeyTypes, org: str) -> bytes:
 def test_sign(settings: Settings, entry: KeyEntry) -> str:
     """Sign and verify a tiny image with the key through the real engine and the configured trust."""
     key = signer_for_entry(settings, entry)
-    check_validity(key.certificate)
-    engine = Engine(engine_config(settings, load_trust(settings)))
-    return self_test(engine, NativeSigner(key), GENERATOR)
+    try:
+        check_validity(key.certificate)
+        engine = Engine(engine_config(settings, load_trust(settings)))
+        return self_test(engine, NativeSigner(key), GENERATOR)
+    finally:
+        close_key(key)  # a token key's share of the token's session
 
 
 def import_chain(settings: Settings, key_id: str, chain_file: Path, *, dry_run: bool = False) -> Outcome:
@@ -330,7 +333,11 @@ def doctor_for_entry(
         "test_sign": lambda: test_sign(settings, entry),
     }
     if entry.storage == "pkcs11":
-        return diagnose(chain_pem, public_key_only=signer_for_entry(settings, entry), **common)  # type: ignore[arg-type]
+        token_key = signer_for_entry(settings, entry)
+        try:
+            return diagnose(chain_pem, public_key_only=token_key, **common)  # type: ignore[arg-type]
+        finally:
+            close_key(token_key)
     key_pem = (folder / entry.key_path).read_bytes() if entry.key_path else None
     secret = settings.passphrase() if entry.key_encrypted else None
     passphrase = secret.get_secret_value().encode() if secret else None

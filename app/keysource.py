@@ -59,6 +59,14 @@ def pkcs11_config(settings: Settings, token_label: str, key_label: str) -> Pkcs1
     return Pkcs11Config(settings.pkcs11_module, token_label, key_label, settings.pkcs11_pin())
 
 
+def close_key(key: KeySigner) -> None:
+    """Release what a key holds beyond this process's memory: a token key's share of the token's logged-in
+    session (app/pkcs11/tokens.py counts them; the last one logs out and unregisters the token). A PEM key
+    holds nothing. Idempotent."""
+    if isinstance(key, Pkcs11KeySigner):
+        key.close()
+
+
 def active_key_signer(settings: Settings) -> KeySigner:
     """The key that signs now, checked against the production guardrails and its validity."""
     keyring = keyring_file(settings)

@@ -12,13 +12,15 @@ import threading
 import time
 from collections.abc import Callable
 
-from app.keysource import active_key_signer, keyring_file
+from app.keysource import active_key_signer, close_key, keyring_file
 from app.settings import Settings
 from app.tsa import TsaRelay
 from signing import (
     ClaimGenerator,
     Engine,
     HallmarkError,
+    KeyringError,
+    KeySigner,
     KeyState,
     Ledger,
     NativeSigner,
@@ -54,6 +56,10 @@ class SignerWatch:
         self._ctx: SignContext | None = None
         self._stamp: object = object()  # never equal to a real stamp: the first check loads
         self._next_check = 0.0
+        # Every key this watch opened. A rotated-out key may still be signing a request that took its context
+        # before the rotation, so keys are closed together at `close()`, not when they are replaced.
+        self._keys: list[KeySigner] = []
+        self._closed = False
         self.problem: str | None = None
 
     def start(self) -> SignContext:
@@ -72,10 +78,20 @@ class SignerWatch:
         self._next_check = 0.0
 
     def close(self) -> None:
+        """At shutdown: stop the TSA relay and close every key this watch opened (a token key releases its
+        share of the token's session). Idempotent; the watch hands out no context afterwards."""
+        with self._lock:
+            self._closed = True
+            self._ctx = None
+            keys, self._keys = self._keys, []
         if self._timestamping is not None:
             self._timestamping[0].close()
+        for key in keys:
+            close_key(key)
 
     def current(self) -> SignContext | None:
+        if self._closed:
+            return None
         if self._clock() >= self._next_check:
             self._refresh()
         return self._ctx
@@ -122,10 +138,18 @@ class SignerWatch:
         return entry.state is KeyState.ACTIVE
 
     def _build(self) -> SignContext:
+        """The caller holds `_lock`."""
+        if self._closed:
+            raise KeyringError("The signer was closed (the service is shutting down).")
         key = active_key_signer(self._settings)
-        # Self-tested without the TSA: an outage must not block a start or a rotation.
-        signer = NativeSigner(key)
-        self_test(self._engine, signer, self._generator)
+        try:
+            # Self-tested without the TSA: an outage must not block a start or a rotation.
+            signer = NativeSigner(key)
+            self_test(self._engine, signer, self._generator)
+        except BaseException:
+            close_key(key)  # never used: nothing else holds it
+            raise
+        self._keys.append(key)
         stamps = None
         if self._timestamping is not None:
             relay, guard = self._timestamping

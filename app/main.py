@@ -94,10 +94,11 @@ def _warn_if_loose(data_dir: Path) -> None:
 
 
 def _shutdown(app: FastAPI, rt: Runtime) -> None:
-    if app.state.pool is not None:
-        app.state.pool.close()  # kills the decode workers, busy ones included
-    rt.signer_watch.close()
-    rt.db.dispose()
+    try:
+        if getattr(app.state, "pool", None) is not None:
+            app.state.pool.close()  # kills the decode workers, busy ones included
+    finally:
+        rt.close()  # the signer's keys (a token's session) and the database
 
 
 def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) -> FastAPI:
@@ -113,21 +114,24 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
             log.error("cannot start: %s", exc.diagnostics())
             raise
         app.state.runtime = rt
-        app.state.pool = build_pool(settings)  # no worker starts before the first file
-        _warn_if_loose(settings.data_dir)
-        log.info(
-            "ready: data directory %s, key %s, trust profiles %s, database %s",
-            settings.data_dir,
-            rt.sign_ctx.signer.key.key_id if rt.sign_ctx else None,
-            [p.name for p in rt.trust],
-            rt.db.url.render_as_string(hide_password=True),
-        )
-        worker_started()
+        app.state.pool = None
         try:
-            async with sealing(rt):  # links ledger rows into the audit chain every few seconds
-                yield
+            app.state.pool = build_pool(settings)  # no worker starts before the first file
+            _warn_if_loose(settings.data_dir)
+            log.info(
+                "ready: data directory %s, key %s, trust profiles %s, database %s",
+                settings.data_dir,
+                rt.sign_ctx.signer.key.key_id if rt.sign_ctx else None,
+                [p.name for p in rt.trust],
+                rt.db.url.render_as_string(hide_password=True),
+            )
+            worker_started()
+            try:
+                async with sealing(rt):  # links ledger rows into the audit chain every few seconds
+                    yield
+            finally:
+                worker_stopped()
         finally:
-            worker_stopped()
             _shutdown(app, rt)
 
     # The docs are served from vendored files (app/web/vendor/), not a CDN; ReDoc is not offered.

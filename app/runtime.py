@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -16,7 +17,6 @@ from app.store.db import make_engine, migrate
 from app.store.idempotency import IdempotencyStore
 from app.store.key_limits import KeyLimits
 from app.store.ledger import SqlLedger
-from app.store.manifests import SqlManifestRepository
 from app.trust.directory import load_trust_dir
 from app.trustwatch import TrustWatch
 from app.tsa import CircuitBreaker, TsaRelay
@@ -29,13 +29,18 @@ from signing import (
     EngineConfig,
     HallmarkError,
     SignContext,
-    SoftBinder,
-    SpreadSpectrumWatermark,
     SystemClock,
     TimestampGuard,
     TimestampPolicy,
     TrustProfile,
 )
+
+# The manifest repository (faiss, iscc-core) and the watermark (numpy, scipy) take about half a second to
+# import: they load when a runtime is built or a watermark made, not for every CLI command that opens the
+# database or reads the keyring through this module.
+if TYPE_CHECKING:
+    from app.store.manifests import SqlManifestRepository
+    from signing import SoftBinder, SpreadSpectrumWatermark
 
 log = logging.getLogger("hallmark")
 
@@ -86,6 +91,8 @@ class Runtime:
     def soft_binder(self) -> SoftBinder | None:
         if not self.settings.soft_binding:
             return None
+        from signing import SoftBinder  # noqa: PLC0415 - numpy and scipy load on first use
+
         ring = self.watermarks.current()
         return SoftBinder(
             engine=watermark_engine(),
@@ -95,6 +102,14 @@ class Runtime:
             max_pixels=self.settings.soft_binding_max_pixels,
             png_compress_level=self.settings.png_compress_level,
         )
+
+    def close(self) -> None:
+        """At shutdown: close the signer (its keys; a token key releases the token's session) and the
+        database's connections. The runtime signs nothing afterwards."""
+        try:
+            self.signer_watch.close()
+        finally:
+            self.db.dispose()
 
     @property
     def signer_problem(self) -> str | None:
@@ -160,6 +175,8 @@ def timestamping(settings: Settings) -> tuple[TsaRelay, TimestampGuard] | None:
 def build_runtime(settings: Settings, *, require_signer: bool = True) -> Runtime:
     """Everything one process needs. With `require_signer`, an unusable key is fatal (fail fast at start);
     without it (offline verify, audit) the problem is recorded and signing stays unavailable."""
+    from app.store.manifests import SqlManifestRepository  # noqa: PLC0415 - faiss loads on first use
+
     trust, engine = load_trust_and_engine(settings)
     trust_watch = TrustWatch(settings, trust, engine, load_trust_and_engine)
     db = open_database(settings)
@@ -167,25 +184,33 @@ def build_runtime(settings: Settings, *, require_signer: bool = True) -> Runtime
     watch = SignerWatch(settings, engine, ledger, GENERATOR, timestamping=timestamping(settings))
     trust_watch.on_change(watch.use_engine)  # signing (edits quote their parent's trust) follows it too
     try:
-        watch.start()
-    except HallmarkError as exc:
-        if require_signer:
-            raise
-        watch.problem = exc.message
-    keys = ApiKeyStore(db, cache_seconds=settings.api_key_cache_seconds)
-    watermarks = WatermarkKeyWatch(watermark_keyring(settings), settings.keyring_poll_seconds)
-    idempotency = IdempotencyStore(
-        db, ttl_seconds=settings.idempotency_ttl_seconds, lease_seconds=settings.idempotency_lease_seconds
-    )
-    return Runtime(
-        settings, db, ledger, keys, trust_watch, watch, SqlManifestRepository(db), watermarks,
-        idempotency=idempotency, key_limits=KeyLimits(db),
-    )  # fmt: skip
+        try:
+            watch.start()
+        except HallmarkError as exc:
+            if require_signer:
+                raise
+            watch.problem = exc.message
+        keys = ApiKeyStore(db, cache_seconds=settings.api_key_cache_seconds)
+        watermarks = WatermarkKeyWatch(watermark_keyring(settings), settings.keyring_poll_seconds)
+        idempotency = IdempotencyStore(
+            db, ttl_seconds=settings.idempotency_ttl_seconds, lease_seconds=settings.idempotency_lease_seconds
+        )
+        return Runtime(
+            settings, db, ledger, keys, trust_watch, watch, SqlManifestRepository(db), watermarks,
+            idempotency=idempotency, key_limits=KeyLimits(db),
+        )  # fmt: skip
+    except BaseException:
+        # A failed start releases what it opened: the TSA relay, the key (a token's session), the database.
+        watch.close()
+        db.dispose()
+        raise
 
 
 @functools.cache
 def watermark_engine() -> SpreadSpectrumWatermark:
     """One per process, made on first use (importing it loads numpy and scipy)."""
+    from signing import SpreadSpectrumWatermark  # noqa: PLC0415 - numpy and scipy load on first use
+
     return SpreadSpectrumWatermark()
 
 

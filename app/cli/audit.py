@@ -236,8 +236,7 @@ def audit_seal(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
             stamped = stamper.stamp_newest(sealer) if stamper else "off"
             status = sealer.status()
         finally:
-            rt.signer_watch.close()
-            rt.db.dispose()
+            rt.close()
     except HallmarkError as exc:
         fail(exc)
     if as_json:

@@ -194,30 +194,33 @@ def sign(
     cfg = settings()
     try:
         rt = build_runtime(cfg)
-        info = validate_generation(
-            model_name=model_name,
-            model_version=model_version,
-            provider=provider or cfg.default_provider,
-            digital_source_type=digital_source_type,
-            training_mining=training_mining,
-            training_mining_constraint=training_mining_constraint,
-            title=title,
-            allowed_source_types=cfg.allowed_source_types,
-        )
-        ctx = rt.sign_ctx
-        assert ctx is not None  # build_runtime raised otherwise
-        mode = OutputMode.SIDECAR if sidecar else OutputMode.EMBEDDED
-        target = out or file.with_name(f"{file.stem}.signed{'.c2pa' if sidecar else file.suffix}")
-        tmp = target.with_name(target.name + ".partial")
         try:
-            with file.open("rb") as src, tmp.open("w+b") as dest:
-                code = media_code(src, cfg) if ctx.soft_binder is not None else None
-                if code is not None and code.iscc is not None and ctx.soft_binder is not None:
-                    ctx = replace(ctx, soft_binder=replace(ctx.soft_binder, media_iscc=code.iscc))
-                signed = sign_asset(ctx, src, dest, info, mode=mode)
-            tmp.replace(target)
+            info = validate_generation(
+                model_name=model_name,
+                model_version=model_version,
+                provider=provider or cfg.default_provider,
+                digital_source_type=digital_source_type,
+                training_mining=training_mining,
+                training_mining_constraint=training_mining_constraint,
+                title=title,
+                allowed_source_types=cfg.allowed_source_types,
+            )
+            ctx = rt.sign_ctx
+            assert ctx is not None  # build_runtime raised otherwise
+            mode = OutputMode.SIDECAR if sidecar else OutputMode.EMBEDDED
+            target = out or file.with_name(f"{file.stem}.signed{'.c2pa' if sidecar else file.suffix}")
+            tmp = target.with_name(target.name + ".partial")
+            try:
+                with file.open("rb") as src, tmp.open("w+b") as dest:
+                    code = media_code(src, cfg) if ctx.soft_binder is not None else None
+                    if code is not None and code.iscc is not None and ctx.soft_binder is not None:
+                        ctx = replace(ctx, soft_binder=replace(ctx.soft_binder, media_iscc=code.iscc))
+                    signed = sign_asset(ctx, src, dest, info, mode=mode)
+                tmp.replace(target)
+            finally:
+                tmp.unlink(missing_ok=True)  # a failed sign leaves nothing half-written behind
         finally:
-            tmp.unlink(missing_ok=True)  # a failed sign leaves nothing half-written behind
+            rt.close()  # the key (a token's session) and the database
     except HallmarkError as exc:
         fail(exc)
     typer.echo(

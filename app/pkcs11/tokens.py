@@ -208,6 +208,13 @@ def release(shared: Token) -> None:
             shared.close()
 
 
+def open_tokens() -> dict[tuple[str, str], int]:
+    """The tokens this process holds logged in, (module path, token label) -> how many signers share each
+    session. Empty once every signer was closed."""
+    with _REGISTRY_LOCK:
+        return {key: shared.refs for key, shared in _TOKENS.items()}
+
+
 @contextmanager
 def logged_in(config: Pkcs11Config) -> Iterator[Token]:
     shared = acquire(config)

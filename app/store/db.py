@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from app.files import exclusive_lock, make_private_dir
+
+# Alembic takes about a quarter of a second to import. A database that is at the newest revision already
+# (every CLI command after the first, every worker after the first) is recognised without it; alembic loads
+# only to migrate, or when the revisions cannot be read plainly.
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x48414C4C  # "HALL": the PostgreSQL advisory lock held while migrating
@@ -113,6 +117,8 @@ def _restrict(path: Path) -> None:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config  # noqa: PLC0415 - see the note at the imports
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -131,6 +137,10 @@ def _migration_lock(url: str) -> Iterator[None]:
 
 def migrate(engine: sa.Engine) -> None:
     """Bring the schema to the newest revision (idempotent)."""
+    if _at_plain_head(engine):
+        return
+    from alembic import command  # noqa: PLC0415 - see the note at the imports
+
     url = engine.url.render_as_string(hide_password=False)
     with _migration_lock(url), engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -142,6 +152,56 @@ def migrate(engine: sa.Engine) -> None:
 
 
 def is_current(engine: sa.Engine) -> bool:
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415 - see the note at the imports
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
     script = ScriptDirectory.from_config(alembic_config(engine.url.render_as_string(hide_password=False)))
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision() == script.get_current_head()
+
+
+_REVISION = re.compile(r"""^revision(?:\s*:[^=\n]*)?\s*=\s*["']([^"'\n]+)["']\s*$""", re.MULTILINE)
+_DOWN_REVISION = re.compile(
+    r"""^down_revision(?:\s*:[^=\n]*)?\s*=\s*(?:None|["']([^"'\n]+)["'])\s*$""", re.MULTILINE
+)
+
+
+@functools.cache
+def plain_head() -> str | None:
+    """The newest revision of Hallmark's migrations, read without alembic (None: ask alembic)."""
+    return head_of(MIGRATIONS / "versions")
+
+
+def head_of(versions: Path) -> str | None:
+    """The newest revision, read from the migration files without alembic: each file must name exactly one
+    `revision` and one `down_revision` (a string or None) in the plain form, and they must make one line
+    with one head. Anything else (a merge, a branch, a form this does not read) gives None: ask alembic."""
+    revisions: dict[str, str | None] = {}
+    for file in sorted(versions.glob("*.py")):
+        text = file.read_text(encoding="utf-8")
+        revision = _REVISION.findall(text)
+        down = _DOWN_REVISION.findall(text)
+        if len(revision) != 1 or len(down) != 1 or revision[0] in revisions:
+            return None
+        revisions[revision[0]] = down[0] or None
+    parents = [down for down in revisions.values() if down is not None]
+    heads = set(revisions) - set(parents)
+    if len(heads) != 1 or len(set(parents)) != len(parents) or not set(parents) <= set(revisions):
+        return None
+    return heads.pop()
+
+
+def _at_plain_head(engine: sa.Engine) -> bool:
+    """Whether the database is at the newest revision already, answered without alembic (False whenever
+    that cannot be told plainly: no version table yet, an unreadable revision list)."""
+    head = plain_head()
+    if head is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            if not sa.inspect(conn).has_table("alembic_version"):
+                return False
+            rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+    except sa.exc.SQLAlchemyError:
+        return False
+    return rows == [head]

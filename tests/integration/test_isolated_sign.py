@@ -247,9 +247,7 @@ def test_the_private_key_never_enters_a_worker_or_the_fork_server(
 def test_a_token_key_signs_through_the_pool_and_the_worker_never_loads_the_module(
     tmp_path: Path, interop_dir: Path
 ) -> None:
-    # A label of its own: the in-process service does not release its token session at shutdown (a leak
-    # still to fix), and tests/integration/test_pkcs11.py uses the default label with a token of its own.
-    with softhsm_token(tmp_path / "hsm", label="hallmark-pool") as token:
+    with softhsm_token(tmp_path / "hsm") as token:
         pin_file = tmp_path / "pin"
         pin_file.write_text(token.pin)
         pin_file.chmod(0o600)
