@@ -25,13 +25,15 @@ from app.client_address import parse_networks
 from app.files import loose_paths
 from app.headers import NoSniff
 from app.isolation import build_pool
+from app.jobs import build_job_service
+from app.jobs.queue import job_queue
 from app.json_limit import JsonBodyLimit
 from app.limits import BodyPace, BodySizeLimit, InflightBudget
 from app.logging_setup import RequestLog, configure_logging
 from app.metrics import worker_started, worker_stopped
 from app.rate_limit import Clock, PublicLimits
 from app.request_guard import RequestGuard
-from app.routes import feedback, health, sbr, sign, verify, verify_url, web
+from app.routes import feedback, health, jobs, sbr, sign, verify, verify_url, web
 from app.runtime import HALLMARK_VERSION, Runtime, build_runtime
 from app.schemas import ProblemOut
 from app.sealing import sealing
@@ -94,6 +96,8 @@ def _warn_if_loose(data_dir: Path) -> None:
 
 
 def _shutdown(app: FastAPI, rt: Runtime) -> None:
+    if getattr(app.state, "jobs", None) is not None:
+        app.state.jobs.stop()  # a running job's sign is cancelled and the job queued again
     if app.state.pool is not None:
         app.state.pool.close()  # kills the decode workers, busy ones included
     rt.signer_watch.close()
@@ -114,6 +118,11 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
             raise
         app.state.runtime = rt
         app.state.pool = build_pool(settings)  # no worker starts before the first file
+        try:
+            app.state.jobs = await to_thread.run_sync(build_job_service, rt)
+        except BaseException:
+            _shutdown(app, rt)
+            raise
         _warn_if_loose(settings.data_dir)
         log.info(
             "ready: data directory %s, key %s, trust profiles %s, database %s",
@@ -124,7 +133,7 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
         )
         worker_started()
         try:
-            async with sealing(rt):  # links ledger rows into the audit chain every few seconds
+            async with sealing(rt), job_queue(app.state.jobs):  # the audit chain; Procrastinate's worker
                 yield
         finally:
             worker_stopped()
@@ -146,6 +155,7 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
     errors.install(app)
     app.state.bad_request_prefixes = (sbr.PREFIX + "/",)
     app.include_router(sign.router)
+    app.include_router(jobs.router)
     app.include_router(verify_url.router)  # before the upload route: it takes only JSON bodies
     app.include_router(verify.router)
     app.include_router(sbr.router)
@@ -173,7 +183,7 @@ def _install_limits(
     app: FastAPI, settings: Settings, clock: Clock, key_store: Callable[[], ApiKeyStore | None]
 ) -> None:
     """The middleware that guards every request, added innermost first (the last added runs first)."""
-    rules = {"/v1/sign": "sign"}
+    rules = {"/v1/sign": "sign", "/v1/jobs": "sign", "/v1/jobs/": "sign"}
     if settings.verify_requires_key:
         rules["/v1/verify"] = "any"
     if not settings.sbr_public:
@@ -184,14 +194,20 @@ def _install_limits(
     # Outermost first to run: the size check, then authentication, both before the body is read.
     app.add_middleware(ApiKeyGate, store=key_store, rules=rules)
     # Signing holds ~3x the upload (spool, engine input, output), verifying ~2x.
-    factors = {"/v1/sign": 3, "/v1/verify": 2, f"{sbr.PREFIX}/matches/byContent": 2}
+    # A job's upload goes to disk (the multipart spool, then the jobs folder), not memory: no charge.
+    factors = {"/v1/sign": 3, "/v1/jobs": 0, "/v1/verify": 2, f"{sbr.PREFIX}/matches/byContent": 2}
     pace = BodyPace(
         min_rate=settings.body_min_rate_bytes,
         grace=settings.body_rate_grace_seconds,
         max_gap=settings.body_timeout_seconds,
     )
     app.add_middleware(
-        BodySizeLimit, limit=settings.max_upload_bytes, budget=app.state.budget, factors=factors, pace=pace
+        BodySizeLimit,
+        limit=settings.max_upload_bytes,
+        budget=app.state.budget,
+        factors=factors,
+        pace=pace,
+        path_limits={"/v1/jobs": settings.job_max_upload_bytes},
     )
     app.add_middleware(
         JsonBodyLimit,
