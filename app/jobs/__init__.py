@@ -19,6 +19,7 @@ from app.jobs.work import remove_files, upload_path
 from app.runtime import Runtime
 from app.settings import Settings
 from app.store.jobs import Job, JobStore, OnInsert
+from signing import ConfigError
 
 log = logging.getLogger("hallmark")
 
@@ -40,7 +41,14 @@ def build_job_pool(settings: Settings) -> WorkerPool | None:
 
 
 def uses_procrastinate(settings: Settings, dialect: str) -> bool:
-    return False  # Procrastinate: not wired yet
+    if settings.job_queue == "auto":
+        return dialect == "postgresql"
+    if settings.job_queue == "procrastinate" and dialect != "postgresql":
+        raise ConfigError(
+            "HALLMARK_JOB_QUEUE=procrastinate needs PostgreSQL (HALLMARK_DATABASE_URL=postgresql://...).",
+            hint="Use HALLMARK_JOB_QUEUE=in-process (or auto) with SQLite.",
+        )
+    return settings.job_queue == "procrastinate"
 
 
 @dataclass

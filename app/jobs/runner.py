@@ -101,6 +101,9 @@ class JobRunner:
     def run(self, job_id: str) -> None:
         """Sign one job (from a worker thread here, or from a Procrastinate task)."""
         final = run_job(self.rt, self.pool, self.store, self.jobs_dir, job_id, self.stopping.is_set)
+        released = final is None and self.stopping.is_set() and self.store.state(job_id) == "queued"
+        if released and self.sweeper.requeued is not None:  # released by this stopping process: hand it on
+            self.sweeper.requeued(job_id)
         if final is not None and final.state in (SUCCEEDED, FAILED):  # a cancel is the client's own act
             try:
                 self.finished(final)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.jobs.runner import Sweeper
@@ -299,3 +300,36 @@ def test_the_webhook_is_signed(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
 def test_webhooks_need_a_secret(tmp_path: Path, pki: Pki) -> None:
     with pytest.raises(Exception, match="HALLMARK_WEBHOOK_SECRET"), app_with(tmp_path, pki, webhooks=True):
         pass
+
+
+def test_the_queue_follows_the_database(idle: TestClient, jpeg: bytes) -> None:
+    """PostgreSQL: Procrastinate holds a task for the job, deferred with its row; SQLite: the in-process
+    runner takes rows from the table and there is no Procrastinate."""
+    jobs = service(idle)
+    job_id = post_job(idle, key_for(idle), jpeg).json()["id"]
+    engine = jobs.store._engine
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            tasks = conn.execute(
+                sa.text("SELECT task_name, queue_name, args FROM procrastinate_jobs WHERE status = 'todo'")
+            ).all()
+        assert [(t.task_name, t.queue_name, t.args) for t in tasks] == [
+            ("hallmark.sign_job", "hallmark-jobs", {"job_id": job_id})
+        ]
+    else:
+        assert engine.dialect.name == "sqlite"
+        assert jobs.queue is None
+        assert jobs.on_insert is None
+
+
+def test_a_job_row_commits_with_its_queue_entry_or_not_at_all(idle: TestClient) -> None:
+    store = service(idle).store
+
+    def failing_defer(_conn: sa.Connection, _job_id: str) -> None:
+        raise RuntimeError("the queue refused it")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        store.create("job-a", "key", {"fields": {}}, 1, None, failing_defer)
+    assert store.get("job-a") is None  # rolled back with the failed defer
+    store.create("job-b", "key", {"fields": {}}, 1, None, lambda _c, _j: None)
+    assert store.get("job-b") is not None  # control

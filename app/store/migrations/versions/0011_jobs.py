@@ -40,9 +40,21 @@ def upgrade() -> None:
     op.create_index("ix_jobs_state_created", "jobs", ["state", "created_at"])
     op.create_index("ix_jobs_api_key_state", "jobs", ["api_key_id", "state"])
     op.create_index("ix_jobs_expires_at", "jobs", ["expires_at"])
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        # The job queue on PostgreSQL (app/jobs/queue.py): Procrastinate's own tables and functions, as the
+        # pinned version ships them (a later Procrastinate version brings its migrations in a new revision).
+        from procrastinate.schema import SchemaManager  # noqa: PLC0415 - PostgreSQL only
+
+        # On the driver's connection, in this migration's transaction, without parameters: the schema's
+        # text holds `%` signs that a parameter-passing execute would take for placeholders.
+        with bind.connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
+            cursor.execute(SchemaManager.get_schema())
 
 
 def downgrade() -> None:
+    # On PostgreSQL, Procrastinate's tables, types and functions are left in place (they hold no Hallmark
+    # data); remove them with Procrastinate's own tooling if wanted.
     op.drop_index("ix_jobs_expires_at", "jobs")
     op.drop_index("ix_jobs_api_key_state", "jobs")
     op.drop_index("ix_jobs_state_created", "jobs")
