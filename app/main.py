@@ -47,6 +47,8 @@ DESCRIPTION = """Labels AI-generated media with C2PA Content Credentials and ver
 
 * `POST /v1/sign` (API key with the `sign` scope): returns the file with a signed manifest declaring
   it AI-generated (IPTC `trainedAlgorithmicMedia` by default), by which model, when, with a unique id.
+* `POST /v1/jobs` (same key and form): the same sign for large files, asynchronously: 202 with the job,
+  then `GET /v1/jobs/{id}` (state, phase), `GET /v1/jobs/{id}/result`, `DELETE /v1/jobs/{id}`.
 * `POST /v1/verify` (public by default): an honest report: integrity, signer and trust, timestamp,
   declared AI involvement, ingredients, and the C2PA status codes behind each field.
 * `/sbr/v1/...` (public by default): the C2PA Soft Binding Resolution API: manifest ids for a watermark
