@@ -274,13 +274,18 @@ def expected_mac(secret: str, header: str, body: bytes) -> tuple[str, str]:
 
 
 def test_the_webhook_is_signed(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
-    hooks = _Hooks()
-    threading.Thread(target=hooks.serve_forever, daemon=True).start()
+    hooks, outside = _Hooks(), _Hooks()
+    for server in (hooks, outside):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         port = hooks.server_address[1]
         options = {"webhooks": True, "webhook_secret": SECRET, "url_allowlist": [f"127.0.0.1:{port}"]}
         with app_with(tmp_path, pki, **options) as client:
             auth = key_for(client)
+            # A loopback destination not on the allowlist: the SSRF policy refuses the delivery. One job
+            # runner thread: this job's delivery attempt is over before the next job's webhook is sent.
+            elsewhere = f"http://127.0.0.1:{outside.server_address[1]}/hook"
+            first = post_job(client, auth, jpeg, webhook_url=elsewhere).json()
             job = post_job(client, auth, jpeg, webhook_url=f"http://127.0.0.1:{port}/hook?x=1").json()
             wait_for(client, auth, job["id"], "succeeded")
             assert hooks.arrived.wait(10)
@@ -293,8 +298,12 @@ def test_the_webhook_is_signed(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
             wrong, mac = expected_mac("w" * 40, headers[HEADER.lower()], body)
             assert not hmac.compare_digest(wrong, mac)  # another secret does not verify it
             assert abs(int(headers[HEADER.lower()].split(",")[0][2:]) - time.time()) < 60
+            assert wait_for(client, auth, first["id"], "succeeded")["state"] == "succeeded"
+            assert outside.seen == []
+            assert len(hooks.seen) == 1
     finally:
         hooks.shutdown()
+        outside.shutdown()
 
 
 def test_webhooks_need_a_secret(tmp_path: Path, pki: Pki) -> None:
