@@ -123,8 +123,12 @@ class JobRunner:
                 log.exception("job runner: job %s", job_id[:8])
 
     def _sweep(self) -> None:
-        while not self.stopping.wait(self.sweep_seconds):
+        """At start (jobs left by a process that died: queued again once their lease has run out), then
+        every `sweep_seconds`."""
+        while True:
             try:
                 self.sweeper.sweep()
             except Exception:
                 log.exception("job sweep failed")
+            if self.stopping.wait(self.sweep_seconds):
+                return
