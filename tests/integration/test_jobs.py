@@ -342,3 +342,29 @@ def test_a_job_row_commits_with_its_queue_entry_or_not_at_all(idle: TestClient) 
     assert store.get("job-a") is None  # rolled back with the failed defer
     store.create("job-b", "key", {"fields": {}}, 1, None, lambda _c, _j: None)
     assert store.get("job-b") is not None  # control
+
+
+def test_a_job_running_at_shutdown_is_signed_after_the_restart(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    """The service stops while a job's sign waits on a silent TSA: the sign is cancelled, the job goes back to
+    the queue (this try not counted), and the next start signs it."""
+    with LocalTsa(mode="blackhole") as tsa:
+        data_dir = make_data_dir(tmp_path / "var", pki)
+        (data_dir / "trust" / "test-tsa.pem").write_bytes(tsa.root_pem)
+        settings = Settings(data_dir=data_dir, tsa_url=tsa.url, tsa_deadline_seconds=30, tsa_policy="require")
+        with TestClient(create_app(settings)) as client:
+            auth = key_for(client)
+            job = post_job(client, auth, jpeg).json()
+            wait_for(client, auth, job["id"], "running")
+            deadline = time.monotonic() + 30
+            while tsa.requests == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert tsa.requests == 1
+            stopping = time.monotonic()
+        assert time.monotonic() - stopping < 10  # the shutdown did not wait for the TSA's deadline
+        tsa.mode = "ok"
+        with TestClient(create_app(settings)) as client:
+            done = wait_for(client, auth, job["id"], "succeeded", "failed")
+            assert done["state"] == "succeeded", done
+            assert service(client).store.get(job["id"]).attempts == 1  # the interrupted try did not count
+            assert client.app.state.runtime.ledger.count() == 1  # type: ignore[attr-defined]
+            assert client.get(done["result"], headers=auth).headers["Hallmark-Timestamped"] == "true"
