@@ -65,9 +65,11 @@ class BodySizeLimit:
         factors: dict[str, int] | None = None,
         pace: BodyPace | None = None,
         clock: Callable[[], float] = time.monotonic,
+        path_limits: dict[str, int] | None = None,
     ):
         self.app = app
         self.limit = limit
+        self.path_limits = path_limits or {}  # paths with a limit of their own (the job API's uploads)
         self.budget = budget
         # Bytes held per body byte while a path works on it (upload spool + the engine's copies).
         self.factors = factors or {}
@@ -78,28 +80,33 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path = route_path(scope)
+        limit = self.path_limits.get(path, self.limit)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared > self.limit:
-                    await hallmark_problem(too_large(self.limit))(scope, receive, send)
+                if declared > limit:
+                    await hallmark_problem(too_large(limit))(scope, receive, send)
                     return
         if self.budget is None:
-            await _Body(self, scope, None, 1).run(receive, send)
+            await _Body(self, scope, None, 1, limit).run(receive, send)
             return
         with self.budget.charge() as charge:
             scope.setdefault("state", {})[BUDGET_HELD] = True
-            await _Body(self, scope, charge, self.factors.get(route_path(scope), 1)).run(receive, send)
+            await _Body(self, scope, charge, self.factors.get(path, 1), limit).run(receive, send)
 
 
 class _Body:
     """One request's body as it arrives: counted, charged, paced."""
 
-    def __init__(self, limit: BodySizeLimit, scope: Scope, charge: Charge | None, factor: int):
+    def __init__(
+        self, limit: BodySizeLimit, scope: Scope, charge: Charge | None, factor: int, max_bytes: int
+    ):
         self.limit, self.scope, self.charge, self.factor = limit, scope, charge, factor
+        self.max_bytes = max_bytes
         self.received = 0
         self.started = self.last_chunk = limit.clock()
         self.complete = not _has_body(scope)
@@ -140,8 +147,8 @@ class _Body:
         chunk = len(message.get("body", b""))
         self.received += chunk
         self.last_chunk = self.limit.clock()
-        if self.received > self.limit.limit:
-            raise too_large(self.limit.limit)
+        if self.received > self.max_bytes:
+            raise too_large(self.max_bytes)
         if self.charge is not None and chunk:
             self.charge.add(self.factor * chunk)
         self.complete = not message.get("more_body", False)

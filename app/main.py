@@ -25,13 +25,15 @@ from app.client_address import parse_networks
 from app.files import loose_paths
 from app.headers import NoSniff
 from app.isolation import build_pool
+from app.jobs import build_job_service
+from app.jobs.queue import job_queue
 from app.json_limit import JsonBodyLimit
 from app.limits import BodyPace, BodySizeLimit, InflightBudget
 from app.logging_setup import RequestLog, configure_logging
 from app.metrics import worker_started, worker_stopped
 from app.rate_limit import Clock, PublicLimits
 from app.request_guard import RequestGuard
-from app.routes import feedback, health, sbr, sign, verify, verify_url, web
+from app.routes import feedback, health, jobs, sbr, sign, verify, verify_url, web
 from app.runtime import HALLMARK_VERSION, Runtime, build_runtime
 from app.schemas import ProblemOut
 from app.sealing import sealing
@@ -45,6 +47,8 @@ DESCRIPTION = """Labels AI-generated media with C2PA Content Credentials and ver
 
 * `POST /v1/sign` (API key with the `sign` scope): returns the file with a signed manifest declaring
   it AI-generated (IPTC `trainedAlgorithmicMedia` by default), by which model, when, with a unique id.
+* `POST /v1/jobs` (same key and form): the same sign for large files, asynchronously: 202 with the job,
+  then `GET /v1/jobs/{id}` (state, phase), `GET /v1/jobs/{id}/result`, `DELETE /v1/jobs/{id}`.
 * `POST /v1/verify` (public by default): an honest report: integrity, signer and trust, timestamp,
   declared AI involvement, ingredients, and the C2PA status codes behind each field.
 * `/sbr/v1/...` (public by default): the C2PA Soft Binding Resolution API: manifest ids for a watermark
@@ -95,6 +99,8 @@ def _warn_if_loose(data_dir: Path) -> None:
 
 def _shutdown(app: FastAPI, rt: Runtime) -> None:
     try:
+        if getattr(app.state, "jobs", None) is not None:
+            app.state.jobs.stop()  # a running job's sign is cancelled and the job queued again
         if getattr(app.state, "pool", None) is not None:
             app.state.pool.close()  # kills the decode workers, busy ones included
     finally:
@@ -115,8 +121,10 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
             raise
         app.state.runtime = rt
         app.state.pool = None
+        app.state.jobs = None
         try:
             app.state.pool = build_pool(settings)  # no worker starts before the first file
+            app.state.jobs = await to_thread.run_sync(build_job_service, rt)
             _warn_if_loose(settings.data_dir)
             log.info(
                 "ready: data directory %s, key %s, trust profiles %s, database %s",
@@ -127,7 +135,7 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
             )
             worker_started()
             try:
-                async with sealing(rt):  # links ledger rows into the audit chain every few seconds
+                async with sealing(rt), job_queue(app.state.jobs):  # the audit chain; Procrastinate's worker
                     yield
             finally:
                 worker_stopped()
@@ -153,6 +161,7 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
     errors.install(app)
     app.state.bad_request_prefixes = (sbr.PREFIX + "/",)
     app.include_router(sign.router)
+    app.include_router(jobs.router)
     app.include_router(verify_url.router)  # before the upload route: it takes only JSON bodies
     app.include_router(verify.router)
     app.include_router(sbr.router)
@@ -180,7 +189,7 @@ def _install_limits(
     app: FastAPI, settings: Settings, clock: Clock, key_store: Callable[[], ApiKeyStore | None]
 ) -> None:
     """The middleware that guards every request, added innermost first (the last added runs first)."""
-    rules = {"/v1/sign": "sign"}
+    rules = {"/v1/sign": "sign", "/v1/jobs": "sign", "/v1/jobs/": "sign"}
     if settings.verify_requires_key:
         rules["/v1/verify"] = "any"
     if not settings.sbr_public:
@@ -191,14 +200,20 @@ def _install_limits(
     # Outermost first to run: the size check, then authentication, both before the body is read.
     app.add_middleware(ApiKeyGate, store=key_store, rules=rules)
     # Signing holds ~3x the upload (spool, engine input, output), verifying ~2x.
-    factors = {"/v1/sign": 3, "/v1/verify": 2, f"{sbr.PREFIX}/matches/byContent": 2}
+    # A job's upload goes to disk (the multipart spool, then the jobs folder), not memory: no charge.
+    factors = {"/v1/sign": 3, "/v1/jobs": 0, "/v1/verify": 2, f"{sbr.PREFIX}/matches/byContent": 2}
     pace = BodyPace(
         min_rate=settings.body_min_rate_bytes,
         grace=settings.body_rate_grace_seconds,
         max_gap=settings.body_timeout_seconds,
     )
     app.add_middleware(
-        BodySizeLimit, limit=settings.max_upload_bytes, budget=app.state.budget, factors=factors, pace=pace
+        BodySizeLimit,
+        limit=settings.max_upload_bytes,
+        budget=app.state.budget,
+        factors=factors,
+        pace=pace,
+        path_limits={"/v1/jobs": settings.job_max_upload_bytes},
     )
     app.add_middleware(
         JsonBodyLimit,

@@ -308,6 +308,54 @@ class Settings(BaseSettings):
         5, ge=0, le=20, description="Redirects a URL fetch follows, each checked like the first URL."
     )
 
+    # --- the job API for large files (POST /v1/jobs; app/jobs/) ---
+    job_max_upload_bytes: int = Field(
+        4 * GiB, gt=0, description="Largest file accepted by POST /v1/jobs (streamed to disk, not memory)."
+    )
+    job_result_ttl_seconds: float = Field(
+        86400.0,
+        gt=0,
+        description="How long a job's upload and signed result are kept (from creation, and again from "
+        "completion); then a sweep deletes the files and marks the job expired.",
+    )
+    job_max_queued_per_key: int = Field(
+        10, ge=1, description="Jobs one API key may have queued or running at once; more: 429."
+    )
+    job_workers: int = Field(
+        1,
+        ge=0,
+        le=16,
+        description="Jobs this service process signs at once (threads, each with an isolated worker). 0: "
+        "this process runs no jobs (another process sharing the database does).",
+    )
+    job_deadline_seconds: float = Field(
+        3600.0, gt=0, description="Wall-clock time one job's sign may take in its worker; then it fails."
+    )
+    job_cpu_seconds: int = Field(
+        1800, ge=1, description="CPU time one job's sign may take in its worker (RLIMIT_CPU)."
+    )
+    job_sweep_seconds: float = Field(
+        60.0, gt=0, description="How often expired jobs are swept and stalled ones requeued."
+    )
+    job_queue: Literal["auto", "in-process", "procrastinate"] = Field(
+        "auto",
+        description="Who runs jobs: `in-process` threads polling the jobs table, or Procrastinate "
+        "(PostgreSQL only; the job is deferred in the transaction that inserts its row). auto: "
+        "Procrastinate on PostgreSQL, in-process on SQLite.",
+    )
+    webhooks: bool = Field(
+        False,
+        description="Let jobs name a webhook_url that is POSTed the job's final state (off: the field is "
+        "refused and no job makes a network request). Destinations pass the URL-fetch policy: public "
+        "addresses only, or hosts in HALLMARK_URL_ALLOWLIST.",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key for the Hallmark-Signature header of webhooks (required with "
+        "HALLMARK_WEBHOOKS=true; at least 32 characters).",
+    )
+    webhook_timeout: float = Field(10.0, gt=0, le=60, description="Seconds one webhook delivery may take.")
+
     isolation_workers: int = Field(
         2,
         ge=0,

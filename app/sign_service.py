@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import IO, Any
 
@@ -16,6 +16,7 @@ from app.isolation.pool import WorkerPool
 from app.isolation.service import private_copy, structure_limits, worker_config
 from app.isolation.sign_job import KeyFacts, SignJob, SignResult
 from app.media_binding import MediaCode, media_code
+from app.routes.download_name import content_disposition
 from app.runtime import Runtime
 from app.settings import Settings
 from signing import (
@@ -27,6 +28,7 @@ from signing import (
     SignedAsset,
     check_structure,
     sign_asset,
+    validate_generation,
 )
 
 Cancelled = Callable[[], bool]
@@ -68,6 +70,54 @@ def sign_file(
     if pool is None:
         return _sign_here(ctx, rt.settings, source, info, mode, api_key_id)
     return _sign_isolated(rt, ctx, pool, source, info, mode, api_key_id, cancelled)
+
+
+FORM_FIELDS = (
+    "model_name", "model_version", "provider", "digital_source_type", "training_mining",
+    "training_mining_constraint", "title",
+)  # fmt: skip
+
+
+def generation(rt: Runtime, fields: Mapping[str, str | None]) -> GenerationInfo:
+    """The sign form's fields, validated (422 for a bad one), the same for POST /v1/sign and a job."""
+    return validate_generation(
+        model_name=fields.get("model_name"),
+        model_version=fields.get("model_version"),
+        provider=fields.get("provider") or rt.settings.default_provider,
+        digital_source_type=fields.get("digital_source_type"),
+        training_mining=fields.get("training_mining"),
+        training_mining_constraint=fields.get("training_mining_constraint"),
+        title=fields.get("title"),
+        allowed_source_types=rt.settings.allowed_source_types,
+    )
+
+
+def result_headers(
+    outcome: SignOutcome, mode: OutputMode, filename: str | None
+) -> tuple[str, dict[str, str]]:
+    """The media type and headers of a signed result, the same for POST /v1/sign and a job's download."""
+    signed = outcome.signed
+    media_type = "application/c2pa" if mode is OutputMode.SIDECAR else signed.media_type.mime
+    extension = "c2pa" if mode is OutputMode.SIDECAR else signed.media_type.extension
+    headers = {
+        "Hallmark-Manifest-Id": signed.manifest_id,
+        "Hallmark-Input-SHA256": signed.input_sha256,
+        "Hallmark-Output-SHA256": signed.output_sha256,
+        "Hallmark-Signing-Key-Id": signed.key_id,
+        "Hallmark-Timestamped": "true" if signed.timestamped else "false",
+        "Content-Length": str(signed.output_size),
+        "Content-Disposition": content_disposition(filename, extension),
+    }
+    if signed.parent_manifest_id:
+        headers["Hallmark-Parent-Manifest-Id"] = signed.parent_manifest_id
+    if outcome.media_code_header is not None:
+        headers["Hallmark-ISCC"] = outcome.media_code_header
+    headers["Hallmark-Watermark"] = (
+        f"embedded; id={signed.watermark_id}"
+        if signed.watermark_id
+        else f"none; reason={signed.watermark_skipped or 'format'}"
+    )
+    return media_type, headers
 
 
 def _sign_here(

@@ -305,3 +305,27 @@ def _translation(exc: Exception, target: Target, deadline: _Deadline) -> UrlFetc
     if isinstance(exc, http.client.HTTPException):
         return _failed(f"{target.host} sent an incomplete or invalid HTTP response.", "protocol")
     return _failed(f"Could not connect to {target.host}.", "connect")
+
+
+def post(url: str, body: bytes, headers: dict[str, str], policy: FetchPolicy) -> int:
+    """POST `body` to `url` under the same checks as a fetch (no redirects are followed: a webhook
+    destination answers itself); returns the HTTP status. The response body is not read."""
+    target = parse_target(url)
+    deadline = _Deadline(policy.timeout)
+    conn: _PinnedConnection | None = None
+    try:
+        with _translated(lambda: target, deadline):
+            addresses = _checked_addresses(target, policy, deadline, 0)
+            tls = policy.tls if target.scheme == "https" else None
+            conn = _PinnedConnection(target, addresses, deadline, tls)
+            conn.request(
+                "POST",
+                target.request_path,
+                body=body,
+                headers={"User-Agent": policy.user_agent, "Connection": "close", **headers},
+            )
+            return conn.getresponse().status
+    finally:
+        deadline.cancel()
+        if conn is not None:
+            conn.close()

@@ -13,11 +13,10 @@ from app.auth import bearer_scheme, current_key
 from app.metrics import SIGNED
 from app.policies import check_rate, check_request
 from app.routes.common import PROBLEM_RESPONSES, budget, file_response, pool, runtime, watch
-from app.routes.download_name import content_disposition
 from app.runtime import Runtime
-from app.sign_service import sign_file
+from app.sign_service import generation, result_headers, sign_file
 from app.store.apikeys import ApiKey
-from signing import ConfigError, OutputMode, check_validity, validate_generation
+from signing import ConfigError, OutputMode, check_validity
 
 router = APIRouter(tags=["signing"])
 
@@ -179,16 +178,12 @@ def _sign(
         )
     # Expired since start-up: 503, never a broken signature.
     check_validity(ctx.signer.key.certificate, rt.clock.now())
-    info = validate_generation(
-        model_name=model_name,
-        model_version=model_version,
-        provider=provider or rt.settings.default_provider,
-        digital_source_type=digital_source_type,
-        training_mining=training_mining,
-        training_mining_constraint=training_mining_constraint,
-        title=title,
-        allowed_source_types=rt.settings.allowed_source_types,
-    )
+    fields = {
+        "model_name": model_name, "model_version": model_version, "provider": provider,
+        "digital_source_type": digital_source_type, "training_mining": training_mining,
+        "training_mining_constraint": training_mining_constraint, "title": title,
+    }  # fmt: skip
+    info = generation(rt, fields)
     if rt.key_limits is not None:
         check_request(rt.key_limits, key, info, file.file)  # the API key's source types, formats, quota
     mode = OutputMode(output)
@@ -200,26 +195,7 @@ def _sign(
         )
     signed = outcome.signed
     SIGNED.labels(signed.media_type.mime, mode.value).inc()
-    media_type = "application/c2pa" if mode is OutputMode.SIDECAR else signed.media_type.mime
-    extension = "c2pa" if mode is OutputMode.SIDECAR else signed.media_type.extension
-    headers = {
-        "Hallmark-Manifest-Id": signed.manifest_id,
-        "Hallmark-Input-SHA256": signed.input_sha256,
-        "Hallmark-Output-SHA256": signed.output_sha256,
-        "Hallmark-Signing-Key-Id": signed.key_id,
-        "Hallmark-Timestamped": "true" if signed.timestamped else "false",
-        "Content-Length": str(signed.output_size),
-        "Content-Disposition": content_disposition(file.filename, extension),
-    }
-    if signed.parent_manifest_id:
-        headers["Hallmark-Parent-Manifest-Id"] = signed.parent_manifest_id
-    if outcome.media_code_header is not None:
-        headers["Hallmark-ISCC"] = outcome.media_code_header
-    headers["Hallmark-Watermark"] = (
-        f"embedded; id={signed.watermark_id}"
-        if signed.watermark_id
-        else f"none; reason={signed.watermark_skipped or 'format'}"
-    )
+    media_type, headers = result_headers(outcome, mode, file.filename)
     if held is not None:  # the ledger row and the stored result, in one transaction
         try:
             held.complete(

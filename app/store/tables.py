@@ -182,3 +182,35 @@ api_key_rate = sa.Table(
     sa.Column("minute", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("count", sa.Integer, nullable=False),
 )
+
+# --- the job API for large files (migration 0011) ---------------------------------------------------------
+# Not ledger rows: a job is a piece of work on its way to a ledger row (written by the sign pipeline, as
+# for POST /v1/sign). `id` is 256 random bits (the job's only name: unguessable). `params` is the validated
+# request (form fields, output mode, file name) as JSON; `result_headers` the /v1/sign headers of the result;
+# `problem` the RFC 9457 body of a failure. Times are epoch seconds (float), the same on SQLite and
+# PostgreSQL. A running row is leased (`lease_until`, renewed while it runs): a row whose lease ran out
+# belongs to a process that died and is queued again (up to `attempts` tries) or failed.
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("api_key_id", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(12), nullable=False),
+    sa.Column("phase", sa.String(12), nullable=False),
+    sa.Column("progress", sa.Float, nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("upload_size", sa.BigInteger, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("lease_until", sa.Float, nullable=True),
+    sa.Column("problem", sa.Text, nullable=True),
+    sa.Column("result_media_type", sa.String(100), nullable=True),
+    sa.Column("result_size", sa.BigInteger, nullable=True),
+    sa.Column("result_headers", sa.Text, nullable=True),
+    sa.Column("webhook_url", sa.String(2048), nullable=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Index("ix_jobs_state_created", "state", "created_at"),
+    sa.Index("ix_jobs_api_key_state", "api_key_id", "state"),
+    sa.Index("ix_jobs_expires_at", "expires_at"),
+)

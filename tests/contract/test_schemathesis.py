@@ -5,7 +5,8 @@ documented statuses and content types, responses that match their schemas, inval
 data accepted, undeclared methods answered 405 with `Allow`.
 
 Positive-data acceptance is not asked where a schema cannot say what valid data is: an uploaded file
-(any bytes match `format: binary`, few are media; POST /v1/sign, /v1/verify, /sbr/v1/matches/byContent),
+(any bytes match `format: binary`, few are media; POST /v1/sign, /v1/jobs, /v1/verify,
+/sbr/v1/matches/byContent), a job id (any string; only the ids of this key's jobs are found),
 and the C2PA Soft Binding Resolution API's lookups, which type `alg` and `value` as plain strings and
 answer 400 to an algorithm the service does not resolve or a value not in its format. Their refusals must
 be problem+json with a documented status (the other checks) and, for the lookups, one of those problems.
@@ -36,7 +37,9 @@ from tests.pki import make_test_pki
 REPO = Path(__file__).resolve().parents[2]
 MAX_EXAMPLES = 15
 SBR_LOOKUPS = ("/sbr/v1/matches/byBinding", "/sbr/v1/matches/byContent")
-UPLOADS = ("/v1/sign", "/v1/verify", "/sbr/v1/matches/byContent")
+UPLOADS = ("/v1/sign", "/v1/jobs", "/v1/verify", "/sbr/v1/matches/byContent")
+# A job id is any string to the schema; one that names no job of this API key is 404, as documented.
+JOB_PATHS = ("/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result")
 SBR_REFUSALS = {
     "/problems/unsupported-algorithm",
     "/problems/invalid-query",
@@ -70,7 +73,7 @@ FEEDBACK = "/v1/feedback"
 @schema.parametrize()
 def test_the_api_keeps_its_documented_contract(case: Case[Any], token: str) -> None:
     headers = {"Authorization": f"Bearer {token}"}
-    if case.path in SBR_LOOKUPS or case.path in UPLOADS:
+    if case.path in SBR_LOOKUPS or case.path in UPLOADS or case.path in JOB_PATHS:
         response = case.call_and_validate(headers=headers, excluded_checks=[positive_data_acceptance])
         if case.path in SBR_LOOKUPS and response.status_code == 400:
             assert response.json()["type"] in SBR_REFUSALS, response.text

@@ -4,6 +4,7 @@ seals and authenticates, and every UPDATE or DELETE of a ledger row by that role
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -59,10 +60,26 @@ def test_the_service_role_appends_to_the_ledger_but_cannot_change_it(
             files={"file": ("a.jpg", jpeg, "image/jpeg")},
         )
         assert signed.status_code == 200, signed.text
+        # A job too: the row and its Procrastinate task, then the sign by Procrastinate's worker.
+        job = client.post(
+            "/v1/jobs",
+            headers={"Authorization": f"Bearer {token}"},
+            data={"model_name": "m", "model_version": "1"},
+            files={"file": ("a.jpg", jpeg, "image/jpeg")},
+        )
+        assert job.status_code == 202, job.text
+        deadline = time.monotonic() + 60
+        state = job.json()["state"]
+        while state in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.1)
+            state = client.get(job.headers["Location"], headers={"Authorization": f"Bearer {token}"}).json()[
+                "state"
+            ]
+        assert state == "succeeded"
         # The sealer works under the grants too (the app's own run or this one, both as the role): the API
         # key's creation event and the signature are in the chain.
         result = Sealer(rt.db).seal(rt.sign_ctx.signer.key)
-        assert result.tree_size == 2
+        assert result.tree_size == 3
         assert Sealer(rt.db).status().unsealed == 0
         service = rt.db
         for table in APPEND_ONLY:
@@ -75,7 +92,7 @@ def test_the_service_role_appends_to_the_ledger_but_cannot_change_it(
     # The control: the owner (a superuser) may do what the service's role may not; it is the grant that
     # refuses, not a missing row or a trigger.
     with owner.begin() as conn:
-        assert conn.execute(sa.text("UPDATE signatures SET model_name = model_name")).rowcount == 1
+        assert conn.execute(sa.text("UPDATE signatures SET model_name = model_name")).rowcount == 2
     owner.dispose()
 
 

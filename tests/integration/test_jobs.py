@@ -1,0 +1,370 @@
+"""The job API for large files: the real app (TestClient, its lifespan starts the job runner), the real c2pa
+engine in the isolated workers, a real database (SQLite; PostgreSQL in the second pass of `make test`)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from app.jobs.runner import Sweeper
+from app.jobs.webhook import HEADER
+from app.jobs.work import Watch, result_path, upload_path
+from app.main import create_app
+from app.settings import Settings
+from app.store.jobs import JobStore
+from tests.conftest import make_data_dir
+from tests.pki import TestPki as Pki
+from tests.tsa import LocalTsa
+
+FORM = {"model_name": "test-diffusion", "model_version": "2.1"}
+SECRET = "s" * 40
+
+
+def key_for(client: TestClient, scopes: set[str] | None = None) -> dict[str, str]:
+    _, token = client.app.state.runtime.api_keys.create("jobs", scopes or {"sign"})  # type: ignore[attr-defined]
+    return {"Authorization": f"Bearer {token}"}
+
+
+def post_job(client: TestClient, auth: dict[str, str], data: bytes, **form: str) -> Any:
+    return client.post(
+        "/v1/jobs", headers=auth, data={**FORM, **form}, files={"file": ("in.jpg", data, "image/jpeg")}
+    )
+
+
+def wait_for(client: TestClient, auth: dict[str, str], job_id: str, *states: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+        if job["state"] in states:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} never reached {states}: {job}")
+
+
+def service(client: TestClient) -> Any:
+    return client.app.state.jobs  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def jpeg(interop_dir: Path) -> bytes:
+    return (interop_dir / "no_manifest.jpg").read_bytes()
+
+
+def app_with(tmp_path: Path, pki: Pki, **options: Any) -> TestClient:
+    data_dir = make_data_dir(tmp_path / "var", pki)
+    return TestClient(create_app(Settings(data_dir=data_dir, default_provider="Example AI", **options)))
+
+
+@pytest.fixture
+def idle(tmp_path: Path, pki: Pki) -> Iterator[TestClient]:
+    """A service that queues jobs but runs none (HALLMARK_JOB_WORKERS=0)."""
+    with app_with(tmp_path, pki, job_workers=0, job_max_queued_per_key=2) as client:
+        yield client
+
+
+def test_create_poll_download_verify(client: TestClient, jpeg: bytes) -> None:
+    auth = key_for(client)
+    created = post_job(client, auth, jpeg, title="big one")
+    assert created.status_code == 202, created.text
+    job = created.json()
+    assert created.headers["Location"] == f"/v1/jobs/{job['id']}"
+    assert len(job["id"]) >= 43
+    assert (job["state"], job["phase"], job["progress"], job["result"]) == ("queued", "received", 0.05, None)
+    done = wait_for(client, auth, job["id"], "succeeded", "failed")
+    assert done["state"] == "succeeded", done
+    assert (done["phase"], done["progress"], done["result"]) == ("done", 1.0, f"/v1/jobs/{job['id']}/result")
+    result = client.get(done["result"], headers=auth)
+    assert result.status_code == 200
+    assert result.headers["content-type"] == "image/jpeg"
+    assert hashlib.sha256(result.content).hexdigest() == result.headers["Hallmark-Output-SHA256"]
+    assert result.headers["Hallmark-Input-SHA256"] == hashlib.sha256(jpeg).hexdigest()
+    assert result.headers["Content-Disposition"] == 'attachment; filename="in.signed.jpg"'
+    report = client.post("/v1/verify", files={"file": ("x.jpg", result.content)}).json()
+    assert report["outcome"] == "trusted"
+    assert client.post("/v1/verify", files={"file": ("x.jpg", jpeg)}).json()["outcome"] != "trusted"
+    # The same ledger row and repository entry as POST /v1/sign, naming the POST's request id.
+    rt = client.app.state.runtime  # type: ignore[attr-defined]
+    (row,) = rt.ledger.list()
+    assert row.manifest_id == result.headers["Hallmark-Manifest-Id"]
+    assert row.request_id == created.headers["X-Request-Id"]
+    assert rt.manifests.get(row.manifest_id) is not None
+    assert not upload_path(service(client).jobs_dir, job["id"]).exists()  # the upload is gone once signed
+
+
+def test_a_queued_job_is_cancelled_and_its_files_deleted(idle: TestClient, jpeg: bytes) -> None:
+    auth = key_for(idle)
+    job = post_job(idle, auth, jpeg).json()
+    upload = upload_path(service(idle).jobs_dir, job["id"])
+    assert upload.read_bytes() == jpeg
+    early = idle.get(f"/v1/jobs/{job['id']}/result", headers=auth)
+    assert early.status_code == 409
+    assert early.json()["type"] == "/problems/job-not-finished"
+    cancelled = idle.delete(f"/v1/jobs/{job['id']}", headers=auth)
+    assert cancelled.status_code == 200
+    assert cancelled.json()["state"] == "cancelled"
+    assert not upload.exists()
+    assert idle.get(f"/v1/jobs/{job['id']}/result", headers=auth).status_code == 409
+    assert idle.app.state.runtime.ledger.count() == 0  # type: ignore[attr-defined]
+
+
+def test_a_running_sign_is_cancelled_through_the_callback(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    """The sign waits on a TSA that never answers; DELETE makes the pool kill its worker."""
+    with LocalTsa(mode="blackhole") as tsa:
+        data_dir = make_data_dir(tmp_path / "var", pki)
+        (data_dir / "trust" / "test-tsa.pem").write_bytes(tsa.root_pem)
+        settings = Settings(data_dir=data_dir, tsa_url=tsa.url, tsa_deadline_seconds=30, tsa_policy="require")
+        with TestClient(create_app(settings)) as client:
+            auth = key_for(client)
+            job = post_job(client, auth, jpeg).json()
+            wait_for(client, auth, job["id"], "running")
+            deadline = time.monotonic() + 30
+            while tsa.requests == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert tsa.requests == 1
+            assert client.get(f"/v1/jobs/{job['id']}", headers=auth).json()["phase"] == "signing"
+            pids = service(client).pool.pids
+            assert len(pids) == 1
+            started = time.monotonic()
+            assert client.delete(f"/v1/jobs/{job['id']}", headers=auth).json()["state"] == "cancelled"
+            while service(client).pool.pids == pids and time.monotonic() - started < 10:
+                time.sleep(0.05)
+            assert service(client).pool.pids != pids  # the worker signing it was killed
+            assert time.monotonic() - started < 10  # long before the TSA deadline
+            assert client.app.state.runtime.ledger.count() == 0  # type: ignore[attr-defined]
+            assert client.get(f"/v1/jobs/{job['id']}", headers=auth).json()["state"] == "cancelled"
+
+
+def test_the_watch_follows_the_row(idle: TestClient, jpeg: bytes) -> None:
+    auth = key_for(idle)
+    store = service(idle).store
+    a, b = (post_job(idle, auth, jpeg).json()["id"] for _ in range(2))
+    assert store.claim(a)
+    assert store.claim(b)
+    idle.delete(f"/v1/jobs/{a}", headers=auth)
+    assert Watch(store, a, lambda: False)() is True
+    assert Watch(store, b, lambda: False)() is False  # control: still running
+    assert Watch(store, b, lambda: True)() is True  # this process stopping
+
+
+def test_another_key_gets_404(client: TestClient, jpeg: bytes) -> None:
+    owner, other = key_for(client), key_for(client)
+    job = post_job(client, owner, jpeg).json()
+    wait_for(client, owner, job["id"], "succeeded")
+    for method, path in (
+        ("GET", f"/v1/jobs/{job['id']}"),
+        ("GET", f"/v1/jobs/{job['id']}/result"),
+        ("DELETE", f"/v1/jobs/{job['id']}"),
+    ):
+        refused = client.request(method, path, headers=other)
+        assert refused.status_code == 404, (method, path)
+        assert refused.headers["content-type"] == "application/problem+json"
+    assert client.get(f"/v1/jobs/{job['id']}/result", headers=owner).status_code == 200  # control
+    assert client.get("/v1/jobs/" + "x" * 43, headers=owner).status_code == 404
+    assert client.get(f"/v1/jobs/{job['id']}").status_code == 401
+    assert client.get(f"/v1/jobs/{job['id']}", headers=key_for(client, {"resolve"})).status_code == 403
+
+
+def test_the_sweep_expires_results_and_requeues_stalled_jobs(client: TestClient, jpeg: bytes) -> None:
+    auth = key_for(client)
+    jobs = service(client)
+    job = post_job(client, auth, jpeg).json()
+    wait_for(client, auth, job["id"], "succeeded")
+    result = result_path(jobs.jobs_dir, job["id"])
+    assert result.exists()
+    Sweeper(jobs.store, jobs.jobs_dir).sweep()  # control: not due yet
+    assert client.get(f"/v1/jobs/{job['id']}/result", headers=auth).status_code == 200
+    ttl = client.app.state.runtime.settings.job_result_ttl_seconds  # type: ignore[attr-defined]
+    later = JobStore(jobs.store._engine, ttl_seconds=ttl, clock=lambda: time.time() + ttl + 1)
+    Sweeper(later, jobs.jobs_dir).sweep()
+    assert client.get(f"/v1/jobs/{job['id']}", headers=auth).json()["state"] == "expired"
+    assert not result.exists()
+    gone = client.get(f"/v1/jobs/{job['id']}/result", headers=auth)
+    assert gone.status_code == 410
+    assert gone.json()["type"] == "/problems/job-expired"
+
+
+def test_a_stalled_job_is_requeued_then_failed(idle: TestClient, jpeg: bytes) -> None:
+    auth = key_for(idle)
+    jobs = service(idle)
+    job_id = post_job(idle, auth, jpeg).json()["id"]
+    after_lease = JobStore(jobs.store._engine, ttl_seconds=3600, clock=lambda: time.time() + 120)
+    assert jobs.store.claim(job_id)
+    Sweeper(jobs.store, jobs.jobs_dir).sweep()  # control: its lease still runs
+    assert idle.get(f"/v1/jobs/{job_id}", headers=auth).json()["state"] == "running"
+    for attempt in (1, 2):
+        Sweeper(after_lease, jobs.jobs_dir).sweep()
+        assert idle.get(f"/v1/jobs/{job_id}", headers=auth).json()["state"] == "queued", attempt
+        assert jobs.store.claim(job_id)
+    Sweeper(after_lease, jobs.jobs_dir).sweep()  # the third try's process died too
+    failed = idle.get(f"/v1/jobs/{job_id}", headers=auth).json()
+    assert failed["state"] == "failed"
+    assert failed["problem"]["type"] == "/problems/job-interrupted"
+    assert not upload_path(jobs.jobs_dir, job_id).exists()
+
+
+def test_bad_input_is_refused_with_problems(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    with app_with(tmp_path, pki, job_workers=0, job_max_upload_bytes=len(jpeg) + 2000) as client:
+        auth = key_for(client)
+        missing = client.post("/v1/jobs", headers=auth, data={"model_name": "m"}, files={"file": ("a", jpeg)})
+        assert missing.status_code == 422
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert "'model_version' is required" in missing.json()["detail"]
+        text = post_job(client, auth, b"just some text, not a picture" * 10)
+        assert text.status_code == 415
+        assert text.headers["content-type"] == "application/problem+json"
+        big = post_job(client, auth, jpeg + b"\0" * 5000)
+        assert big.status_code == 413
+        assert big.headers["content-type"] == "application/problem+json"
+        hook = post_job(client, auth, jpeg, webhook_url="https://example.com/hook")
+        assert hook.status_code == 422
+        assert "does not send webhooks" in hook.json()["detail"]
+        bad_type = post_job(client, auth, jpeg, digital_source_type="notAType")
+        assert bad_type.status_code == 422
+        assert list(service(client).jobs_dir.iterdir()) == []  # nothing refused left a file
+        assert post_job(client, auth, jpeg).status_code == 202  # control: the same file is fine
+
+
+def test_queued_jobs_per_key_are_limited(idle: TestClient, jpeg: bytes) -> None:
+    auth, other = key_for(idle), key_for(idle)
+    assert [post_job(idle, auth, jpeg).status_code for _ in range(2)] == [202, 202]
+    third = post_job(idle, auth, jpeg)
+    assert third.status_code == 429
+    assert third.headers["Retry-After"] == "10"
+    assert post_job(idle, other, jpeg).status_code == 202  # another key has its own allowance
+
+
+class _Hooks(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _HookHandler)
+        self.seen: list[tuple[dict[str, str], bytes]] = []
+        self.arrived = threading.Event()
+
+
+class _HookHandler(BaseHTTPRequestHandler):
+    server: _Hooks
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.seen.append(({k.lower(): v for k, v in self.headers.items()}, body))
+        self.send_response(204)
+        self.end_headers()
+        self.server.arrived.set()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def expected_mac(secret: str, header: str, body: bytes) -> tuple[str, str]:
+    parts = dict(p.split("=", 1) for p in header.split(","))
+    mac = hmac.new(secret.encode(), f"{parts['t']}.".encode() + body, hashlib.sha256).hexdigest()
+    return parts["v1"], mac
+
+
+def test_the_webhook_is_signed(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    hooks, outside = _Hooks(), _Hooks()
+    for server in (hooks, outside):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = hooks.server_address[1]
+        options = {"webhooks": True, "webhook_secret": SECRET, "url_allowlist": [f"127.0.0.1:{port}"]}
+        with app_with(tmp_path, pki, **options) as client:
+            auth = key_for(client)
+            # A loopback destination not on the allowlist: the SSRF policy refuses the delivery. One job
+            # runner thread: this job's delivery attempt is over before the next job's webhook is sent.
+            elsewhere = f"http://127.0.0.1:{outside.server_address[1]}/hook"
+            first = post_job(client, auth, jpeg, webhook_url=elsewhere).json()
+            job = post_job(client, auth, jpeg, webhook_url=f"http://127.0.0.1:{port}/hook?x=1").json()
+            wait_for(client, auth, job["id"], "succeeded")
+            assert hooks.arrived.wait(10)
+            headers, body = hooks.seen[0]
+            assert json.loads(body) == {
+                "job_id": job["id"], "result": f"/v1/jobs/{job['id']}/result", "state": "succeeded",
+            }  # fmt: skip
+            sent, mac = expected_mac(SECRET, headers[HEADER.lower()], body)
+            assert hmac.compare_digest(sent, mac)
+            wrong, mac = expected_mac("w" * 40, headers[HEADER.lower()], body)
+            assert not hmac.compare_digest(wrong, mac)  # another secret does not verify it
+            assert abs(int(headers[HEADER.lower()].split(",")[0][2:]) - time.time()) < 60
+            assert wait_for(client, auth, first["id"], "succeeded")["state"] == "succeeded"
+            assert outside.seen == []
+            assert len(hooks.seen) == 1
+    finally:
+        hooks.shutdown()
+        outside.shutdown()
+
+
+def test_webhooks_need_a_secret(tmp_path: Path, pki: Pki) -> None:
+    with pytest.raises(Exception, match="HALLMARK_WEBHOOK_SECRET"), app_with(tmp_path, pki, webhooks=True):
+        pass
+
+
+def test_the_queue_follows_the_database(idle: TestClient, jpeg: bytes) -> None:
+    """PostgreSQL: Procrastinate holds a task for the job, deferred with its row; SQLite: the in-process
+    runner takes rows from the table and there is no Procrastinate."""
+    jobs = service(idle)
+    job_id = post_job(idle, key_for(idle), jpeg).json()["id"]
+    engine = jobs.store._engine
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            tasks = conn.execute(
+                sa.text("SELECT task_name, queue_name, args FROM procrastinate_jobs WHERE status = 'todo'")
+            ).all()
+        assert [(t.task_name, t.queue_name, t.args) for t in tasks] == [
+            ("hallmark.sign_job", "hallmark-jobs", {"job_id": job_id})
+        ]
+    else:
+        assert engine.dialect.name == "sqlite"
+        assert jobs.queue is None
+        assert jobs.on_insert is None
+
+
+def test_a_job_row_commits_with_its_queue_entry_or_not_at_all(idle: TestClient) -> None:
+    store = service(idle).store
+
+    def failing_defer(_conn: sa.Connection, _job_id: str) -> None:
+        raise RuntimeError("the queue refused it")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        store.create("job-a", "key", {"fields": {}}, 1, None, failing_defer)
+    assert store.get("job-a") is None  # rolled back with the failed defer
+    store.create("job-b", "key", {"fields": {}}, 1, None, lambda _c, _j: None)
+    assert store.get("job-b") is not None  # control
+
+
+def test_a_job_running_at_shutdown_is_signed_after_the_restart(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    """The service stops while a job's sign waits on a silent TSA: the sign is cancelled, the job goes back to
+    the queue (this try not counted), and the next start signs it."""
+    with LocalTsa(mode="blackhole") as tsa:
+        data_dir = make_data_dir(tmp_path / "var", pki)
+        (data_dir / "trust" / "test-tsa.pem").write_bytes(tsa.root_pem)
+        settings = Settings(data_dir=data_dir, tsa_url=tsa.url, tsa_deadline_seconds=30, tsa_policy="require")
+        with TestClient(create_app(settings)) as client:
+            auth = key_for(client)
+            job = post_job(client, auth, jpeg).json()
+            wait_for(client, auth, job["id"], "running")
+            deadline = time.monotonic() + 30
+            while tsa.requests == 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert tsa.requests == 1
+            stopping = time.monotonic()
+        assert time.monotonic() - stopping < 10  # the shutdown did not wait for the TSA's deadline
+        tsa.mode = "ok"
+        with TestClient(create_app(settings)) as client:
+            done = wait_for(client, auth, job["id"], "succeeded", "failed")
+            assert done["state"] == "succeeded", done
+            assert service(client).store.get(job["id"]).attempts == 1  # the interrupted try did not count
+            assert client.app.state.runtime.ledger.count() == 1  # type: ignore[attr-defined]
+            assert client.get(done["result"], headers=auth).headers["Hallmark-Timestamped"] == "true"
