@@ -238,10 +238,11 @@ class Settings(BaseSettings):
         2,
         ge=1,
         description="Verifications (upload, URL, Soft Binding Resolution by content) examined at once per "
-        "worker process; the engine is CPU-bound, so about one per core the worker may use.",
+        "worker process; the engine is CPU-bound, so about one per core the worker may use. Unset, "
+        "`hallmark serve` sets it to the cores it may use divided by --workers (at least 1).",
     )
     verify_queue: int = Field(
-        2, ge=0, description="Verifications that may wait for a slot per worker; beyond them 503 at once."
+        1, ge=0, description="Verifications that may wait for a slot per worker; beyond them 503 at once."
     )
     verify_queue_seconds: float = Field(
         5.0, gt=0, description="Longest wait for a verification slot (503 + Retry-After after it)."

@@ -78,6 +78,11 @@ def serve(
     os.environ["HALLMARK_DATA_DIR"] = str(cfg.data_dir)
     log_format = cfg.log_format if "HALLMARK_LOG_FORMAT" in os.environ or not dev else "text"
     os.environ["HALLMARK_LOG_FORMAT"] = log_format
+    # One verification at a time per core a worker may use: with more, under a flood the admitted ones share
+    # the cores and wait for each other (bench/verify_load: p99 18.7x unloaded with one per worker on 2 cores
+    # and 2 workers, 88.8x with two).
+    cores = len(os.sched_getaffinity(0))
+    os.environ.setdefault("HALLMARK_MAX_CONCURRENT_VERIFIES", str(max(1, cores // workers)))
     try:
         metrics_dir, made_metrics_dir = prepare_multiprocess_dir(workers)
     except (ValueError, OSError) as exc:
