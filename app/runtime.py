@@ -235,5 +235,5 @@ def watermark_keyring(settings: Settings) -> WatermarkKeyringFile:
             hint="Run `hallmark watermark rotate` once (and share the file with every worker), or set "
             "HALLMARK_WATERMARK=false to sign images without the invisible watermark.",
         )
-    file.rotate("dev-watermark")
+    file.rotate("dev-watermark", only_if_missing=True)  # another worker may be making it right now
     return file

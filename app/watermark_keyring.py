@@ -42,12 +42,19 @@ class WatermarkKeyringFile:
             return None
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def rotate(self, key_id: str | None = None, *, now: datetime | None = None) -> WatermarkKeyring:
-        """Add a fresh random key as the active one (the previous one keeps detecting), atomically."""
+    def rotate(
+        self, key_id: str | None = None, *, now: datetime | None = None, only_if_missing: bool = False
+    ) -> WatermarkKeyring:
+        """Add a fresh random key as the active one (the previous one keeps detecting), atomically. With
+        `only_if_missing`, a keyring that exists by the time the lock is held is kept as it is: service
+        workers starting together on a fresh data directory make one first key, not one each (the second
+        would find the name taken and stop)."""
         make_private_dir(self.path.parent)
         when = now or datetime.now(UTC)
         with exclusive_lock(self.path.with_name(self.path.name + ".lock")):
             ring = self.load()
+            if only_if_missing and self.exists():
+                return ring
             name = key_id or f"wm-{when:%Y%m%d%H%M%S}-{secrets.token_hex(2)}"
             ring = ring.rotate(name, secrets.token_bytes(32), when)
             write_private(self.path, encode_watermark_keyring(ring))

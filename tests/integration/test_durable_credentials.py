@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -307,6 +308,64 @@ def test_production_refuses_to_mark_without_a_keyring_or_with_the_development_ke
     assert watermark_keyring(production).load().active.key_id == "production-1"  # type: ignore[union-attr]
     off = production.model_copy(update={"watermark": False})
     assert watermark_keyring(off).path == production.resolved_watermark_keyring
+
+
+def _flock_waiters(lock_file: Path) -> int:
+    """Processes or threads blocked on an flock of `lock_file` now (Linux: the "->" lines of /proc/locks)."""
+    inode = f":{lock_file.stat().st_ino} "
+    lines = Path("/proc/locks").read_text().splitlines()
+    return sum(1 for line in lines if "->" in line and "FLOCK" in line and inode in line)
+
+
+@pytest.mark.parametrize("first_key_only_if_missing", [True, False])
+def test_workers_starting_together_make_one_development_watermark_key(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, first_key_only_if_missing: bool
+) -> None:
+    """Two service workers on a fresh data directory both find no keyring and both go to make the first
+    key; the second to get the lock must keep the first's key, not stop on the taken name (a `hallmark serve
+    --workers 2` started with one worker dead). The control makes the second worker rotate regardless, as
+    before the fix, and shows the lock really held both of them at once."""
+    import threading
+
+    from app import runtime
+    from app.files import exclusive_lock
+    from signing import ConfigError
+
+    if not first_key_only_if_missing:
+        rotate = WatermarkKeyringFile.rotate
+        monkeypatch.setattr(
+            WatermarkKeyringFile,
+            "rotate",
+            lambda self, key_id=None, **kw: rotate(self, key_id, now=kw.get("now")),
+        )
+    keyring = WatermarkKeyringFile(settings.resolved_watermark_keyring)
+    assert not keyring.exists()
+    lock = keyring.path.with_name(keyring.path.name + ".lock")
+    errors: list[BaseException] = []
+
+    def start_worker() -> None:
+        try:
+            runtime.watermark_keyring(settings)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with exclusive_lock(lock):  # both workers get past "no keyring yet" and queue on the lock
+        workers = [threading.Thread(target=start_worker) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        deadline = time.monotonic() + 10
+        while _flock_waiters(lock) < 2:
+            assert time.monotonic() < deadline, "the workers never reached the keyring lock"
+            time.sleep(0.01)
+    for worker in workers:
+        worker.join(10)
+    ring = keyring.load()
+    if first_key_only_if_missing:
+        assert errors == []
+        assert [record.key.key_id for record in ring.records] == ["dev-watermark"]
+    else:
+        assert [type(exc) for exc in errors] == [ConfigError]
+        assert [record.key.key_id for record in ring.records] == ["dev-watermark"]
 
 
 # --- the CLI -----------------------------------------------------------------------------------------------
