@@ -33,8 +33,9 @@
 # With HALLMARK_ENV=production the service refuses development keys and trust and needs at least one trust
 # profile; each worker signs a test image at start-up and exits with the reason if the key cannot sign.
 # With --read-only, also mount a tmpfs at /tmp (large uploads and outputs spool there).
-# One worker per core (the engine scales with processes), e.g. for 2 cores:
-#   docker run ... hallmark uvicorn app.main:create_app --factory --host 0.0.0.0 --port 8000 --workers 2
+# One worker per core (the engine scales with processes), and tell them how many they are (HALLMARK_WORKERS
+# shares the cores' verification slots among them), e.g. for 2 cores:
+#   docker run -e HALLMARK_WORKERS=2 ... hallmark uvicorn app.main:create_app --factory --host 0.0.0.0 --port 8000 --workers 2
 
 FROM python:3.11-slim-bookworm
 

@@ -57,12 +57,9 @@ class WorkGate:
         self._rate_at = clock()
         self._next_return = 0.0  # the appointment given to the last request refused
 
-    def completion_rate(self) -> float:
-        """Verifications completed per second lately (a moving average over about RATE_WINDOW_SECONDS)."""
-        with self._lock:
-            return self._decayed(self._clock())
-
     def _decayed(self, now: float) -> float:
+        """Verifications completed per second lately (a moving average over about RATE_WINDOW_SECONDS).
+        Called with the lock held."""
         return self._rate * math.exp(-(now - self._rate_at) / RATE_WINDOW_SECONDS)
 
     def _completed(self) -> None:

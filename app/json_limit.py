@@ -48,7 +48,24 @@ class JsonBodyLimit:
             if name == b"content-length" and value.isdigit() and int(value) > limit:
                 await hallmark_problem(too_large(limit))(scope, receive, send)
                 return
-        await self.app(scope, _Counted(receive, limit), send)
+        counted = _Counted(receive, limit)
+        responded = False
+
+        async def watched_send(message: Message) -> None:
+            nonlocal responded
+            responded = responded or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, watched_send)
+        except AssetTooLargeError as exc:
+            # FastAPI's body parsing answers it; a reader outside it (the verification door dropping a
+            # refused body) lets it escape, which would be logged and counted as a 500.
+            if exc is not counted.refused or responded:
+                raise
+            response = hallmark_problem(exc)
+            response.headers["Connection"] = "close"  # the rest of the body is not read
+            await response(scope, receive, send)
 
 
 class _Counted:
@@ -57,10 +74,12 @@ class _Counted:
     def __init__(self, receive: Receive, limit: int):
         self._receive = receive
         self.limit = self._left = limit
+        self.refused: AssetTooLargeError | None = None
 
     async def __call__(self) -> Message:
         message = await self._receive()
         self._left -= len(message.get("body", b"")) if message["type"] == "http.request" else 0
         if self._left < 0:
-            raise too_large(self.limit)
+            self.refused = too_large(self.limit)
+            raise self.refused
         return message

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import route_path
 from app.errors import hallmark_problem, problem
-from signing import AssetTooLargeError, CapacityError
+from signing import AssetTooLargeError, CapacityError, HallmarkError
 
 
 def too_large(limit: int) -> AssetTooLargeError:
@@ -111,6 +111,8 @@ class _Body:
         self.started = self.last_chunk = limit.clock()
         self.complete = not _has_body(scope)
         self.timed_out = False
+        self.refused: HallmarkError | None = None  # the refusal _count raised (too large, over budget)
+        self.responded = False  # a response has started (the app's, or one sent here)
 
     async def run(self, receive: Receive, send: Send) -> None:
         async def paced_receive() -> Message:
@@ -120,6 +122,8 @@ class _Body:
             return message
 
         async def closing_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.responded = True
             if message["type"] == "http.response.start" and not self.complete:
                 if self.timed_out:
                     await self._request_timeout(send)
@@ -130,7 +134,19 @@ class _Body:
                 return  # the 408 went out instead of the app's answer
             await send(message)
 
-        await self.limit.app(self.scope, paced_receive, closing_send)
+        try:
+            await self.limit.app(self.scope, paced_receive, closing_send)
+        except BodyTimeoutError:
+            # FastAPI's own body parsing turns the cut into an answer (sent as the 408 above); whatever else
+            # reads the body lets it escape: the verification door dropping a refused upload, a route reading
+            # request.stream(). Past here it would be an unhandled error, logged and counted as 500.
+            if self.responded:
+                raise  # too late for a status: the server closes the connection
+            await self._request_timeout(send)
+        except HallmarkError as exc:
+            if exc is not self.refused or self.responded:
+                raise
+            await hallmark_problem(exc)(self.scope, _nothing, closing_send)  # closing: the body is unread
 
     async def _in_time(self, receive: Receive) -> Message:
         pace = self.limit.pace
@@ -147,10 +163,14 @@ class _Body:
         chunk = len(message.get("body", b""))
         self.received += chunk
         self.last_chunk = self.limit.clock()
-        if self.received > self.max_bytes:
-            raise too_large(self.max_bytes)
-        if self.charge is not None and chunk:
-            self.charge.add(self.factor * chunk)
+        try:
+            if self.received > self.max_bytes:
+                raise too_large(self.max_bytes)
+            if self.charge is not None and chunk:
+                self.charge.add(self.factor * chunk)
+        except HallmarkError as exc:
+            self.refused = exc  # answered in run() if the app lets it escape
+            raise
         self.complete = not message.get("more_body", False)
 
     async def _request_timeout(self, send: Send) -> None:

@@ -34,6 +34,12 @@ def default_data_dir() -> Path:
     return user_data_path("hallmark", appauthor=False)
 
 
+def default_max_concurrent_verifies(workers: int) -> int:
+    """One verification at a time per core each of `workers` processes may use (at least one): the cores are
+    those this process may run on (its CPU affinity, e.g. a container's cpuset), not all the machine has."""
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HALLMARK_", extra="ignore", frozen=True)
 
@@ -234,12 +240,22 @@ class Settings(BaseSettings):
         description="Requests per minute per client to POST /v1/verify, POST /v1/feedback and, while public, "
         "the Soft Binding Resolution API (per worker process); 0 turns the limit off.",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Worker processes serving the API (uvicorn's --workers): `hallmark serve --workers` sets "
+        "it for its workers, and `hallmark serve` without --workers starts this many. Started another way "
+        "(`uvicorn ... --workers N`), set it to N: it divides the cores among the workers.",
+    )
+    # One verification at a time per core a worker may use: with more, under a flood the admitted ones share
+    # the cores and wait for each other (bench/verify_load: p99 18.7x unloaded with one per worker on 2 cores
+    # and 2 workers, 88.8x with two). Declared after `workers`, whose validated value the default reads.
     max_concurrent_verifies: int = Field(
-        2,
+        default_factory=lambda data: default_max_concurrent_verifies(data["workers"]),
         ge=1,
         description="Verifications (upload, URL, Soft Binding Resolution by content) examined at once per "
-        "worker process; the engine is CPU-bound, so about one per core the worker may use. Unset, "
-        "`hallmark serve` sets it to the cores it may use divided by --workers (at least 1).",
+        "worker process; the engine is CPU-bound, so about one per core the worker may use. Unset: the cores "
+        "this process may use (its CPU affinity) divided by HALLMARK_WORKERS, at least 1.",
     )
     verify_queue: int = Field(
         1, ge=0, description="Verifications that may wait for a slot per worker; beyond them 503 at once."

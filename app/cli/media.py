@@ -51,13 +51,20 @@ def serve(
     ] = False,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes (one per core is right for c2pa).")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Worker processes (one per core is right for c2pa); default: HALLMARK_WORKERS (1)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API."""
     from app.bootstrap import init_dev
     from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, remove_multiprocess_dir
 
     cfg = settings()
+    if workers is None:
+        workers = cfg.workers
     _check_port_free(host, port)
     raise_open_files_limit()
     if dev:
@@ -78,11 +85,8 @@ def serve(
     os.environ["HALLMARK_DATA_DIR"] = str(cfg.data_dir)
     log_format = cfg.log_format if "HALLMARK_LOG_FORMAT" in os.environ or not dev else "text"
     os.environ["HALLMARK_LOG_FORMAT"] = log_format
-    # One verification at a time per core a worker may use: with more, under a flood the admitted ones share
-    # the cores and wait for each other (bench/verify_load: p99 18.7x unloaded with one per worker on 2 cores
-    # and 2 workers, 88.8x with two).
-    cores = len(os.sched_getaffinity(0))
-    os.environ.setdefault("HALLMARK_MAX_CONCURRENT_VERIFIES", str(max(1, cores // workers)))
+    # How many they are: Settings divides the cores among them (HALLMARK_MAX_CONCURRENT_VERIFIES' default).
+    os.environ["HALLMARK_WORKERS"] = str(workers)
     try:
         metrics_dir, made_metrics_dir = prepare_multiprocess_dir(workers)
     except (ValueError, OSError) as exc:

@@ -64,3 +64,49 @@ def test_other_endpoints_pass_a_saturated_gate(app: FastAPI) -> None:
         assert (
             client.post("/v1/feedback", json={"outcome": "none", "verdict_correct": True}).status_code == 201
         )
+
+
+def chunks(total: int, size: int = 16_384) -> Iterator[bytes]:
+    """A body sent chunked (no Content-Length): its size is known only as it arrives."""
+    for start in range(0, total, size):
+        yield b"x" * min(size, total - start)
+
+
+@pytest.fixture
+def small(tmp_path: Path, pki: Pki) -> Iterator[FastAPI]:
+    """Uploads of at most 100 KB, one verification at a time and none waiting."""
+    settings = Settings(
+        data_dir=make_data_dir(tmp_path / "var", pki),
+        max_concurrent_verifies=1,
+        verify_queue=0,
+        max_upload_bytes=100_000,
+    )
+    application = create_app(settings)
+    with TestClient(application):
+        yield application
+
+
+@pytest.mark.parametrize(
+    ("content_type", "limit"),
+    [("multipart/form-data; boundary=b", 100_000), ("application/json", 8 * 1024)],
+    ids=["upload", "json"],
+)
+def test_a_body_over_its_limit_dropped_at_a_saturated_gate_is_413(
+    small: FastAPI, content_type: str, limit: int
+) -> None:
+    """The door reads a refused verify's body to drop it, outside FastAPI's body parsing: a limit crossed
+    there is still answered 413 (it was an unhandled error, 500), and the connection is closed."""
+    client = TestClient(small)
+    with held(gate(small)):
+        over = client.post(
+            "/v1/verify", content=chunks(limit + 20_000), headers={"Content-Type": content_type}
+        )
+        # Control: the same body under the limit is read to its end and refused for capacity.
+        under = client.post(
+            "/v1/verify", content=chunks(limit - 1_000), headers={"Content-Type": content_type}
+        )
+    assert over.status_code == 413, over.text
+    assert over.headers["content-type"] == "application/problem+json"
+    assert over.json()["details"]["limit_bytes"] == limit
+    assert over.headers["connection"] == "close"
+    assert under.status_code == 503, under.text
