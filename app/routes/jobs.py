@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -19,7 +19,7 @@ from app.jobs import JobService
 from app.jobs.work import result_path
 from app.policies import check_rate, check_request
 from app.request_context import current_request_id
-from app.routes.common import PROBLEM_RESPONSES, runtime
+from app.routes.common import PROBLEM_RESPONSES, SignForm, runtime, sign_form
 from app.sign_service import generation
 from app.store.apikeys import ApiKey
 from app.store.jobs import ACTIVE, EXPIRED, SUCCEEDED, Job, new_job_id
@@ -96,6 +96,19 @@ JOB_PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def webhook_form(
+    webhook_url: Annotated[
+        str | None,
+        Form(
+            description="Where to POST the job's final state, signed (only when the operator enabled "
+            "webhooks; see Hallmark-Signature in the README)."
+        ),
+    ] = None,
+) -> str | None:
+    """The job's own form field (a dependency after `sign_form`, so the form lists it after the sign's)."""
+    return webhook_url
+
+
 @router.post(
     "/v1/jobs",
     status_code=202,
@@ -110,31 +123,8 @@ JOB_PROBLEMS: dict[int | str, dict[str, Any]] = {
 )
 def create_job(
     request: Request,
-    file: Annotated[UploadFile, File(description="The generated image, video or audio file.")],
-    model_name: Annotated[str, Form(description="Name of the model that generated the file.")],
-    model_version: Annotated[str, Form(description="Version of the model.")],
-    provider: Annotated[str | None, Form(description="Provider of the model; default from settings.")] = None,
-    digital_source_type: Annotated[
-        str | None,
-        Form(description="IPTC digital source type code or URI; default trainedAlgorithmicMedia."),
-    ] = None,
-    training_mining: Annotated[
-        str | None, Form(description="CAWG training/mining preference: allowed, notAllowed, constrained.")
-    ] = None,
-    training_mining_constraint: Annotated[
-        str | None, Form(description="Constraint text, with training_mining=constrained.")
-    ] = None,
-    title: Annotated[str | None, Form(description="Title recorded in the manifest.")] = None,
-    webhook_url: Annotated[
-        str | None,
-        Form(
-            description="Where to POST the job's final state, signed (only when the operator enabled "
-            "webhooks; see Hallmark-Signature in the README)."
-        ),
-    ] = None,
-    output: Annotated[
-        Literal["embedded", "sidecar"], Query(description="Embed, or return a sidecar.")
-    ] = "embedded",
+    form: Annotated[SignForm, Depends(sign_form)],
+    webhook_url: Annotated[str | None, Depends(webhook_form)],
 ) -> Response:
     rt = runtime(request)
     jobs = service(request)
@@ -146,11 +136,7 @@ def create_job(
     if ctx is None:
         raise ConfigError("Signing is unavailable: " + (rt.public_signer_problem or "no key is loaded."))
     check_validity(ctx.signer.key.certificate, rt.clock.now())
-    fields = {
-        "model_name": model_name, "model_version": model_version, "provider": provider,
-        "digital_source_type": digital_source_type, "training_mining": training_mining,
-        "training_mining_constraint": training_mining_constraint, "title": title,
-    }  # fmt: skip
+    file, fields, output = form.file, form.fields(), form.output
     info = generation(rt, fields)
     if (file.size or 0) > settings.job_max_upload_bytes:
         raise AssetTooLargeError(
