@@ -9,6 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -118,31 +119,50 @@ def test_a_queued_job_is_cancelled_and_its_files_deleted(idle: TestClient, jpeg:
     assert idle.app.state.runtime.ledger.count() == 0  # type: ignore[attr-defined]
 
 
-def test_a_running_sign_is_cancelled_through_the_callback(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
-    """The sign waits on a TSA that never answers; DELETE makes the pool kill its worker."""
+@contextmanager
+def silent_tsa(tmp_path: Path, pki: Pki, **options: Any) -> Iterator[tuple[LocalTsa, Settings]]:
+    """A TSA that accepts the request and never answers, trusted by a service whose signs require it (with a
+    30 s deadline: a sign that reaches it hangs until cancelled or stopped)."""
     with LocalTsa(mode="blackhole") as tsa:
         data_dir = make_data_dir(tmp_path / "var", pki)
         (data_dir / "trust" / "test-tsa.pem").write_bytes(tsa.root_pem)
-        settings = Settings(data_dir=data_dir, tsa_url=tsa.url, tsa_deadline_seconds=30, tsa_policy="require")
-        with TestClient(create_app(settings)) as client:
-            auth = key_for(client)
-            job = post_job(client, auth, jpeg).json()
-            wait_for(client, auth, job["id"], "running")
-            deadline = time.monotonic() + 30
-            while tsa.requests == 0 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert tsa.requests == 1
-            assert client.get(f"/v1/jobs/{job['id']}", headers=auth).json()["phase"] == "signing"
-            pids = service(client).pool.pids
-            assert len(pids) == 1
-            started = time.monotonic()
-            assert client.delete(f"/v1/jobs/{job['id']}", headers=auth).json()["state"] == "cancelled"
-            while service(client).pool.pids == pids and time.monotonic() - started < 10:
-                time.sleep(0.05)
-            assert service(client).pool.pids != pids  # the worker signing it was killed
-            assert time.monotonic() - started < 10  # long before the TSA deadline
-            assert client.app.state.runtime.ledger.count() == 0  # type: ignore[attr-defined]
-            assert client.get(f"/v1/jobs/{job['id']}", headers=auth).json()["state"] == "cancelled"
+        yield (
+            tsa,
+            Settings(
+                data_dir=data_dir, tsa_url=tsa.url, tsa_deadline_seconds=30, tsa_policy="require", **options
+            ),
+        )
+
+
+def post_hanging_job(
+    client: TestClient, tsa: LocalTsa, jpeg: bytes, **form: str
+) -> tuple[dict[str, str], str]:
+    """Post a job and wait until its sign is running and waiting on the silent TSA; (auth, job id)."""
+    auth = key_for(client)
+    job = post_job(client, auth, jpeg, **form).json()
+    wait_for(client, auth, job["id"], "running")
+    deadline = time.monotonic() + 30
+    while tsa.requests == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert tsa.requests == 1
+    return auth, job["id"]
+
+
+def test_a_running_sign_is_cancelled_through_the_callback(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    """The sign waits on a TSA that never answers; DELETE makes the pool kill its worker."""
+    with silent_tsa(tmp_path, pki) as (tsa, settings), TestClient(create_app(settings)) as client:
+        auth, job_id = post_hanging_job(client, tsa, jpeg)
+        assert client.get(f"/v1/jobs/{job_id}", headers=auth).json()["phase"] == "signing"
+        pids = service(client).pool.pids
+        assert len(pids) == 1
+        started = time.monotonic()
+        assert client.delete(f"/v1/jobs/{job_id}", headers=auth).json()["state"] == "cancelled"
+        while service(client).pool.pids == pids and time.monotonic() - started < 10:
+            time.sleep(0.05)
+        assert service(client).pool.pids != pids  # the worker signing it was killed
+        assert time.monotonic() - started < 10  # long before the TSA deadline
+        assert client.app.state.runtime.ledger.count() == 0  # type: ignore[attr-defined]
+        assert client.get(f"/v1/jobs/{job_id}", headers=auth).json()["state"] == "cancelled"
 
 
 def test_the_watch_follows_the_row(idle: TestClient, jpeg: bytes) -> None:
@@ -347,24 +367,15 @@ def test_a_job_row_commits_with_its_queue_entry_or_not_at_all(idle: TestClient) 
 def test_a_job_running_at_shutdown_is_signed_after_the_restart(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
     """The service stops while a job's sign waits on a silent TSA: the sign is cancelled, the job goes back to
     the queue (this try not counted), and the next start signs it."""
-    with LocalTsa(mode="blackhole") as tsa:
-        data_dir = make_data_dir(tmp_path / "var", pki)
-        (data_dir / "trust" / "test-tsa.pem").write_bytes(tsa.root_pem)
-        settings = Settings(data_dir=data_dir, tsa_url=tsa.url, tsa_deadline_seconds=30, tsa_policy="require")
+    with silent_tsa(tmp_path, pki) as (tsa, settings):
         with TestClient(create_app(settings)) as client:
-            auth = key_for(client)
-            job = post_job(client, auth, jpeg).json()
-            wait_for(client, auth, job["id"], "running")
-            deadline = time.monotonic() + 30
-            while tsa.requests == 0 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert tsa.requests == 1
+            auth, job_id = post_hanging_job(client, tsa, jpeg)
             stopping = time.monotonic()
         assert time.monotonic() - stopping < 10  # the shutdown did not wait for the TSA's deadline
         tsa.mode = "ok"
         with TestClient(create_app(settings)) as client:
-            done = wait_for(client, auth, job["id"], "succeeded", "failed")
+            done = wait_for(client, auth, job_id, "succeeded", "failed")
             assert done["state"] == "succeeded", done
-            assert service(client).store.get(job["id"]).attempts == 1  # the interrupted try did not count
+            assert service(client).store.get(job_id).attempts == 1  # the interrupted try did not count
             assert client.app.state.runtime.ledger.count() == 1  # type: ignore[attr-defined]
             assert client.get(done["result"], headers=auth).headers["Hallmark-Timestamped"] == "true"
