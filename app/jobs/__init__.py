@@ -18,8 +18,8 @@ from app.jobs.webhook import check_settings, deliver
 from app.jobs.work import remove_files, upload_path
 from app.runtime import Runtime
 from app.settings import Settings
-from app.store.jobs import Job, JobStore, OnInsert
-from signing import ConfigError
+from app.store.jobs import Job, JobStore, KeyTakenError, OnInsert
+from signing import ConfigError, IdempotencyInProgressError, IdempotencyMismatchError
 
 log = logging.getLogger("hallmark")
 
@@ -73,15 +73,56 @@ class JobService:
             return out.tell()
 
     def submit(
-        self, job_id: str, api_key_id: str, params: dict[str, Any], size: int, webhook_url: str | None
-    ) -> Job:
-        try:
-            job = self.store.create(job_id, api_key_id, params, size, webhook_url, self.on_insert)
-        except BaseException:
-            remove_files(self.jobs_dir, job_id)
-            raise
-        if self.queue is None:
-            self.runner.notify()
+        self,
+        job_id: str,
+        api_key_id: str,
+        params: dict[str, Any],
+        size: int,
+        webhook_url: str | None,
+        idempotency: tuple[str, str] | None = None,
+    ) -> tuple[Job, bool]:
+        """Queue the job; (the job, True). With `idempotency` (key, fingerprint) and another job holding
+        that key meanwhile (a simultaneous duplicate): this job is not made, its upload is deleted, and the
+        answer is (that other job, False); a different fingerprint raises `IdempotencyMismatchError`."""
+        for _ in range(3):  # a key whose time ran out is freed, then inserted again
+            try:
+                job = self.store.create(
+                    job_id, api_key_id, params, size, webhook_url, self.on_insert, idempotency
+                )
+            except KeyTakenError:
+                assert idempotency is not None
+                earlier = self.earlier(api_key_id, *idempotency)
+                if earlier is None:
+                    continue
+                remove_files(self.jobs_dir, job_id)
+                return earlier, False
+            except BaseException:
+                remove_files(self.jobs_dir, job_id)
+                raise
+            if self.queue is None:
+                self.runner.notify()
+            return job, True
+        remove_files(self.jobs_dir, job_id)
+        raise IdempotencyInProgressError(
+            "The Idempotency-Key changed hands while this job was being created; retry.",
+            details={"retry_after_seconds": 1},
+        )
+
+    def earlier(self, api_key_id: str, key: str, fingerprint: str) -> Job | None:
+        """The job this API key made with this Idempotency-Key (within HALLMARK_IDEMPOTENCY_TTL_SECONDS of
+        its creation), or None. Raises `IdempotencyMismatchError` when it was made by a different request."""
+        job = self.store.by_idempotency_key(api_key_id, key)
+        if job is None:
+            return None
+        if job.created_at + self.settings.idempotency_ttl_seconds <= self.store.clock():
+            self.store.forget_idempotency_key(job.id, key)
+            return None
+        if job.idempotency_fingerprint != fingerprint:
+            raise IdempotencyMismatchError(
+                "This Idempotency-Key was already used for a different job request (other form fields, "
+                "options or file). A retry must repeat the first request exactly.",
+                hint="Use a new Idempotency-Key for a new request.",
+            )
         return job
 
     def discard(self, job_id: str) -> None:

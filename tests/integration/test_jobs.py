@@ -379,3 +379,163 @@ def test_a_job_running_at_shutdown_is_signed_after_the_restart(tmp_path: Path, p
             assert service(client).store.get(job_id).attempts == 1  # the interrupted try did not count
             assert client.app.state.runtime.ledger.count() == 1  # type: ignore[attr-defined]
             assert client.get(done["result"], headers=auth).headers["Hallmark-Timestamped"] == "true"
+
+
+# --- Idempotency-Key on POST /v1/jobs -----------------------------------------------------------------------
+
+
+def post_keyed(client: TestClient, auth: dict[str, str], data: bytes, key: str, **form: str) -> Any:
+    return client.post(
+        "/v1/jobs",
+        headers={**auth, "Idempotency-Key": key},
+        data={**FORM, **form},
+        files={"file": ("in.jpg", data, "image/jpeg")},
+    )
+
+
+def job_rows(client: TestClient) -> list[Any]:
+    with service(client).store._engine.connect() as conn:
+        query = "SELECT id, api_key_id, idempotency_key FROM jobs ORDER BY created_at"
+        return list(conn.execute(sa.text(query)))
+
+
+def queue_entries(client: TestClient) -> list[str]:
+    """The job ids waiting in the queue: Procrastinate's tasks on PostgreSQL, queued rows on SQLite."""
+    engine = service(client).store._engine
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            rows = conn.execute(sa.text("SELECT args FROM procrastinate_jobs WHERE status = 'todo'")).all()
+            return sorted(r.args["job_id"] for r in rows)
+        return sorted(conn.execute(sa.text("SELECT id FROM jobs WHERE state = 'queued'")).scalars())
+
+
+def test_a_retry_with_the_same_idempotency_key_answers_the_same_job(idle: TestClient, jpeg: bytes) -> None:
+    auth = key_for(idle)
+    first = post_keyed(idle, auth, jpeg, "key-1", title="t")
+    assert first.status_code == 202, first.text
+    assert "Hallmark-Idempotent-Replay" not in first.headers
+    again = post_keyed(idle, auth, jpeg, "key-1", title="t")
+    assert again.status_code == 202, again.text
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["Location"] == first.headers["Location"] == f"/v1/jobs/{first.json()['id']}"
+    assert again.headers["Hallmark-Idempotent-Replay"] == "true"
+    assert [r.id for r in job_rows(idle)] == [first.json()["id"]]  # no second job
+    assert queue_entries(idle) == [first.json()["id"]]  # nor a second queue entry
+    uploads = [p.name for p in service(idle).jobs_dir.iterdir()]
+    assert uploads == [upload_path(Path(), first.json()["id"]).name]  # nor a second upload
+    # Negative controls: another key, or none at all, makes a new job each time.
+    other = post_keyed(idle, auth, jpeg, "key-2", title="t")
+    assert other.status_code == 202
+    assert other.json()["id"] != first.json()["id"]
+    assert "Hallmark-Idempotent-Replay" not in other.headers
+    assert len(job_rows(idle)) == 2
+    assert len(queue_entries(idle)) == 2
+
+
+def test_the_same_idempotency_key_with_another_request_is_refused(idle: TestClient, jpeg: bytes) -> None:
+    auth = key_for(idle)
+    first = post_keyed(idle, auth, jpeg, "key-1")
+    assert first.status_code == 202
+    for changed in (
+        {"data": jpeg, "title": "another title"},
+        {"data": jpeg + b"\0"},
+        {"data": jpeg, "webhook_url": "https://example.com/hook"},
+    ):
+        data = changed.pop("data")
+        refused = post_keyed(idle, auth, data, "key-1", **changed)  # type: ignore[arg-type]
+        assert refused.status_code == 422, changed
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"] == "/problems/idempotency-key-reused"
+    assert len(job_rows(idle)) == 1
+    assert post_keyed(idle, auth, jpeg, "key-1").json()["id"] == first.json()["id"]  # control: exact retry
+    unusable = post_keyed(idle, auth, jpeg, "k" * 256)  # longer than 255 characters
+    assert unusable.status_code == 400
+    assert unusable.json()["type"] == "/problems/invalid-idempotency-key"
+    assert len(job_rows(idle)) == 1
+
+
+def test_idempotency_keys_belong_to_their_api_key(idle: TestClient, jpeg: bytes) -> None:
+    alice, bob = key_for(idle), key_for(idle)
+    a = post_keyed(idle, alice, jpeg, "shared-key").json()
+    b = post_keyed(idle, bob, jpeg, "shared-key")
+    assert b.status_code == 202
+    assert b.json()["id"] != a["id"]
+    assert "Hallmark-Idempotent-Replay" not in b.headers
+    assert post_keyed(idle, bob, jpeg, "shared-key").json()["id"] == b.json()["id"]  # control: bob's retry
+    assert idle.get(f"/v1/jobs/{a['id']}", headers=bob).status_code == 404
+    assert len(job_rows(idle)) == 2
+
+
+def test_a_retry_after_the_job_ran_records_no_second_signature(client: TestClient, jpeg: bytes) -> None:
+    auth = key_for(client)
+    first = post_keyed(client, auth, jpeg, "run-once").json()
+    assert wait_for(client, auth, first["id"], "succeeded", "failed")["state"] == "succeeded"
+    again = post_keyed(client, auth, jpeg, "run-once")
+    assert again.status_code == 202
+    assert again.json()["id"] == first["id"]
+    assert again.json()["state"] == "succeeded"  # the job as it is now
+    rt = client.app.state.runtime  # type: ignore[attr-defined]
+    time.sleep(0.5)  # a second job, had one been made, would be running or done by now
+    assert rt.ledger.count() == 1
+    assert len(job_rows(client)) == 1
+    other = post_keyed(client, auth, jpeg, "run-twice").json()  # control: a new key signs again
+    assert wait_for(client, auth, other["id"], "succeeded", "failed")["state"] == "succeeded"
+    assert rt.ledger.count() == 2
+
+
+def test_simultaneous_duplicates_make_one_job(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    with app_with(tmp_path, pki, job_workers=0, job_max_queued_per_key=20) as idle:
+        simultaneous_duplicates(idle, jpeg)
+
+
+def simultaneous_duplicates(idle: TestClient, jpeg: bytes) -> None:
+    api_key, token = idle.app.state.runtime.api_keys.create("jobs", {"sign"})  # type: ignore[attr-defined]
+    auth, api_key_id = {"Authorization": f"Bearer {token}"}, api_key.id
+    jobs = service(idle)
+    # The race itself, made certain: two requests both found no job for the key and both saved their upload;
+    # the second insert hits the unique index, inserts nothing and answers the first job.
+    params = {"fields": FORM, "output": "embedded", "filename": "in.jpg", "request_id": None}
+    for job_id in ("race-a", "race-b"):
+        upload_path(jobs.jobs_dir, job_id).write_bytes(jpeg)
+    one, made_one = jobs.submit("race-a", api_key_id, params, len(jpeg), None, ("race", "f" * 64))
+    two, made_two = jobs.submit("race-b", api_key_id, params, len(jpeg), None, ("race", "f" * 64))
+    assert (one.id, made_one) == ("race-a", True)
+    assert (two.id, made_two) == ("race-a", False)
+    assert not upload_path(jobs.jobs_dir, "race-b").exists()  # the loser's upload is deleted
+    assert upload_path(jobs.jobs_dir, "race-a").exists()
+    assert jobs.store.get("race-b") is None
+    assert "race-b" not in queue_entries(idle)
+    with pytest.raises(Exception, match="different job request"):  # the loser's request differed
+        jobs.submit("race-c", api_key_id, params, len(jpeg), None, ("race", "e" * 64))
+    assert jobs.store.get("race-c") is None
+    # Through HTTP: simultaneous posts with one key get one job; with distinct keys (control), one each.
+    for keys, expected in ((["same"] * 4, 1), ([f"k{i}" for i in range(4)], 4)):
+        before = len(job_rows(idle))
+        answers: list[Any] = []
+        start = threading.Barrier(len(keys))
+
+        def post(k: str, start: threading.Barrier = start, answers: list[Any] = answers) -> None:
+            start.wait()
+            answers.append(post_keyed(idle, auth, jpeg, k))
+
+        threads = [threading.Thread(target=post, args=(k,)) for k in keys]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert [a.status_code for a in answers] == [202] * len(keys)
+        assert len({a.json()["id"] for a in answers}) == expected
+        assert len(job_rows(idle)) - before == expected
+
+
+def test_an_idempotency_key_is_free_again_after_its_time(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    with app_with(tmp_path, pki, job_workers=0, idempotency_ttl_seconds=1) as client:
+        auth = key_for(client)
+        first = post_keyed(client, auth, jpeg, "short").json()
+        assert post_keyed(client, auth, jpeg, "short").json()["id"] == first["id"]  # control: within its time
+        time.sleep(1.1)
+        later = post_keyed(client, auth, jpeg, "short", title="a new request")
+        assert later.status_code == 202
+        assert later.json()["id"] != first["id"]
+        retry = post_keyed(client, auth, jpeg, "short", title="a new request")
+        assert retry.json()["id"] == later.json()["id"]
