@@ -4,7 +4,6 @@ optional signed webhook (webhook.py). `JobService` is what the routes and the li
 
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import IO, Any
 from app.files import PRIVATE_FILE_MODE, make_private_dir
 from app.isolation import WorkerLimits, WorkerPool
 from app.jobs.runner import JobRunner
-from app.jobs.webhook import check_settings, deliver
+from app.jobs.webhook import WebhookSender, check_settings
 from app.jobs.work import remove_files, upload_path
 from app.runtime import Runtime
 from app.settings import Settings
@@ -58,6 +57,7 @@ class JobService:
     jobs_dir: Path
     runner: JobRunner
     pool: WorkerPool | None
+    webhooks: WebhookSender
     on_insert: OnInsert | None = None  # Procrastinate's defer, in the insert's transaction
     queue: Any = None  # the Procrastinate queue (app/jobs/queue.py), when it runs the jobs
 
@@ -128,14 +128,21 @@ class JobService:
     def discard(self, job_id: str) -> None:
         remove_files(self.jobs_dir, job_id)
 
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job (False: it is neither); its webhook, if any, is sent."""
+        if not self.store.cancel(job_id):
+            return False
+        self.discard(job_id)
+        job = self.store.get(job_id)
+        if job is not None:
+            self.webhooks.send(job)
+        return True
+
     def stop(self) -> None:
         self.runner.stop()
+        self.webhooks.stop()
         if self.pool is not None:
             self.pool.close()
-
-
-def _deliver(settings: Settings, job: Job) -> None:
-    deliver(settings, job)
 
 
 def build_job_service(rt: Runtime) -> JobService:
@@ -146,12 +153,13 @@ def build_job_service(rt: Runtime) -> JobService:
     store = JobStore(rt.db, ttl_seconds=settings.job_result_ttl_seconds)
     pool = build_job_pool(settings)
     procrastinate = uses_procrastinate(settings, rt.db.dialect.name)
+    webhooks = WebhookSender(settings)
     runner = JobRunner(
-        rt, pool, store, jobs_dir, functools.partial(_deliver, settings),
+        rt, pool, store, jobs_dir, webhooks.send,
         workers=settings.job_workers, sweep_seconds=settings.job_sweep_seconds,
         take_from_table=not procrastinate,
     )  # fmt: skip
-    service = JobService(settings, store, jobs_dir, runner, pool)
+    service = JobService(settings, store, jobs_dir, runner, pool, webhooks)
     if procrastinate:
         from app.jobs.queue import ProcrastinateQueue  # noqa: PLC0415 - PostgreSQL only
 

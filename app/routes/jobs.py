@@ -298,7 +298,7 @@ def delete_job(request: Request, job_id: str) -> Response:
     job = jobs.store.get(job_id, _owner(request).id)
     if job is None:
         return _not_found()
-    if not jobs.store.cancel(job.id):
+    if not jobs.cancel(job.id):  # queued or running: cancelled (and its webhook sent)
         jobs.store.expire(job.id)
     jobs.discard(job.id)
     final = jobs.store.get(job.id)

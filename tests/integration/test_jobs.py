@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -19,11 +20,12 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.jobs.runner import Sweeper
-from app.jobs.webhook import HEADER
+from app.jobs.webhook import HEADER, WebhookSender, retry_after_seconds
 from app.jobs.work import Watch, result_path, upload_path
 from app.main import create_app
 from app.settings import Settings
 from app.store.jobs import JobStore
+from tests import waiting
 from tests.conftest import make_data_dir
 from tests.pki import TestPki as Pki
 from tests.tsa import LocalTsa
@@ -265,12 +267,28 @@ def test_queued_jobs_per_key_are_limited(idle: TestClient, jpeg: bytes) -> None:
 
 
 class _Hooks(ThreadingHTTPServer):
+    """A loopback webhook receiver: answers `answers` in turn (status, headers), then 204 to every request."""
+
     daemon_threads = True
 
-    def __init__(self) -> None:
+    def __init__(self, answers: list[tuple[int, dict[str, str]]] | None = None, delay: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), _HookHandler)
+        self.answers = list(answers or [])
+        self.delay = delay
         self.seen: list[tuple[dict[str, str], bytes]] = []
         self.arrived = threading.Event()
+        self.lock = threading.Lock()
+
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/hook"
+
+    def __enter__(self) -> _Hooks:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
 
 
 class _HookHandler(BaseHTTPRequestHandler):
@@ -278,8 +296,14 @@ class _HookHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.seen.append(({k.lower(): v for k, v in self.headers.items()}, body))
-        self.send_response(204)
+        with self.server.lock:
+            self.server.seen.append(({k.lower(): v for k, v in self.headers.items()}, body))
+            status, headers = self.server.answers.pop(0) if self.server.answers else (204, {})
+        time.sleep(self.server.delay)
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", "0")
         self.end_headers()
         self.server.arrived.set()
 
@@ -293,37 +317,166 @@ def expected_mac(secret: str, header: str, body: bytes) -> tuple[str, str]:
     return parts["v1"], mac
 
 
+def hook_options(*servers: _Hooks, **more: Any) -> dict[str, Any]:
+    """Webhooks on, allowed to these loopback receivers only, with retries quick enough for a test."""
+    return {
+        "webhooks": True, "webhook_secret": SECRET,
+        "url_allowlist": [f"127.0.0.1:{s.server_address[1]}" for s in servers],
+        "webhook_retry_base_seconds": 0.01, "webhook_retry_max_seconds": 0.05, **more,
+    }  # fmt: skip
+
+
+def outcome(client: TestClient, job_id: str) -> tuple[int, int | None]:
+    """(attempts, last status) of the job's finished webhook delivery, once it is over."""
+    sender = service(client).webhooks
+    assert waiting.wait_for(lambda: any(o[0] == job_id for o in sender.outcomes)), "the delivery never ended"
+    (found,) = [o for o in sender.outcomes if o[0] == job_id]
+    return found[1], found[2]
+
+
+def assert_signed(seen: list[tuple[dict[str, str], bytes]]) -> None:
+    """Every attempt carries a Hallmark-Signature that verifies with the secret (and not with another)."""
+    for headers, body in seen:
+        sent, mac = expected_mac(SECRET, headers[HEADER.lower()], body)
+        assert hmac.compare_digest(sent, mac)
+        wrong, mac = expected_mac("w" * 40, headers[HEADER.lower()], body)
+        assert not hmac.compare_digest(wrong, mac)
+
+
 def test_the_webhook_is_signed(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
-    hooks, outside = _Hooks(), _Hooks()
-    for server in (hooks, outside):
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        port = hooks.server_address[1]
-        options = {"webhooks": True, "webhook_secret": SECRET, "url_allowlist": [f"127.0.0.1:{port}"]}
+    with _Hooks() as hooks, _Hooks() as outside, app_with(tmp_path, pki, **hook_options(hooks)) as client:
+        auth = key_for(client)
+        # A loopback destination not on the allowlist: the SSRF policy refuses the delivery, once.
+        first = post_job(client, auth, jpeg, webhook_url=outside.url()).json()
+        job = post_job(client, auth, jpeg, webhook_url=hooks.url() + "?x=1").json()
+        wait_for(client, auth, job["id"], "succeeded")
+        assert outcome(client, job["id"]) == (1, 204)
+        headers, body = hooks.seen[0]
+        assert json.loads(body) == {
+            "job_id": job["id"], "result": f"/v1/jobs/{job['id']}/result", "state": "succeeded",
+        }  # fmt: skip
+        assert_signed(hooks.seen)
+        assert abs(int(headers[HEADER.lower()].split(",")[0][2:]) - time.time()) < 60
+        assert wait_for(client, auth, first["id"], "succeeded")["state"] == "succeeded"
+        assert outcome(client, first["id"]) == (1, None)  # refused: not tried again
+        assert outside.seen == []
+        assert len(hooks.seen) == 1
+
+
+def test_a_failing_receiver_is_retried_until_it_takes_it(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    """503, 500, then 429 with a Retry-After of an hour (capped at 0.05 s), then 204: four attempts, each
+    signed afresh over the same body."""
+    answers = [(503, {}), (500, {}), (429, {"Retry-After": "3600"})]
+    with _Hooks(answers) as hooks, app_with(tmp_path, pki, **hook_options(hooks)) as client:
+        auth = key_for(client)
+        job = post_job(client, auth, jpeg, webhook_url=hooks.url()).json()
+        wait_for(client, auth, job["id"], "succeeded")
+        assert outcome(client, job["id"]) == (4, 204)
+        assert len(hooks.seen) == 4
+        assert_signed(hooks.seen)
+        assert len({body for _, body in hooks.seen}) == 1
+        assert json.loads(hooks.seen[0][1])["state"] == "succeeded"
+
+
+def test_retries_are_bounded_and_a_client_error_is_not_retried(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    with (
+        _Hooks([(503, {})] * 10) as down,
+        _Hooks([(400, {})] * 10) as refusing,
+        app_with(tmp_path, pki, **hook_options(down, refusing, webhook_attempts=3)) as client,
+    ):
+        auth = key_for(client)
+        a = post_job(client, auth, jpeg, webhook_url=down.url()).json()
+        b = post_job(client, auth, jpeg, webhook_url=refusing.url()).json()
+        for job in (a, b):
+            wait_for(client, auth, job["id"], "succeeded")
+        assert outcome(client, a["id"]) == (3, 503)  # HALLMARK_WEBHOOK_ATTEMPTS, then it gives up
+        assert outcome(client, b["id"]) == (1, 400)  # a 4xx other than 429 is final
+        time.sleep(0.2)  # four times the longest retry wait: a retry would have come by now
+        assert (len(down.seen), len(refusing.seen)) == (3, 1)
+        assert_signed(down.seen + refusing.seen)
+
+
+def test_retries_hold_up_neither_the_runner_nor_requests(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    """A receiver that answers 503 after 1 s, retried for seconds: the next job is signed meanwhile."""
+    options = hook_options(webhook_attempts=5, webhook_retry_base_seconds=1.0, webhook_retry_max_seconds=1.0)
+    with _Hooks([(503, {})] * 10, delay=1.0) as slow:
+        options["url_allowlist"] = [f"127.0.0.1:{slow.server_address[1]}"]
         with app_with(tmp_path, pki, **options) as client:
             auth = key_for(client)
-            # A loopback destination not on the allowlist: the SSRF policy refuses the delivery. One job
-            # runner thread: this job's delivery attempt is over before the next job's webhook is sent.
-            elsewhere = f"http://127.0.0.1:{outside.server_address[1]}/hook"
-            first = post_job(client, auth, jpeg, webhook_url=elsewhere).json()
-            job = post_job(client, auth, jpeg, webhook_url=f"http://127.0.0.1:{port}/hook?x=1").json()
-            wait_for(client, auth, job["id"], "succeeded")
-            assert hooks.arrived.wait(10)
-            headers, body = hooks.seen[0]
-            assert json.loads(body) == {
-                "job_id": job["id"], "result": f"/v1/jobs/{job['id']}/result", "state": "succeeded",
-            }  # fmt: skip
-            sent, mac = expected_mac(SECRET, headers[HEADER.lower()], body)
-            assert hmac.compare_digest(sent, mac)
-            wrong, mac = expected_mac("w" * 40, headers[HEADER.lower()], body)
-            assert not hmac.compare_digest(wrong, mac)  # another secret does not verify it
-            assert abs(int(headers[HEADER.lower()].split(",")[0][2:]) - time.time()) < 60
-            assert wait_for(client, auth, first["id"], "succeeded")["state"] == "succeeded"
-            assert outside.seen == []
-            assert len(hooks.seen) == 1
-    finally:
-        hooks.shutdown()
-        outside.shutdown()
+            a = post_job(client, auth, jpeg, webhook_url=slow.url()).json()
+            wait_for(client, auth, a["id"], "succeeded")
+            assert waiting.wait_for(lambda: len(slow.seen) >= 1)  # a's first attempt is under way
+            b = post_job(client, auth, jpeg).json()
+            assert wait_for(client, auth, b["id"], "succeeded", "failed")["state"] == "succeeded"
+            assert client.get(f"/v1/jobs/{a['id']}", headers=auth).status_code == 200
+            sender = service(client).webhooks
+            assert not any(o[0] == a["id"] for o in sender.outcomes)  # a's delivery is still being retried
+            assert 1 <= len(slow.seen) < 5
+
+
+def test_a_cancelled_job_sends_its_webhook(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    with _Hooks() as hooks, app_with(tmp_path, pki, job_workers=0, **hook_options(hooks)) as client:
+        auth = key_for(client)
+        job = post_job(client, auth, jpeg, webhook_url=hooks.url()).json()
+        silent = post_job(client, auth, jpeg).json()  # control: no webhook_url, nothing sent
+        assert client.delete(f"/v1/jobs/{job['id']}", headers=auth).json()["state"] == "cancelled"
+        assert client.delete(f"/v1/jobs/{silent['id']}", headers=auth).json()["state"] == "cancelled"
+        assert outcome(client, job["id"]) == (1, 204)
+        assert [json.loads(body) for _, body in hooks.seen] == [{"job_id": job["id"], "state": "cancelled"}]
+        assert_signed(hooks.seen)
+        # Deleting it again (now a finished job: expired) sends nothing more.
+        assert client.delete(f"/v1/jobs/{job['id']}", headers=auth).json()["state"] == "expired"
+        time.sleep(0.2)
+        assert len(hooks.seen) == 1
+        assert not any(o[0] == silent["id"] for o in service(client).webhooks.outcomes)
+
+
+def test_a_job_failed_by_interruption_sends_its_webhook(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    with _Hooks() as hooks, app_with(tmp_path, pki, job_workers=0, **hook_options(hooks)) as client:
+        auth = key_for(client)
+        jobs = service(client)
+        job_id = post_job(client, auth, jpeg, webhook_url=hooks.url()).json()["id"]
+        after_lease = JobStore(jobs.store._engine, ttl_seconds=3600, clock=lambda: time.time() + 120)
+        sweep = Sweeper(after_lease, jobs.jobs_dir, finished=jobs.webhooks.send)
+        for _ in range(2):
+            assert jobs.store.claim(job_id)
+            sweep.sweep()  # requeued: no webhook (control)
+        assert hooks.seen == []
+        assert jobs.store.claim(job_id)
+        sweep.sweep()  # the third try's process died too: failed
+        assert client.get(f"/v1/jobs/{job_id}", headers=auth).json()["state"] == "failed"
+        assert outcome(client, job_id) == (1, 204)
+        assert [json.loads(body) for _, body in hooks.seen] == [{"job_id": job_id, "state": "failed"}]
+        assert_signed(hooks.seen)
+
+
+def test_the_retry_wait_doubles_and_is_capped(tmp_path: Path, pki: Pki) -> None:
+    settings = Settings(
+        data_dir=tmp_path, webhook_retry_base_seconds=1.0, webhook_retry_max_seconds=60.0
+    )  # fmt: skip
+    sender = WebhookSender(settings)
+    assert [sender.delay(n, None) for n in (1, 2, 3, 4, 5, 6, 7, 8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert sender.delay(1, 7.0) == 7.0  # the receiver's Retry-After
+    assert sender.delay(1, 3600.0) == 60.0  # capped
+    assert retry_after_seconds("120", 0.0) == 120.0
+    assert retry_after_seconds("Thu, 01 Jan 1970 00:01:00 GMT", 0.0) == 60.0
+    assert retry_after_seconds("soon", 0.0) is None
+    assert retry_after_seconds(None, 0.0) is None
+
+
+def test_a_connection_error_is_retried(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    """Nothing listens on the port: every attempt fails to connect, and is tried again up to the bound."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    options = hook_options(webhook_attempts=3)
+    options["url_allowlist"] = [f"127.0.0.1:{port}"]
+    with app_with(tmp_path, pki, **options) as client:
+        auth = key_for(client)
+        job = post_job(client, auth, jpeg, webhook_url=f"http://127.0.0.1:{port}/hook").json()
+        wait_for(client, auth, job["id"], "succeeded")
+        assert outcome(client, job["id"]) == (3, None)
 
 
 def test_webhooks_need_a_secret(tmp_path: Path, pki: Pki) -> None:
