@@ -692,3 +692,16 @@ def test_an_idempotency_key_is_free_again_after_its_time(tmp_path: Path, pki: Pk
         assert later.json()["id"] != first["id"]
         retry = post_keyed(client, auth, jpeg, "short", title="a new request")
         assert retry.json()["id"] == later.json()["id"]
+
+
+def test_a_timed_out_attempt_is_retried(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+    """The receiver takes 1 s to answer; each attempt may take 0.3 s: both attempts time out."""
+    with _Hooks(delay=1.0) as slow:
+        options = hook_options(slow, webhook_attempts=2, webhook_timeout=0.3)
+        with app_with(tmp_path, pki, **options) as client:
+            auth = key_for(client)
+            job = post_job(client, auth, jpeg, webhook_url=slow.url()).json()
+            wait_for(client, auth, job["id"], "succeeded")
+            assert outcome(client, job["id"]) == (2, None)
+            assert len(slow.seen) == 2
+            assert_signed(slow.seen)
