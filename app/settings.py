@@ -372,6 +372,27 @@ class Settings(BaseSettings):
         "HALLMARK_WEBHOOKS=true; at least 32 characters).",
     )
     webhook_timeout: float = Field(10.0, gt=0, le=60, description="Seconds one webhook delivery may take.")
+    webhook_attempts: int = Field(
+        5,
+        ge=1,
+        le=20,
+        description="Attempts at delivering one webhook in all; a connection error, a timeout, a 5xx or a "
+        "429 is tried again (another 4xx, or a destination the URL policy refuses, is not).",
+    )
+    webhook_retry_base_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=3600,
+        description="Wait before a webhook's second attempt; doubled before each further one (exponential "
+        "backoff). A 429's or 503's Retry-After is honoured instead.",
+    )
+    webhook_retry_max_seconds: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        description="The longest wait between two webhook attempts: caps the backoff and a receiver's "
+        "Retry-After.",
+    )
 
     isolation_workers: int = Field(
         2,

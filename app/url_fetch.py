@@ -307,9 +307,15 @@ def _translation(exc: Exception, target: Target, deadline: _Deadline) -> UrlFetc
     return _failed(f"Could not connect to {target.host}.", "connect")
 
 
-def post(url: str, body: bytes, headers: dict[str, str], policy: FetchPolicy) -> int:
+@dataclass(frozen=True)
+class PostAnswer:
+    status: int
+    retry_after: str | None  # the answer's Retry-After header, as sent
+
+
+def post(url: str, body: bytes, headers: dict[str, str], policy: FetchPolicy) -> PostAnswer:
     """POST `body` to `url` under the same checks as a fetch (no redirects are followed: a webhook
-    destination answers itself); returns the HTTP status. The response body is not read."""
+    destination answers itself); returns the HTTP status and Retry-After. The response body is not read."""
     target = parse_target(url)
     deadline = _Deadline(policy.timeout)
     conn: _PinnedConnection | None = None
@@ -324,7 +330,8 @@ def post(url: str, body: bytes, headers: dict[str, str], policy: FetchPolicy) ->
                 body=body,
                 headers={"User-Agent": policy.user_agent, "Connection": "close", **headers},
             )
-            return conn.getresponse().status
+            response = conn.getresponse()
+            return PostAnswer(response.status, response.getheader("Retry-After"))
     finally:
         deadline.cancel()
         if conn is not None:

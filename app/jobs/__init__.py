@@ -4,7 +4,6 @@ optional signed webhook (webhook.py). `JobService` is what the routes and the li
 
 from __future__ import annotations
 
-import functools
 import logging
 import shutil
 from dataclasses import dataclass
@@ -14,12 +13,12 @@ from typing import IO, Any
 from app.files import PRIVATE_FILE_MODE, make_private_dir
 from app.isolation import WorkerLimits, WorkerPool
 from app.jobs.runner import JobRunner
-from app.jobs.webhook import check_settings, deliver
+from app.jobs.webhook import WebhookSender, check_settings
 from app.jobs.work import remove_files, upload_path
 from app.runtime import Runtime
 from app.settings import Settings
-from app.store.jobs import Job, JobStore, OnInsert
-from signing import ConfigError
+from app.store.jobs import Job, JobStore, KeyTakenError, OnInsert
+from signing import ConfigError, IdempotencyInProgressError, IdempotencyMismatchError
 
 log = logging.getLogger("hallmark")
 
@@ -58,6 +57,7 @@ class JobService:
     jobs_dir: Path
     runner: JobRunner
     pool: WorkerPool | None
+    webhooks: WebhookSender
     on_insert: OnInsert | None = None  # Procrastinate's defer, in the insert's transaction
     queue: Any = None  # the Procrastinate queue (app/jobs/queue.py), when it runs the jobs
 
@@ -73,28 +73,76 @@ class JobService:
             return out.tell()
 
     def submit(
-        self, job_id: str, api_key_id: str, params: dict[str, Any], size: int, webhook_url: str | None
-    ) -> Job:
-        try:
-            job = self.store.create(job_id, api_key_id, params, size, webhook_url, self.on_insert)
-        except BaseException:
-            remove_files(self.jobs_dir, job_id)
-            raise
-        if self.queue is None:
-            self.runner.notify()
+        self,
+        job_id: str,
+        api_key_id: str,
+        params: dict[str, Any],
+        size: int,
+        webhook_url: str | None,
+        idempotency: tuple[str, str] | None = None,
+    ) -> tuple[Job, bool]:
+        """Queue the job; (the job, True). With `idempotency` (key, fingerprint) and another job holding
+        that key meanwhile (a simultaneous duplicate): this job is not made, its upload is deleted, and the
+        answer is (that other job, False); a different fingerprint raises `IdempotencyMismatchError`."""
+        for _ in range(3):  # a key whose time ran out is freed, then inserted again
+            try:
+                job = self.store.create(
+                    job_id, api_key_id, params, size, webhook_url, self.on_insert, idempotency
+                )
+            except KeyTakenError:
+                assert idempotency is not None
+                earlier = self.earlier(api_key_id, *idempotency)
+                if earlier is None:
+                    continue
+                remove_files(self.jobs_dir, job_id)
+                return earlier, False
+            except BaseException:
+                remove_files(self.jobs_dir, job_id)
+                raise
+            if self.queue is None:
+                self.runner.notify()
+            return job, True
+        remove_files(self.jobs_dir, job_id)
+        raise IdempotencyInProgressError(
+            "The Idempotency-Key changed hands while this job was being created; retry.",
+            details={"retry_after_seconds": 1},
+        )
+
+    def earlier(self, api_key_id: str, key: str, fingerprint: str) -> Job | None:
+        """The job this API key made with this Idempotency-Key (within HALLMARK_IDEMPOTENCY_TTL_SECONDS of
+        its creation), or None. Raises `IdempotencyMismatchError` when it was made by a different request."""
+        job = self.store.by_idempotency_key(api_key_id, key)
+        if job is None:
+            return None
+        if job.created_at + self.settings.idempotency_ttl_seconds <= self.store.clock():
+            self.store.forget_idempotency_key(job.id, key)
+            return None
+        if job.idempotency_fingerprint != fingerprint:
+            raise IdempotencyMismatchError(
+                "This Idempotency-Key was already used for a different job request (other form fields, "
+                "options or file). A retry must repeat the first request exactly.",
+                hint="Use a new Idempotency-Key for a new request.",
+            )
         return job
 
     def discard(self, job_id: str) -> None:
         remove_files(self.jobs_dir, job_id)
 
+    def cancel(self, job_id: str) -> bool:
+        """Cancel a queued or running job (False: it is neither); its webhook, if any, is sent."""
+        if not self.store.cancel(job_id):
+            return False
+        self.discard(job_id)
+        job = self.store.get(job_id)
+        if job is not None:
+            self.webhooks.send(job)
+        return True
+
     def stop(self) -> None:
         self.runner.stop()
+        self.webhooks.stop()
         if self.pool is not None:
             self.pool.close()
-
-
-def _deliver(settings: Settings, job: Job) -> None:
-    deliver(settings, job)
 
 
 def build_job_service(rt: Runtime) -> JobService:
@@ -105,12 +153,13 @@ def build_job_service(rt: Runtime) -> JobService:
     store = JobStore(rt.db, ttl_seconds=settings.job_result_ttl_seconds)
     pool = build_job_pool(settings)
     procrastinate = uses_procrastinate(settings, rt.db.dialect.name)
+    webhooks = WebhookSender(settings)
     runner = JobRunner(
-        rt, pool, store, jobs_dir, functools.partial(_deliver, settings),
+        rt, pool, store, jobs_dir, webhooks.send,
         workers=settings.job_workers, sweep_seconds=settings.job_sweep_seconds,
         take_from_table=not procrastinate,
     )  # fmt: skip
-    service = JobService(settings, store, jobs_dir, runner, pool)
+    service = JobService(settings, store, jobs_dir, runner, pool, webhooks)
     if procrastinate:
         from app.jobs.queue import ProcrastinateQueue  # noqa: PLC0415 - PostgreSQL only
 

@@ -39,9 +39,16 @@ def interrupted_problem(attempts: int) -> dict[str, object]:
 class Sweeper:
     """Expiry and stalled-job recovery, shared by the in-process runner and the Procrastinate queue."""
 
-    def __init__(self, store: JobStore, jobs_dir: Path, requeued: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        store: JobStore,
+        jobs_dir: Path,
+        requeued: Callable[[str], None] | None = None,
+        finished: Finished | None = None,
+    ):
         self.store, self.jobs_dir = store, jobs_dir
         self.requeued = requeued  # the queue to hand a requeued job to (Procrastinate), if not the table
+        self.finished = finished  # told of a job this sweep failed (its webhook)
 
     def sweep(self) -> None:
         for job in self.store.stalled():
@@ -49,6 +56,9 @@ class Sweeper:
                 if self.store.fail(job.id, interrupted_problem(job.attempts)):
                     remove_files(self.jobs_dir, job.id)
                     log.warning("job %s failed: interrupted %d times", job.id[:8], job.attempts)
+                    failed = self.store.get(job.id)
+                    if failed is not None and self.finished is not None:
+                        self.finished(failed)
             elif self.store.requeue(job.id):
                 log.warning("job %s requeued: the process running it stopped", job.id[:8])
                 if self.requeued is not None:
@@ -72,7 +82,7 @@ class JobRunner:
         take_from_table: bool = True,
     ):
         self.rt, self.pool, self.store, self.jobs_dir, self.finished = rt, pool, store, jobs_dir, finished
-        self.sweeper = Sweeper(store, jobs_dir)
+        self.sweeper = Sweeper(store, jobs_dir, finished=finished)
         self.sweep_seconds = sweep_seconds
         self.stopping = threading.Event()
         self.wake = threading.Condition()
@@ -104,7 +114,8 @@ class JobRunner:
         released = final is None and self.stopping.is_set() and self.store.state(job_id) == "queued"
         if released and self.sweeper.requeued is not None:  # released by this stopping process: hand it on
             self.sweeper.requeued(job_id)
-        if final is not None and final.state in (SUCCEEDED, FAILED):  # a cancel is the client's own act
+        # A cancel's webhook is sent by the DELETE that made it (JobService.cancel), not here.
+        if final is not None and final.state in (SUCCEEDED, FAILED):
             try:
                 self.finished(final)
             except Exception:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import IO, Annotated, Any, Literal
 
 from anyio import from_thread
-from fastapi import Request
+from fastapi import File, Form, Query, Request, UploadFile
 from fastapi.responses import Response, StreamingResponse
 
 from app.admission import WorkGate
@@ -17,6 +18,57 @@ from app.runtime import Runtime
 from app.schemas import VerifyUrlIn
 
 CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class SignForm:
+    """The form and query of a sign request, shared by `POST /v1/sign` and `POST /v1/jobs`."""
+
+    file: UploadFile
+    model_name: str
+    model_version: str
+    provider: str | None
+    digital_source_type: str | None
+    training_mining: str | None
+    training_mining_constraint: str | None
+    title: str | None
+    output: Literal["embedded", "sidecar"]
+
+    def fields(self) -> dict[str, str | None]:
+        """The form fields that describe the generation (what `generation()` and the fingerprint take)."""
+        return {
+            "model_name": self.model_name, "model_version": self.model_version, "provider": self.provider,
+            "digital_source_type": self.digital_source_type, "training_mining": self.training_mining,
+            "training_mining_constraint": self.training_mining_constraint, "title": self.title,
+        }  # fmt: skip
+
+
+def sign_form(
+    file: Annotated[UploadFile, File(description="The generated image, video or audio file.")],
+    model_name: Annotated[str, Form(description="Name of the model that generated the file.")],
+    model_version: Annotated[str, Form(description="Version of the model.")],
+    provider: Annotated[str | None, Form(description="Provider of the model; default from settings.")] = None,
+    digital_source_type: Annotated[
+        str | None,
+        Form(description="IPTC digital source type code or URI; default trainedAlgorithmicMedia."),
+    ] = None,
+    training_mining: Annotated[
+        str | None, Form(description="CAWG training/mining preference: allowed, notAllowed, constrained.")
+    ] = None,
+    training_mining_constraint: Annotated[
+        str | None, Form(description="Constraint text, with training_mining=constrained.")
+    ] = None,
+    title: Annotated[str | None, Form(description="Title recorded in the manifest.")] = None,
+    output: Annotated[
+        Literal["embedded", "sidecar"], Query(description="Embed, or return a sidecar.")
+    ] = "embedded",
+) -> SignForm:
+    """The one declaration of the sign request's parameters (a FastAPI dependency: the routes' OpenAPI
+    operations list them exactly as if each route declared them itself)."""
+    return SignForm(
+        file, model_name, model_version, provider, digital_source_type, training_mining,
+        training_mining_constraint, title, output,
+    )  # fmt: skip
 
 
 def runtime(request: Request) -> Runtime:

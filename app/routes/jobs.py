@@ -9,17 +9,18 @@ import time
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
+from app import idempotency
 from app.auth import bearer_scheme, current_key
 from app.errors import problem
 from app.jobs import JobService
 from app.jobs.work import result_path
 from app.policies import check_rate, check_request
 from app.request_context import current_request_id
-from app.routes.common import PROBLEM_RESPONSES, runtime
+from app.routes.common import PROBLEM_RESPONSES, SignForm, runtime, sign_form
 from app.sign_service import generation
 from app.store.apikeys import ApiKey
 from app.store.jobs import ACTIVE, EXPIRED, SUCCEEDED, Job, new_job_id
@@ -96,35 +97,31 @@ JOB_PROBLEMS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
-    "/v1/jobs",
-    status_code=202,
-    summary="Sign a large file asynchronously",
-    description="Takes the same form and query as `POST /v1/sign`; the upload is streamed to disk and the "
-    "answer, 202 with `Location: /v1/jobs/{id}`, comes before signing starts. Poll the job, then download "
-    "its result; the signature gets the same ledger row and repository entry as `POST /v1/sign`. "
-    "Idempotency-Key is not supported here.",
-    dependencies=[Depends(bearer_scheme)],
-    response_model=JobOut,
-    responses={**PROBLEM_RESPONSES, **JOB_PROBLEMS},
-)
-def create_job(
-    request: Request,
-    file: Annotated[UploadFile, File(description="The generated image, video or audio file.")],
-    model_name: Annotated[str, Form(description="Name of the model that generated the file.")],
-    model_version: Annotated[str, Form(description="Version of the model.")],
-    provider: Annotated[str | None, Form(description="Provider of the model; default from settings.")] = None,
-    digital_source_type: Annotated[
-        str | None,
-        Form(description="IPTC digital source type code or URI; default trainedAlgorithmicMedia."),
-    ] = None,
-    training_mining: Annotated[
-        str | None, Form(description="CAWG training/mining preference: allowed, notAllowed, constrained.")
-    ] = None,
-    training_mining_constraint: Annotated[
-        str | None, Form(description="Constraint text, with training_mining=constrained.")
-    ] = None,
-    title: Annotated[str | None, Form(description="Title recorded in the manifest.")] = None,
+JOB_IDEMPOTENCY_PARAMETER = {
+    "name": idempotency.HEADER,
+    "in": "header",
+    "required": False,
+    "description": "Makes retries safe: a retry with the same key and the same request (form fields, "
+    "webhook_url, options, file name and file) answers the same job (202, same id and Location, "
+    "`Hallmark-Idempotent-Replay: true`) and makes no second job; the same key with a different request "
+    "is 422. 1 to 255 printable ASCII characters (a fresh UUID per request); per API key; kept for "
+    "HALLMARK_IDEMPOTENCY_TTL_SECONDS from the job's creation.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+CREATE_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    status: {**PROBLEM_RESPONSES[422], "description": text}
+    for status, text in (
+        (400, "The body could not be parsed, or the Idempotency-Key header is unusable"),
+        (
+            422,
+            "Malformed file, invalid metadata or webhook_url, a file too complex to process within this "
+            "server's limits, or an Idempotency-Key already used for a different request",
+        ),
+    )
+}
+
+
+def webhook_form(
     webhook_url: Annotated[
         str | None,
         Form(
@@ -132,31 +129,72 @@ def create_job(
             "webhooks; see Hallmark-Signature in the README)."
         ),
     ] = None,
-    output: Annotated[
-        Literal["embedded", "sidecar"], Query(description="Embed, or return a sidecar.")
-    ] = "embedded",
+) -> str | None:
+    """The job's own form field (a dependency after `sign_form`, so the form lists it after the sign's)."""
+    return webhook_url
+
+
+@router.post(
+    "/v1/jobs",
+    status_code=202,
+    summary="Sign a large file asynchronously",
+    description="Takes the same form and query as `POST /v1/sign`; the upload is streamed to disk and the "
+    "answer, 202 with `Location: /v1/jobs/{id}`, comes before signing starts. Poll the job, then download "
+    "its result; the signature gets the same ledger row and repository entry as `POST /v1/sign`. "
+    "With an `Idempotency-Key`, a retry of the same request answers the same job.",
+    dependencies=[Depends(bearer_scheme)],
+    response_model=JobOut,
+    responses={
+        202: {
+            "description": "The job, queued (or, for a retry with the same Idempotency-Key, as it is now).",
+            "headers": {
+                "Location": {"description": "The job's URL, `/v1/jobs/{id}`.", "schema": {"type": "string"}},
+                idempotency.REPLAY_HEADER: {
+                    "description": "`true` when this answers an earlier request with the same "
+                    "Idempotency-Key (the same job); absent otherwise.",
+                    "schema": {"type": "string", "enum": ["true"]},
+                },
+            },
+        },
+        **PROBLEM_RESPONSES,
+        **JOB_PROBLEMS,
+        **CREATE_PROBLEMS,
+    },
+    openapi_extra={"parameters": [JOB_IDEMPOTENCY_PARAMETER]},
+)
+def create_job(
+    request: Request,
+    form: Annotated[SignForm, Depends(sign_form)],
+    webhook_url: Annotated[str | None, Depends(webhook_form)],
 ) -> Response:
     rt = runtime(request)
     jobs = service(request)
     key = _owner(request)
     settings = rt.settings
     if rt.key_limits is not None:
-        check_rate(rt.key_limits, key)
-    ctx = rt.sign_ctx
-    if ctx is None:
-        raise ConfigError("Signing is unavailable: " + (rt.public_signer_problem or "no key is loaded."))
-    check_validity(ctx.signer.key.certificate, rt.clock.now())
-    fields = {
-        "model_name": model_name, "model_version": model_version, "provider": provider,
-        "digital_source_type": digital_source_type, "training_mining": training_mining,
-        "training_mining_constraint": training_mining_constraint, "title": title,
-    }  # fmt: skip
-    info = generation(rt, fields)
+        check_rate(rt.key_limits, key)  # every request counts, retries with an Idempotency-Key too
+    file, fields, output = form.file, form.fields(), form.output
     if (file.size or 0) > settings.job_max_upload_bytes:
         raise AssetTooLargeError(
             f"The file is larger than the job limit of {settings.job_max_upload_bytes} bytes.",
             details={"limit_bytes": settings.job_max_upload_bytes},
         )
+    idempotency_key = idempotency.idempotency_key(request)  # 400 for an unusable one
+    claim: tuple[str, str] | None = None
+    if idempotency_key is not None:
+        # The same rules as POST /v1/sign's fingerprint; the webhook_url is part of the request too.
+        request_print = idempotency.fingerprint(
+            {**fields, "webhook_url": webhook_url}, {"output": output}, file.filename, file.file
+        )
+        earlier = jobs.earlier(key.id, idempotency_key, request_print)
+        if earlier is not None:
+            return _accepted(earlier, replay=True)  # no second job, upload, queue entry or ledger row
+        claim = (idempotency_key, request_print)
+    ctx = rt.sign_ctx
+    if ctx is None:
+        raise ConfigError("Signing is unavailable: " + (rt.public_signer_problem or "no key is loaded."))
+    check_validity(ctx.signer.key.certificate, rt.clock.now())
+    info = generation(rt, fields)
     sniff(file.file)  # an unsupported type is refused now (415), not after a wait in the queue
     file.file.seek(0)
     if rt.key_limits is not None:
@@ -183,9 +221,15 @@ def create_job(
         raise
     request_id = current_request_id()
     params = {"fields": fields, "output": output, "filename": file.filename, "request_id": request_id}
-    job = jobs.submit(job_id, key.id, params, size, webhook_url)
-    location = f"/v1/jobs/{job.id}"
-    return JSONResponse(job_out(job).model_dump(), status_code=202, headers={"Location": location})
+    job, created = jobs.submit(job_id, key.id, params, size, webhook_url, claim)
+    return _accepted(job, replay=not created)
+
+
+def _accepted(job: Job, *, replay: bool) -> Response:
+    headers = {"Location": f"/v1/jobs/{job.id}"}
+    if replay:
+        headers[idempotency.REPLAY_HEADER] = "true"
+    return JSONResponse(job_out(job).model_dump(), status_code=202, headers=headers)
 
 
 @router.get(
@@ -254,7 +298,7 @@ def delete_job(request: Request, job_id: str) -> Response:
     job = jobs.store.get(job_id, _owner(request).id)
     if job is None:
         return _not_found()
-    if not jobs.store.cancel(job.id):
+    if not jobs.cancel(job.id):  # queued or running: cancelled (and its webhook sent)
         jobs.store.expire(job.id)
     jobs.discard(job.id)
     final = jobs.store.get(job.id)

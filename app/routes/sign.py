@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from app import idempotency
 from app.auth import bearer_scheme, current_key
 from app.metrics import SIGNED
 from app.policies import check_rate, check_request
-from app.routes.common import PROBLEM_RESPONSES, budget, file_response, pool, runtime, watch
+from app.routes.common import (
+    PROBLEM_RESPONSES,
+    SignForm,
+    budget,
+    file_response,
+    pool,
+    runtime,
+    sign_form,
+    watch,
+)
 from app.runtime import Runtime
 from app.sign_service import generation, result_headers, sign_file
 from app.store.apikeys import ApiKey
@@ -107,27 +116,7 @@ SIGN_PROBLEMS: dict[int | str, dict[str, Any]] = {
     },
     openapi_extra={"parameters": [IDEMPOTENCY_PARAMETER]},
 )
-def sign(
-    request: Request,
-    file: Annotated[UploadFile, File(description="The generated image, video or audio file.")],
-    model_name: Annotated[str, Form(description="Name of the model that generated the file.")],
-    model_version: Annotated[str, Form(description="Version of the model.")],
-    provider: Annotated[str | None, Form(description="Provider of the model; default from settings.")] = None,
-    digital_source_type: Annotated[
-        str | None,
-        Form(description="IPTC digital source type code or URI; default trainedAlgorithmicMedia."),
-    ] = None,
-    training_mining: Annotated[
-        str | None, Form(description="CAWG training/mining preference: allowed, notAllowed, constrained.")
-    ] = None,
-    training_mining_constraint: Annotated[
-        str | None, Form(description="Constraint text, with training_mining=constrained.")
-    ] = None,
-    title: Annotated[str | None, Form(description="Title recorded in the manifest.")] = None,
-    output: Annotated[
-        Literal["embedded", "sidecar"], Query(description="Embed, or return a sidecar.")
-    ] = "embedded",
-) -> Response:
+def sign(request: Request, form: Annotated[SignForm, Depends(sign_form)]) -> Response:
     rt = runtime(request)
     key = current_key(request)
     limits = rt.key_limits
@@ -135,21 +124,15 @@ def sign(
         check_rate(limits, key)  # per-API-key policy (app/policies.py); every request counts, replays too
     held: idempotency.IdempotentSign | None = None
     if rt.idempotency is not None:
-        fields = {
-            "model_name": model_name, "model_version": model_version, "provider": provider,
-            "digital_source_type": digital_source_type, "training_mining": training_mining,
-            "training_mining_constraint": training_mining_constraint, "title": title,
-        }  # fmt: skip
         begun = idempotency.begin(
-            request, rt.idempotency, key, fields, {"output": output}, file.filename, file.file,
-            rt.settings.idempotency_max_result_bytes,
+            request, rt.idempotency, key, form.fields(), {"output": form.output}, form.file.filename,
+            form.file.file, rt.settings.idempotency_max_result_bytes,
         )  # fmt: skip
         if isinstance(begun, Response):
             return begun  # the stored answer to the first request with this Idempotency-Key
         held = begun
     try:
-        return _sign(request, rt, key, held, file, model_name, model_version, provider, digital_source_type,
-                     training_mining, training_mining_constraint, title, output)  # fmt: skip
+        return _sign(request, rt, key, held, form)
     except BaseException:
         if held is not None:
             held.release()
@@ -157,19 +140,7 @@ def sign(
 
 
 def _sign(
-    request: Request,
-    rt: Runtime,
-    key: ApiKey | None,
-    held: idempotency.IdempotentSign | None,
-    file: UploadFile,
-    model_name: str,
-    model_version: str,
-    provider: str | None,
-    digital_source_type: str | None,
-    training_mining: str | None,
-    training_mining_constraint: str | None,
-    title: str | None,
-    output: str,
+    request: Request, rt: Runtime, key: ApiKey | None, held: idempotency.IdempotentSign | None, form: SignForm
 ) -> Response:
     ctx = rt.sign_ctx  # taken once: a key rotation during this request does not change its key
     if ctx is None:
@@ -178,15 +149,11 @@ def _sign(
         )
     # Expired since start-up: 503, never a broken signature.
     check_validity(ctx.signer.key.certificate, rt.clock.now())
-    fields = {
-        "model_name": model_name, "model_version": model_version, "provider": provider,
-        "digital_source_type": digital_source_type, "training_mining": training_mining,
-        "training_mining_constraint": training_mining_constraint, "title": title,
-    }  # fmt: skip
-    info = generation(rt, fields)
+    file = form.file
+    info = generation(rt, form.fields())
     if rt.key_limits is not None:
         check_request(rt.key_limits, key, info, file.file)  # the API key's source types, formats, quota
-    mode = OutputMode(output)
+    mode = OutputMode(form.output)
     if held is not None:
         ctx = replace(ctx, ledger=held.ledger())  # the row is written by held.complete(), with the result
     with budget(request).reserve_unless_held(request.state, 3 * (file.size or 0)):

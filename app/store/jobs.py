@@ -45,6 +45,11 @@ class Job:
     created_at: float
     updated_at: float
     expires_at: float
+    idempotency_fingerprint: str | None = None  # with an Idempotency-Key: the request's fingerprint
+
+
+class KeyTakenError(Exception):
+    """Another job holds this API key's Idempotency-Key (the insert hit the unique index)."""
 
 
 def _job(row: Any) -> Job:
@@ -56,7 +61,7 @@ def _job(row: Any) -> Job:
         result_media_type=m["result_media_type"], result_size=m["result_size"],
         result_headers=json.loads(m["result_headers"]) if m["result_headers"] else None,
         webhook_url=m["webhook_url"], created_at=float(m["created_at"]), updated_at=float(m["updated_at"]),
-        expires_at=float(m["expires_at"]),
+        expires_at=float(m["expires_at"]), idempotency_fingerprint=m["idempotency_fingerprint"],
     )  # fmt: skip
 
 
@@ -96,20 +101,47 @@ class JobStore:
         upload_size: int,
         webhook_url: str | None,
         on_insert: OnInsert | None = None,
+        idempotency: tuple[str, str] | None = None,
     ) -> Job:
+        """Insert a queued job (and, through `on_insert`, its queue entry, in the same transaction). With
+        `idempotency` (key, fingerprint): raises `KeyTakenError`, inserting nothing, when another job of the
+        API key holds that key."""
         now = self.clock()
         row = {
             "id": job_id, "api_key_id": api_key_id, "state": QUEUED, "phase": "received", "progress": 0.05,
             "params": json.dumps(params, sort_keys=True), "upload_size": upload_size, "attempts": 0,
             "webhook_url": webhook_url, "created_at": now, "updated_at": now,
             "expires_at": now + self.ttl_seconds,
+            "idempotency_key": idempotency[0] if idempotency else None,
+            "idempotency_fingerprint": idempotency[1] if idempotency else None,
         }  # fmt: skip
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(jobs.insert(), row)
+                if on_insert is not None:
+                    on_insert(conn, job_id)
+                inserted = conn.execute(jobs.select().where(jobs.c.id == job_id)).one()
+        except sa.exc.IntegrityError:
+            if idempotency is None or self.by_idempotency_key(api_key_id, idempotency[0]) is None:
+                raise
+            raise KeyTakenError from None  # rolled back: no row, no queue entry
+        return _job(inserted)
+
+    def by_idempotency_key(self, api_key_id: str, key: str) -> Job | None:
+        query = jobs.select().where(jobs.c.api_key_id == api_key_id, jobs.c.idempotency_key == key)
+        with self._engine.connect() as conn:
+            row = conn.execute(query).first()
+        return _job(row) if row is not None else None
+
+    def forget_idempotency_key(self, job_id: str, key: str) -> None:
+        """The key's time to live has passed: the job keeps its row, the key is free for a new request."""
+        statement = (
+            jobs.update()
+            .where(jobs.c.id == job_id, jobs.c.idempotency_key == key)
+            .values(idempotency_key=None, idempotency_fingerprint=None)
+        )
         with self._engine.begin() as conn:
-            conn.execute(jobs.insert(), row)
-            if on_insert is not None:
-                on_insert(conn, job_id)
-            inserted = conn.execute(jobs.select().where(jobs.c.id == job_id)).one()
-        return _job(inserted)  # as queued, whoever claims it next
+            conn.execute(statement)  # as queued, whoever claims it next
 
     def get(self, job_id: str, api_key_id: str | None = None) -> Job | None:
         """The job; with `api_key_id`, only when that key owns it."""

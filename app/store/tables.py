@@ -210,7 +210,11 @@ jobs = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
+    # Idempotency-Key on POST /v1/jobs (migration 0012): one job per (API key, key).
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    sa.Column("idempotency_fingerprint", sa.String(64), nullable=True),
     sa.Index("ix_jobs_state_created", "state", "created_at"),
     sa.Index("ix_jobs_api_key_state", "api_key_id", "state"),
     sa.Index("ix_jobs_expires_at", "expires_at"),
+    sa.Index("ux_jobs_api_key_idempotency", "api_key_id", "idempotency_key", unique=True),
 )
