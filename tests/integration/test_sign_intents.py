@@ -115,9 +115,13 @@ def seal(data_dir: Path) -> None:
 # --- a normal sign ----------------------------------------------------------------------------------------
 
 
-def test_a_sign_leaves_a_completed_intent_and_a_clean_audit(tmp_path: Path, pki: Pki, jpeg: bytes) -> None:
+@pytest.mark.parametrize("workers", [2, 0], ids=["isolated", "in-process"])
+def test_a_sign_leaves_a_completed_intent_and_a_clean_audit(
+    tmp_path: Path, pki: Pki, jpeg: bytes, workers: int
+) -> None:
     data_dir = make_data_dir(tmp_path / "var", pki)
-    with TestClient(create_app(Settings(data_dir=data_dir, default_provider="Example AI"))) as client:
+    settings = Settings(data_dir=data_dir, default_provider="Example AI", isolation_workers=workers)
+    with TestClient(create_app(settings)) as client:
         token = token_for(client)
         response = sign(client, token, jpeg)
         assert response.status_code == 200, response.text
@@ -134,6 +138,7 @@ def test_a_sign_leaves_a_completed_intent_and_a_clean_audit(tmp_path: Path, pki:
     assert intent.api_key_id == token.split("_")[1] == row.api_key_id
     assert intent.request_id == response.headers["X-Request-Id"] == row.request_id
     assert intent.created_at <= (intent.closed_at or 0) < intent.due_at
+    assert intent.due_at - intent.created_at == pytest.approx(2 * settings.verify_deadline_seconds)
     seal(data_dir)
     code, report = audit_verify(data_dir, HALLMARK_AUDIT_INTENT_GRACE_SECONDS="0")
     assert (code, report["intact"], report["first_fault"]) == (0, True, None)
