@@ -37,7 +37,8 @@ test-deps:
 POSTGRES_TESTS := tests/integration/test_ledger_and_api_keys.py tests/integration/test_revocation.py \
 	tests/integration/test_manifest_repository.py tests/integration/test_durable_credentials.py \
 	tests/integration/test_sbr_api.py tests/integration/test_readiness.py tests/integration/test_http_sign.py \
-	tests/integration/test_idempotency.py tests/integration/test_key_policies.py tests/integration/test_jobs.py
+	tests/integration/test_idempotency.py tests/integration/test_key_policies.py tests/integration/test_jobs.py \
+	tests/integration/test_sign_intents.py
 
 test: install lint types test-deps
 	$(PY) -m pytest

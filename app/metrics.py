@@ -47,6 +47,13 @@ AUDIT_SEALED = Gauge(
     "Rows in the audit chain under a signed checkpoint",
     multiprocess_mode="mostrecent",
 )
+AUDIT_UNCOMMITTED_SIGNS = Gauge(
+    "hallmark_audit_uncommitted_signs",
+    "Signatures attempted (intent written) but never committed nor abandoned, past their deadline and "
+    "HALLMARK_AUDIT_INTENT_GRACE_SECONDS: a process died between the engine and the ledger commit "
+    "(at the sealer's last run)",
+    multiprocess_mode="mostrecent",
+)
 WORKERS = Gauge(
     "hallmark_workers", "Service worker processes running (live ones only)", multiprocess_mode="livesum"
 )

@@ -15,6 +15,7 @@ from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from app.store.db import make_engine, migrate
 from app.store.idempotency import IdempotencyStore
+from app.store.intents import SqlSignIntents
 from app.store.key_limits import KeyLimits
 from app.store.ledger import SqlLedger
 from app.trust.directory import load_trust_dir
@@ -66,6 +67,7 @@ class Runtime:
     watermarks: WatermarkKeyWatch
     idempotency: IdempotencyStore | None = None
     key_limits: KeyLimits | None = None
+    intents: SqlSignIntents | None = None  # sign intents (app/store/intents.py); None: none are written
     # What "now" is for certificate expiry at request time (readiness, sign); tests set a later one.
     clock: Clock = field(default_factory=SystemClock)
 
@@ -197,7 +199,7 @@ def build_runtime(settings: Settings, *, require_signer: bool = True) -> Runtime
         )
         return Runtime(
             settings, db, ledger, keys, trust_watch, watch, SqlManifestRepository(db), watermarks,
-            idempotency=idempotency, key_limits=KeyLimits(db),
+            idempotency=idempotency, key_limits=KeyLimits(db), intents=SqlSignIntents(db),
         )  # fmt: skip
     except BaseException:
         # A failed start releases what it opened: the TSA relay, the key (a token's session), the database.

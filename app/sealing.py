@@ -10,12 +10,20 @@ import base64
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from anyio import to_thread
 
-from app.metrics import AUDIT_SEAL_LAG, AUDIT_SEALED, AUDIT_TIMESTAMPS, AUDIT_UNSEALED
+from app.metrics import (
+    AUDIT_SEAL_LAG,
+    AUDIT_SEALED,
+    AUDIT_TIMESTAMPS,
+    AUDIT_UNCOMMITTED_SIGNS,
+    AUDIT_UNSEALED,
+)
 from app.store.audit import Sealer
+from app.store.intents import SqlSignIntents
 from app.tsa.upstream import RelayError, Upstream, query_within
 from signing import HallmarkError, KeySigner, timestamp_query, timestamp_reply_problem
 
@@ -55,15 +63,28 @@ def _count(outcome: str) -> str:
     return outcome
 
 
+@dataclass(frozen=True)
+class IntentWatch:
+    """Open sign intents past their deadline and the grace period, counted at each sealer run."""
+
+    intents: SqlSignIntents
+    grace_seconds: float
+
+
 def seal_once(
-    sealer: Sealer, signer: Callable[[], KeySigner | None], stamper: CheckpointStamper | None = None
+    sealer: Sealer,
+    signer: Callable[[], KeySigner | None],
+    stamper: CheckpointStamper | None = None,
+    intents: IntentWatch | None = None,
 ) -> None:
-    """One run: measure the lag, seal, record the chain's size, timestamp the newest checkpoint. Never
-    raises (the next run retries)."""
+    """One run: measure the lag (and the signs never committed), seal, record the chain's size, timestamp
+    the newest checkpoint. Never raises (the next run retries)."""
     try:
         status = sealer.status()
         AUDIT_UNSEALED.set(status.unsealed)
         AUDIT_SEAL_LAG.set(status.lag_seconds)
+        if intents is not None:
+            AUDIT_UNCOMMITTED_SIGNS.set(intents.intents.report(intents.grace_seconds).uncommitted)
         key = signer()
         if key is None:
             if status.unsealed:
@@ -88,9 +109,10 @@ async def seal_periodically(
     signer: Callable[[], KeySigner | None],
     interval: float,
     stamper: CheckpointStamper | None = None,
+    intents: IntentWatch | None = None,
 ) -> None:
     while True:
-        await to_thread.run_sync(seal_once, sealer, signer, stamper)
+        await to_thread.run_sync(seal_once, sealer, signer, stamper, intents)
         await asyncio.sleep(interval)
 
 
@@ -115,7 +137,10 @@ async def sealing(rt: Runtime) -> AsyncIterator[None]:
         ctx = rt.sign_ctx
         return ctx.signer.key if ctx else None
 
-    task = asyncio.create_task(seal_periodically(Sealer(rt.db), signer, interval, checkpoint_stamper(rt)))
+    watch = IntentWatch(rt.intents, rt.settings.audit_intent_grace_seconds) if rt.intents else None
+    task = asyncio.create_task(
+        seal_periodically(Sealer(rt.db), signer, interval, checkpoint_stamper(rt), watch)
+    )
     try:
         yield
     finally:

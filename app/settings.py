@@ -221,6 +221,13 @@ class Settings(BaseSettings):
         description="How often each worker links new ledger rows into the audit chain and signs a checkpoint "
         "(0: never in the service; run `hallmark audit seal`).",
     )
+    audit_intent_grace_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="A sign's intent still open this long after its sign's deadline (the decode worker's, or "
+        "the job's) is reported by `hallmark audit verify` as a signature attempted but never committed "
+        "(the process died between the engine and the ledger commit).",
+    )
     audit_timestamps: bool = Field(
         True,
         description="With HALLMARK_TSA_URL set, have each new audit checkpoint timestamped by the TSA "

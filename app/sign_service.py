@@ -2,10 +2,16 @@
 structure pre-scan here, then everything that decodes the upload in an isolated worker (app/isolation/
 sign_job.py) while this process lends it the signature, the TSA breaker and the repository; then the ledger
 row and the repository entry are committed here before the output is handed back. Without a pool
-(HALLMARK_ISOLATION_WORKERS=0) the same work runs in this process."""
+(HALLMARK_ISOLATION_WORKERS=0) the same work runs in this process.
+
+Intent -> sign -> commit -> respond: right before the engine signs, the sign's intent (the manifest id it
+will use, the key, the input's hash) is committed (app/store/intents.py); the ledger row's transaction
+completes it; a failure or a cancel marks it abandoned with the error's type. A process killed in between
+leaves it open, which `hallmark audit verify` reports."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -16,6 +22,7 @@ from app.isolation.pool import WorkerPool
 from app.isolation.service import private_copy, structure_limits, worker_config
 from app.isolation.sign_job import KeyFacts, SignJob, SignResult
 from app.media_binding import MediaCode, media_code
+from app.request_context import current_request_id
 from app.routes.download_name import content_disposition
 from app.runtime import Runtime
 from app.settings import Settings
@@ -27,6 +34,9 @@ from signing import (
     SignContext,
     SignedAsset,
     check_structure,
+    new_manifest_id,
+    sha256_fingerprint,
+    sha256_stream,
     sign_asset,
     validate_generation,
 )
@@ -34,11 +44,48 @@ from signing import (
 Cancelled = Callable[[], bool]
 
 
+class SignAttempt:
+    """One sign's intent: the manifest id is chosen here, the intent is opened right before the engine signs
+    and closed by the ledger row's commit (or `abandon`)."""
+
+    def __init__(
+        self, rt: Runtime, ctx: SignContext, api_key_id: str | None, deadline_seconds: float
+    ) -> None:
+        self.store = rt.intents
+        self.ctx, self.api_key_id, self.deadline_seconds = ctx, api_key_id, deadline_seconds
+        self.manifest_id = new_manifest_id()
+        self.intent_id: str | None = None
+
+    def open(self, input_sha256: str) -> None:
+        """Commit the intent (raises `LedgerError`, and nothing is signed, when it cannot be)."""
+        if self.store is None:
+            return
+        key = self.ctx.signer.key
+        self.intent_id = self.store.open(
+            manifest_id=self.manifest_id,
+            key_id=key.key_id,
+            certificate_sha256=sha256_fingerprint(key.certificate),
+            input_sha256=input_sha256,
+            api_key_id=self.api_key_id,
+            request_id=current_request_id(),
+            deadline_seconds=self.deadline_seconds,
+        )
+
+    def abandon(self, exc: BaseException) -> None:
+        """The sign ended without its ledger row (a no-op once the row is committed): the reason recorded is
+        the error's type, never its text."""
+        if self.store is not None and self.intent_id is not None:
+            self.store.abandon(self.intent_id, type(exc).__name__)
+
+
 @dataclass
 class SignOutcome:
     signed: SignedAsset
     output: IO[bytes]  # the signed file or sidecar; the caller closes it (no name on disk is left)
     media: MediaCode  # audio and video: the ISCC code declared as soft binding, or why there is none
+    # The sign's intent: completed when the ledger row was committed here; still open when the caller commits
+    # the row itself (an idempotent sign), which then calls `attempt.abandon` if that fails.
+    attempt: SignAttempt | None = None
 
     @property
     def media_code_header(self) -> str | None:
@@ -56,10 +103,13 @@ def sign_file(
     cancelled: Cancelled | None = None,
     *,
     ctx: SignContext | None = None,
+    deadline_seconds: float | None = None,
 ) -> SignOutcome:
     """Sign `source` (seekable) with the active key (or `ctx`, taken by the caller once per request), record
     it in the ledger and the manifest repository, and return the output. Raises the error tree's errors:
-    a refused file (422), a worker past its limits (422) or its deadline (503), a client gone, the TSA."""
+    a refused file (422), a worker past its limits (422) or its deadline (503), a client gone, the TSA.
+    `deadline_seconds`: how long the sign may take at most (default: the pool's worker deadline), which
+    with the wait for a free worker sets when its intent counts as never committed."""
     if ctx is None:
         ctx = rt.sign_ctx
     if ctx is None:
@@ -67,9 +117,17 @@ def sign_file(
             "Signing is unavailable: " + (rt.public_signer_problem or "no signing key is loaded.")
         )
     check_structure(source, structure_limits(rt.settings))
-    if pool is None:
-        return _sign_here(ctx, rt.settings, source, info, mode, api_key_id)
-    return _sign_isolated(rt, ctx, pool, source, info, mode, api_key_id, cancelled)
+    if deadline_seconds is None:
+        deadline_seconds = pool.limits.deadline_seconds if pool else rt.settings.verify_deadline_seconds
+    # A pooled sign may wait up to its deadline for a free worker, then run up to its deadline.
+    attempt = SignAttempt(rt, ctx, api_key_id, 2 * deadline_seconds)
+    try:
+        if pool is None:
+            return _sign_here(ctx, rt.settings, source, info, mode, api_key_id, attempt)
+        return _sign_isolated(rt, ctx, pool, source, info, mode, api_key_id, cancelled, attempt)
+    except BaseException as exc:
+        attempt.abandon(exc)
+        raise
 
 
 FORM_FIELDS = (
@@ -127,17 +185,23 @@ def _sign_here(
     info: GenerationInfo,
     mode: OutputMode,
     api_key_id: str | None,
+    attempt: SignAttempt,
 ) -> SignOutcome:
     code = media_code(source, settings) if ctx.soft_binder is not None else MediaCode(None, None)
     if code.iscc is not None and ctx.soft_binder is not None:
         ctx = replace(ctx, soft_binder=replace(ctx.soft_binder, media_iscc=code.iscc))
+    input_sha256, _ = sha256_stream(source)
+    source.seek(0)
+    attempt.open(input_sha256)
     dest = tempfile.SpooledTemporaryFile(max_size=settings.spool_memory_bytes)  # noqa: SIM115 - returned
     try:
-        signed = sign_asset(ctx, source, dest, info, mode=mode, api_key_id=api_key_id)
+        signed = sign_asset(
+            ctx, source, dest, info, mode=mode, api_key_id=api_key_id, manifest_id=attempt.manifest_id
+        )
     except BaseException:
         dest.close()
         raise
-    return SignOutcome(signed, dest, code)
+    return SignOutcome(signed, dest, code, attempt)
 
 
 def _sign_isolated(
@@ -149,6 +213,7 @@ def _sign_isolated(
     mode: OutputMode,
     api_key_id: str | None,
     cancelled: Cancelled | None,
+    attempt: SignAttempt,
 ) -> SignOutcome:
     key = ctx.signer.key
     binder = ctx.soft_binder
@@ -164,15 +229,19 @@ def _sign_isolated(
         "soft_binding": binder is not None,
         "watermark_key": binder.key if binder else None,
         "detection_keys": binder.detection_keys if binder else (),
+        "manifest_id": attempt.manifest_id,
     }
-    with private_copy(source) as path:
+    digest = hashlib.sha256()
+    with private_copy(source, digest) as path:
+        attempt.open(digest.hexdigest())  # committed before the worker can ask for a signature
         fd, out_path = tempfile.mkstemp(prefix="hallmark-signed-")  # 0600, this user only
         output = os.fdopen(fd, "w+b")
         try:
             result: SignResult = pool.run(
                 SignJob(path, out_path, **job_facts), worker_config(rt), cancelled, _serve(rt, ctx)
             )
-            # Committed before the output can leave: no signed file without its ledger row.
+            # Committed before the output can leave: no signed file without its ledger row (its transaction
+            # also completes the intent).
             ctx.ledger.record(result.ledger)
             if ctx.repository is not None and result.repository is not None:
                 ctx.repository.put(result.repository)
@@ -181,7 +250,7 @@ def _sign_isolated(
             raise
         finally:
             os.unlink(out_path)  # the open file stays readable until the response closes it
-    return SignOutcome(result.signed, output, result.media)
+    return SignOutcome(result.signed, output, result.media, attempt)
 
 
 def _serve(rt: Runtime, ctx: SignContext) -> Callable[..., Any]:

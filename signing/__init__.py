@@ -95,7 +95,7 @@ from signing.keys import (
     algorithm_for_public_key,
     check_validity,
 )
-from signing.manifest import ClaimGenerator, validate_generation
+from signing.manifest import ClaimGenerator, new_manifest_id, validate_generation
 from signing.media import SUPPORTED as SUPPORTED_MEDIA
 from signing.media import sniff
 from signing.models import (
@@ -565,6 +565,7 @@ __all__ = [
     "match_rank",
     "merkle_root",
     "new_key",
+    "new_manifest_id",
     "new_payload_id",
     "not_searched",
     "offerable_alone",

@@ -80,11 +80,13 @@ def sign_asset(
     *,
     mode: OutputMode = OutputMode.EMBEDDED,
     api_key_id: str | None = None,
+    manifest_id: str | None = None,
 ) -> SignedAsset:
     """Sign `source` (seekable) into `dest` (seekable, empty) and record it in the ledger.
 
     The ledger write happens before this returns: if it fails, `LedgerError` propagates and the caller
-    must not release `dest`. Existing credentials in `source` become the parent ingredient.
+    must not release `dest`. Existing credentials in `source` become the parent ingredient. `manifest_id`
+    is the new manifest's id when the caller chose it beforehand (to record its intent), else a fresh one.
     """
     media = check_input(source, max_pixels=ctx.max_image_pixels)
     input_sha256, _ = sha256_stream(source)
@@ -93,7 +95,7 @@ def sign_asset(
         info = replace(info, digital_source_type=COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA)
     bindings = _soft_bindings(ctx, media, source, mode, has_parent=parent is not None)
     when = ctx.clock.now()
-    manifest_id = new_manifest_id()
+    manifest_id = manifest_id or new_manifest_id()
     agent = {"name": ctx.generator.name, "version": ctx.generator.version}
     definition = build_manifest_definition(
         info,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,6 +22,11 @@ from signing import (
     read_bundle,
     verify_ledger,
 )
+
+SHOWN_INTENTS = 10  # uncommitted signs listed in the text output (--json lists up to intents.LISTED)
+
+if TYPE_CHECKING:
+    from app.store.intents import IntentReport
 
 audit_app = group("The audit ledger: every signature, key event and API-key or configuration change.")
 
@@ -145,26 +150,26 @@ def _keyring_pins(cfg: Settings) -> list[str]:
     return pins
 
 
-def _print_report(report: AuditReport, as_json: bool, *, source: str) -> None:
+def _print_report(
+    report: AuditReport, as_json: bool, *, source: str, intents: IntentReport | None = None
+) -> None:
     first = report.first
     if as_json:
-        typer.echo(
-            json.dumps(
-                {
-                    "intact": report.intact,
-                    "source": source,
-                    "sealed_rows": report.sealed,
-                    "checkpoints": report.checkpoints,
-                    "checkpointed_rows": report.checkpointed,
-                    "unsealed_rows": dict(report.unsealed),
-                    "timestamped_checkpoints": report.timestamped,
-                    "latest_timestamp": _timestamp_json(report),
-                    "first_fault": _fault_json(first) if first else None,
-                    "faults": [_fault_json(f) for f in report.faults],
-                },
-                indent=2,
-            )
-        )
+        document = {
+            "intact": report.intact,
+            "source": source,
+            "sealed_rows": report.sealed,
+            "checkpoints": report.checkpoints,
+            "checkpointed_rows": report.checkpointed,
+            "unsealed_rows": dict(report.unsealed),
+            "timestamped_checkpoints": report.timestamped,
+            "latest_timestamp": _timestamp_json(report),
+            "first_fault": _fault_json(first) if first else None,
+            "faults": [_fault_json(f) for f in report.faults],
+        }
+        if intents is not None:
+            document["uncommitted_signs"] = _intents_json(intents)
+        typer.echo(json.dumps(document, indent=2))
         return
     for fault in report.faults:
         typer.echo(f"{fault.kind.value.upper():<10} {fault.message}")
@@ -181,11 +186,43 @@ def _print_report(report: AuditReport, as_json: bool, *, source: str) -> None:
             f"timestamps: {report.timestamped} checkpoints; rows 1..{size} existed by "
             f"{when:%Y-%m-%dT%H:%M:%SZ} ({how})"
         )
+    if intents is not None:
+        _print_intents(intents)
     if first is None:
         typer.echo("INTACT: every sealed row is present, unchanged and in order")
     else:
         where = f" {first.row_kind} seq {first.seq}" if first.row_kind is not None else ""
         typer.echo(f"TAMPERED: first fault: {first.kind.value}{where} -- {first.message}")
+
+
+def _print_intents(intents: IntentReport) -> None:
+    """Signs whose intent is still open past its deadline and the grace period: the process died between
+    the engine and the ledger commit. A crash, not a fault of the chain: the exit code does not change."""
+    from app.store.intents import LISTED, utc_text
+
+    oldest = f" (oldest at {utc_text(intents.oldest)})" if intents.oldest is not None else ""
+    typer.echo(
+        f"signatures attempted but never committed: {intents.uncommitted}{oldest}; "
+        f"{intents.in_progress} in progress"
+    )
+    for intent in intents.listed[:SHOWN_INTENTS]:
+        typer.echo(
+            f"  {utc_text(intent.created_at)}  {intent.manifest_id}  key={intent.key_id}  "
+            f"api_key={intent.api_key_id or '-'}  request={intent.request_id or '-'}"
+        )
+    if intents.uncommitted > SHOWN_INTENTS:
+        typer.echo(f"  ... and {intents.uncommitted - SHOWN_INTENTS} more (--json lists up to {LISTED})")
+
+
+def _intents_json(intents: IntentReport) -> dict[str, Any]:
+    from app.store.intents import utc_text
+
+    return {
+        "count": intents.uncommitted,
+        "oldest_at": utc_text(intents.oldest) if intents.oldest is not None else None,
+        "in_progress": intents.in_progress,
+        "intents": [i.json() for i in intents.listed],
+    }
 
 
 def _timestamp_json(report: AuditReport) -> dict[str, Any] | None:
@@ -263,19 +300,23 @@ def audit_verify(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Walk the audit chain and its signed checkpoints; name the first row altered, removed, inserted or
-    reordered. Exit 0 only when the ledger is intact (unsealed rows are reported, not faults); 4 when not."""
+    reordered. Exit 0 only when the ledger is intact (unsealed rows are reported, not faults); 4 when not.
+    Also reports signatures attempted but never committed (a sign intent still open past its deadline and
+    HALLMARK_AUDIT_INTENT_GRACE_SECONDS: the process died mid-sign); they do not change the exit code."""
     from app.runtime import open_database
     from app.store.audit import read_ledger
+    from app.store.intents import SqlSignIntents
 
     cfg = settings()
     pins = _public_key_pins(public_key) if public_key else _keyring_pins(cfg)
     db = open_database(cfg)
     try:
         rows, links, checkpoints = read_ledger(db)
+        intents = SqlSignIntents(db).report(cfg.audit_intent_grace_seconds)
     finally:
         db.dispose()
     report = verify_ledger(rows, links, checkpoints, trusted_keys=pins, tsa_roots=_tsa_roots(tsa_root))
-    _print_report(report, as_json, source="ledger")
+    _print_report(report, as_json, source="ledger", intents=intents)
     if not report.intact:
         raise typer.Exit(ExitCode.INVALID)
 

@@ -31,6 +31,7 @@ from signing import (
     UrlRefusedError,
     VerificationReport,
     inspect_asset,
+    sha256_stream,
     sign_asset,
     validate_generation,
 )
@@ -199,6 +200,7 @@ def sign(
     """Sign a file offline with the configured key (recorded in the ledger like an HTTP sign)."""
     from app.media_binding import media_code
     from app.runtime import build_runtime
+    from app.sign_service import SignAttempt
 
     cfg = settings()
     try:
@@ -224,7 +226,15 @@ def sign(
                     code = media_code(src, cfg) if ctx.soft_binder is not None else None
                     if code is not None and code.iscc is not None and ctx.soft_binder is not None:
                         ctx = replace(ctx, soft_binder=replace(ctx.soft_binder, media_iscc=code.iscc))
-                    signed = sign_asset(ctx, src, dest, info, mode=mode)
+                    # Its intent first, as in the service (app/sign_service.py); no worker deadline here.
+                    attempt = SignAttempt(rt, ctx, None, cfg.job_deadline_seconds)
+                    attempt.open(sha256_stream(src)[0])
+                    src.seek(0)
+                    try:
+                        signed = sign_asset(ctx, src, dest, info, mode=mode, manifest_id=attempt.manifest_id)
+                    except BaseException as exc:
+                        attempt.abandon(exc)
+                        raise
                 tmp.replace(target)
             finally:
                 tmp.unlink(missing_ok=True)  # a failed sign leaves nothing half-written behind

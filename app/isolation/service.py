@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import IO
+from typing import IO, Protocol
 
 from app.isolation.jobs import ConfirmJob, ContentJob, VerifyJob, VerifyResult, WorkerConfig
 from app.isolation.pool import WorkerPool
@@ -160,14 +160,24 @@ def worker_config(rt: Runtime) -> WorkerConfig:
     return config
 
 
+class Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
 @contextmanager
-def private_copy(asset: IO[bytes]) -> Iterator[str]:
-    """The upload in a temporary file only this user can read (mode 0600), removed when the block ends."""
+def private_copy(asset: IO[bytes], digest: Digest | None = None) -> Iterator[str]:
+    """The upload in a temporary file only this user can read (mode 0600), removed when the block ends.
+    `digest` (a hashlib object), when given, is fed the bytes on the way (one pass over the upload)."""
     fd, path = tempfile.mkstemp(prefix="hallmark-upload-")
     try:
         with os.fdopen(fd, "wb") as out:
             asset.seek(0)
-            shutil.copyfileobj(asset, out, COPY_CHUNK)
+            if digest is None:
+                shutil.copyfileobj(asset, out, COPY_CHUNK)
+            else:
+                while chunk := asset.read(COPY_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
         asset.seek(0)
         yield path
     finally:

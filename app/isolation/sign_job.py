@@ -74,6 +74,8 @@ class SignJob:
     soft_binding: bool
     watermark_key: WatermarkKey | None
     detection_keys: tuple[WatermarkKey, ...]
+    # The manifest id the service recorded in the sign's intent before sending the job (None: a fresh one).
+    manifest_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,9 @@ def run_sign(job: SignJob, settings: Settings, engine: Engine, channel: Channel)
             soft_binder=binder,
             repository=captured,
         )
-        signed = sign_asset(ctx, source, dest, job.info, mode=job.mode, api_key_id=job.api_key_id)
+        signed = sign_asset(
+            ctx, source, dest, job.info, mode=job.mode, api_key_id=job.api_key_id, manifest_id=job.manifest_id
+        )
         dest.flush()
     assert captured.ledger is not None, "sign_asset records every signature"
     return SignResult(signed, captured.ledger, captured.repository, code)

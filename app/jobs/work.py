@@ -1,5 +1,10 @@
-"""One job's sign: the same pipeline as POST /v1/sign (app/sign_service.py: pre-scan, isolated sign, ledger
-row and manifest repository entry), from the upload on disk to the result on disk.
+"""One job's sign: the same pipeline as POST /v1/sign (app/sign_service.py: pre-scan, the sign's intent,
+isolated sign, ledger row and manifest repository entry), from the upload on disk to the result on disk.
+
+Each try of a job writes its own intent when its sign starts, not when the job is posted: a job may be tried
+again after its process died (the earlier try's intent must stay open, as the trace of a sign that may have
+been made and never committed), the key that signs is the one active when the job runs, and a job waiting
+in the queue has attempted no signature (its intent would be reported as never committed).
 
 Progress is the phase the job is in, not a byte count: c2pa-python 0.38.1 reports no progress while it
 signs, so the figure moves at phase boundaries only (PHASES). `recording` starts when the ledger row is
@@ -137,7 +142,10 @@ def _sign(
     ctx = replace(ctx, ledger=_PhaseLedger(ctx.ledger, lambda: _mark(store, job.id, "recording")))
     with open(upload_path(jobs_dir, job.id), "rb") as source:
         _mark(store, job.id, "signing")
-        outcome = sign_file(rt, pool, source, info, mode, job.api_key_id, watch, ctx=ctx)
+        outcome = sign_file(
+            rt, pool, source, info, mode, job.api_key_id, watch, ctx=ctx,
+            deadline_seconds=rt.settings.job_deadline_seconds,
+        )  # fmt: skip
     with outcome.output as output:
         media_type, headers = result_headers(outcome, mode, job.params.get("filename"))
         final = result_path(jobs_dir, job.id)

@@ -167,9 +167,11 @@ def _sign(
         try:
             held.complete(
                 media_type, headers, outcome.output, signed.output_size
-            )  # ledger row + stored result
-        except BaseException:
+            )  # ledger row + stored result + the intent completed
+        except BaseException as exc:
             outcome.output.close()
+            if outcome.attempt is not None:
+                outcome.attempt.abandon(exc)  # signed, withheld, nothing committed
             raise
     return file_response(
         outcome.output, signed.output_size, rt.settings.spool_memory_bytes, media_type, headers

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.store.intents import complete_intent
 from app.store.tables import idempotency_keys, signatures
 from signing import IdempotencyInProgressError, IdempotencyMismatchError, LedgerEntry, LedgerError
 
@@ -176,6 +177,7 @@ class IdempotencyStore:
                 if done.rowcount != 1:
                     raise _LostClaimError
                 conn.execute(signatures.insert(), asdict(entry))
+                complete_intent(conn, manifest_id=entry.manifest_id, signature_id=entry.id)
         except _LostClaimError:
             raise IdempotencyInProgressError(
                 "This request took longer than the Idempotency-Key lease and another request with the same "

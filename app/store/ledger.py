@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.request_context import current_request_id
+from app.store.intents import complete_intent
 from app.store.tables import key_events, signatures
 from signing import KeyEvent, LedgerEntry, LedgerError
 
@@ -25,6 +26,7 @@ class SqlLedger:
         try:
             with self._engine.begin() as conn:
                 conn.execute(signatures.insert(), row)
+                complete_intent(conn, manifest_id=entry.manifest_id, signature_id=entry.id)
         except SQLAlchemyError as exc:
             raise LedgerError(
                 "The signature could not be recorded in the audit ledger, so the signed file was withheld.",

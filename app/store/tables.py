@@ -218,3 +218,28 @@ jobs = sa.Table(
     sa.Index("ix_jobs_expires_at", "expires_at"),
     sa.Index("ux_jobs_api_key_idempotency", "api_key_id", "idempotency_key", unique=True),
 )
+
+# --- sign intents (migration 0012) -----------------------------------------------------------------------
+# Not ledger rows, and deliberately not chained: see app/store/intents.py. One row per sign attempt, written
+# in its own short transaction right before the engine signs (state `open`), then turned `completed` by the
+# transaction that inserts the signature's ledger row (matched by manifest_id), or `abandoned` with the
+# error's type name when the sign fails or is cancelled. An `open` row past `due_at` is a sign that died
+# between the engine and the commit (a crash): `hallmark audit verify` reports it. Times are epoch seconds.
+sign_intents = sa.Table(
+    "sign_intents",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("manifest_id", sa.String(100), nullable=False, unique=True),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("due_at", sa.Float, nullable=False),  # the latest the sign could still commit (its deadline)
+    sa.Column("request_id", sa.String(128), nullable=True),
+    sa.Column("api_key_id", sa.String(32), nullable=True),
+    sa.Column("key_id", sa.String(100), nullable=False),
+    sa.Column("certificate_sha256", sa.String(64), nullable=False),
+    sa.Column("input_sha256", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("closed_at", sa.Float, nullable=True),
+    sa.Column("signature_id", sa.String(36), nullable=True),  # the ledger row that completed it
+    sa.Column("reason", sa.String(100), nullable=True),  # abandoned: the error's type name, never its text
+    sa.Index("ix_sign_intents_state_due", "state", "due_at"),
+)
