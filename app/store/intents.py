@@ -174,5 +174,5 @@ _COMPLETE = (
 
 def complete_intent(conn: sa.Connection, *, manifest_id: str, signature_id: str) -> None:
     """In the transaction that inserts the signature's ledger row: its intent is completed. A sign with no
-    intent (a path that writes none, or rows made before migration 0012) changes nothing."""
+    intent (a path that writes none, or rows made before migration 0013) changes nothing."""
     conn.execute(_COMPLETE, {"m": manifest_id, "t": time.time(), "s": signature_id})

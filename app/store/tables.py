@@ -219,7 +219,7 @@ jobs = sa.Table(
     sa.Index("ux_jobs_api_key_idempotency", "api_key_id", "idempotency_key", unique=True),
 )
 
-# --- sign intents (migration 0012) -----------------------------------------------------------------------
+# --- sign intents (migration 0013) -----------------------------------------------------------------------
 # Not ledger rows, and deliberately not chained: see app/store/intents.py. One row per sign attempt, written
 # in its own short transaction right before the engine signs (state `open`), then turned `completed` by the
 # transaction that inserts the signature's ledger row (matched by manifest_id), or `abandoned` with the
