@@ -40,9 +40,13 @@ POSTGRES_TESTS := tests/integration/test_ledger_and_api_keys.py tests/integratio
 	tests/integration/test_idempotency.py tests/integration/test_key_policies.py tests/integration/test_jobs.py \
 	tests/integration/test_sign_intents.py
 
+# Test processes (pytest-xdist), each test file kept in one process: most of the suite waits on servers,
+# subprocesses and timeouts, so two processes on 2 cores take about half the time of one.
+TEST_JOBS ?= 2
+
 test: install lint types test-deps
-	$(PY) -m pytest
-	HALLMARK_TEST_DATABASE=postgresql $(PY) -m pytest -q $(POSTGRES_TESTS)
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
+	HALLMARK_TEST_DATABASE=postgresql $(PY) -m pytest -q -n $(TEST_JOBS) --dist loadfile $(POSTGRES_TESTS)
 
 openapi: install
 	$(PY) -m app.openapi > openapi/openapi.json
