@@ -35,7 +35,6 @@ from signing import (
     SignedAsset,
     check_structure,
     new_manifest_id,
-    sha256_fingerprint,
     sha256_stream,
     sign_asset,
     validate_generation,
@@ -64,7 +63,7 @@ class SignAttempt:
         self.intent_id = self.store.open(
             manifest_id=self.manifest_id,
             key_id=key.key_id,
-            certificate_sha256=sha256_fingerprint(key.certificate),
+            certificate_sha256=self.ctx.signer.certificate_sha256,
             input_sha256=input_sha256,
             api_key_id=self.api_key_id,
             request_id=current_request_id(),

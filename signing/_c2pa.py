@@ -12,10 +12,12 @@ import json
 import re
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import cached_property
 from typing import IO, Any
 
 import c2pa
 
+from signing.certs import sha256_fingerprint
 from signing.errors import (
     DamagedCredentialsError,
     HallmarkError,
@@ -150,6 +152,12 @@ class NativeSigner:
             ) from None
 
         self._plain: NativeSigner | None = None
+
+    @cached_property
+    def certificate_sha256(self) -> str:
+        """SHA-256 of the leaf certificate's DER, hex: what every sign records (its ledger row, its intent).
+        Computed once per signer (one per key per process), not once per sign."""
+        return sha256_fingerprint(self.key.certificate)
 
     @property
     def handle(self) -> Any:

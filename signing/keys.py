@@ -95,6 +95,7 @@ class CertifiedSigner:
         self._key_id = key_id
         self._chain_pem = chain_pem
         self._certificate = load_chain(chain_pem, source="the certificate chain")[0]
+        self._certificate_sha256 = sha256_fingerprint(self._certificate)
 
     @property
     def key_id(self) -> str:
@@ -110,7 +111,7 @@ class CertifiedSigner:
 
     @property
     def certificate_sha256(self) -> str:
-        return sha256_fingerprint(self._certificate)
+        return self._certificate_sha256
 
 
 class PemKeySigner(CertifiedSigner):

@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 from typing import IO, TYPE_CHECKING, Any
 
 from signing._c2pa import Engine, NativeSigner
-from signing.certs import sha256_fingerprint
 from signing.completeness import DEFAULT_MAX_PIXELS, check_complete
 from signing.errors import SidecarUnavailableError
 from signing.hashing import sha256_stream
@@ -120,7 +119,7 @@ def sign_asset(
         output_sha256=output_sha256,
         output_size=output_size,
         key_id=ctx.signer.key.key_id,
-        certificate_sha256=sha256_fingerprint(ctx.signer.key.certificate),
+        certificate_sha256=ctx.signer.certificate_sha256,
         signed_at=when,
         parent_manifest_id=parent.manifest_id if parent else None,
         generation=info,
