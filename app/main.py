@@ -36,7 +36,7 @@ from app.request_guard import RequestGuard
 from app.routes import feedback, health, jobs, sbr, sign, verify, verify_url, web
 from app.runtime import HALLMARK_VERSION, Runtime, build_runtime
 from app.schemas import ProblemOut
-from app.sealing import sealing
+from app.sealing import intent_pruning, sealing
 from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
 from signing import HallmarkError
@@ -135,7 +135,8 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
             )
             worker_started()
             try:
-                async with sealing(rt), job_queue(app.state.jobs):  # the audit chain; Procrastinate's worker
+                # The audit chain, the sign intents' retention, Procrastinate's worker.
+                async with sealing(rt), intent_pruning(rt), job_queue(app.state.jobs):
                     yield
             finally:
                 worker_stopped()

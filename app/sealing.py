@@ -1,7 +1,11 @@
 """The service's sealer: every `audit_seal_interval_seconds`, link new ledger rows into the audit chain and
 sign a checkpoint with the active signing key (app/store/audit.py), then, when a TSA is configured, have the
 newest checkpoint timestamped (after the seal commits: a TSA round trip never holds the sealer's lock).
-Every worker runs one; the database lock row lets one seal at a time, the others find nothing left to do."""
+Every worker runs one; the database lock row lets one seal at a time, the others find nothing left to do.
+
+Also the sign intents' retention (`intent_pruning`): at start and then every `PRUNE_INTERVAL_SECONDS`, each
+worker deletes the completed and abandoned intents older than HALLMARK_AUDIT_INTENT_RETENTION_DAYS, in small
+batches (app/store/intents.py), whether the sealer runs or not."""
 
 from __future__ import annotations
 
@@ -141,6 +145,48 @@ async def sealing(rt: Runtime) -> AsyncIterator[None]:
     task = asyncio.create_task(
         seal_periodically(Sealer(rt.db), signer, interval, checkpoint_stamper(rt), watch)
     )
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+# --- the sign intents: retention and the gauge -----------------------------------------------------------
+
+PRUNE_INTERVAL_SECONDS = 3600.0
+DAY = 86400.0
+
+
+def prune_intents_once(intents: SqlSignIntents, retention_days: float) -> int:
+    """One pruning run (see `SqlSignIntents.prune`); how many intents were deleted. Never raises (the next
+    run retries)."""
+    try:
+        removed = intents.prune(retention_days * DAY)
+    except Exception:  # a database hiccup must not end the loop
+        log.exception("sign intents not pruned; retrying at the next interval")
+        return 0
+    if removed:
+        log.info("pruned %d closed sign intents older than %g days", removed, retention_days)
+    return removed
+
+
+async def prune_intents_periodically(intents: SqlSignIntents, retention_days: float) -> None:
+    while True:
+        await to_thread.run_sync(prune_intents_once, intents, retention_days)
+        await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+
+
+@contextlib.asynccontextmanager
+async def intent_pruning(rt: Runtime) -> AsyncIterator[None]:
+    """Runs the worker's pruning task while the app runs (not when HALLMARK_AUDIT_INTENT_RETENTION_DAYS is 0,
+    nor when no intents are written). Independent of the sealer."""
+    days = rt.settings.audit_intent_retention_days
+    if rt.intents is None or days <= 0:
+        yield
+        return
+    task = asyncio.create_task(prune_intents_periodically(rt.intents, days))
     try:
         yield
     finally:

@@ -228,6 +228,13 @@ class Settings(BaseSettings):
         "the job's) is reported by `hallmark audit verify` as a signature attempted but never committed "
         "(the process died between the engine and the ledger commit).",
     )
+    audit_intent_retention_days: float = Field(
+        30.0,
+        ge=0,
+        description="Completed and abandoned sign intents are deleted this many days after their sign's "
+        "deadline (each worker prunes at start and then hourly, in small batches; `hallmark audit "
+        "prune-intents` does it at once). Open intents are never deleted. 0: keep every intent.",
+    )
     audit_timestamps: bool = Field(
         True,
         description="With HALLMARK_TSA_URL set, have each new audit checkpoint timestamped by the TSA "

@@ -287,6 +287,40 @@ def audit_seal(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
     )
 
 
+@audit_app.command("prune-intents")
+def audit_prune_intents(
+    days: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            help="Delete completed and abandoned intents older than this many days (default: "
+            "HALLMARK_AUDIT_INTENT_RETENTION_DAYS; 0 deletes nothing).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Delete the sign intents past their retention now, in small batches (the service does this at start
+    and hourly). Open intents, the signs never committed, are never deleted."""
+    from app.runtime import open_database
+    from app.sealing import DAY
+    from app.store.intents import SqlSignIntents
+
+    cfg = settings()
+    retention = cfg.audit_intent_retention_days if days is None else days
+    db = open_database(cfg)
+    try:
+        removed = SqlSignIntents(db).prune(retention * DAY)
+    finally:
+        db.dispose()
+    if as_json:
+        typer.echo(json.dumps({"pruned": removed, "retention_days": retention}, indent=2))
+        return
+    if retention <= 0:
+        typer.echo("retention 0: every sign intent is kept")
+        return
+    typer.echo(f"pruned {removed} completed or abandoned sign intents older than {retention:g} days")
+
+
 @audit_app.command("verify")
 def audit_verify(
     public_key: Annotated[

@@ -40,6 +40,7 @@ log = logging.getLogger("hallmark.audit")
 OPEN, COMPLETED, ABANDONED = "open", "completed", "abandoned"
 REASON_LENGTH = 100
 LISTED = 100  # at most this many uncommitted intents are listed (the count covers all)
+PRUNE_BATCH = 500  # closed intents deleted per transaction: a short write lock (SQLite), a short transaction
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,25 @@ class SqlSignIntents:
         with self._engine.connect() as conn:
             row = conn.execute(sign_intents.select().where(sign_intents.c.manifest_id == manifest_id)).first()
         return _intent(row) if row is not None else None
+
+    def prune(self, retention_seconds: float, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete completed and abandoned intents whose sign's deadline (`due_at`, indexed with the state)
+        is more than `retention_seconds` old, `batch` rows per transaction, until none is left; how many.
+        Open intents are never deleted, however old: they are the evidence of a sign never committed.
+        `retention_seconds` <= 0 keeps every intent."""
+        if retention_seconds <= 0:
+            return 0
+        cutoff = self._clock() - retention_seconds
+        closed = sign_intents.c.state.in_((COMPLETED, ABANDONED)) & (sign_intents.c.due_at < cutoff)
+        oldest = sa.select(sign_intents.c.id).where(closed).limit(batch)
+        statement = sign_intents.delete().where(sign_intents.c.id.in_(oldest))
+        removed = 0
+        while True:
+            with self._engine.begin() as conn:
+                count = conn.execute(statement).rowcount
+            removed += count
+            if count < batch:
+                return removed
 
     def report(self, grace_seconds: float) -> IntentReport:
         """Open intents, split at `due_at + grace_seconds` (see `IntentReport`)."""

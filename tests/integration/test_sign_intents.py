@@ -26,9 +26,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from app.main import create_app
+from app.runtime import open_database
 from app.settings import Settings
 from app.store.db import make_engine
-from app.store.intents import ABANDONED, COMPLETED, OPEN, SignIntent, SqlSignIntents
+from app.store.intents import ABANDONED, COMPLETED, OPEN, SignIntent, SqlSignIntents, complete_intent
 from app.store.ledger import SqlLedger
 from app.store.tables import sign_intents, signatures
 from signing import new_manifest_id
@@ -429,3 +430,96 @@ def test_after_the_crash_the_service_signs_and_counts_the_lost_sign(
     db.dispose()
     assert intents[lost.manifest_id].state == OPEN
     assert intents[response.headers["Hallmark-Manifest-Id"]].state == COMPLETED
+
+
+# --- retention: closed intents are pruned, open ones never -----------------------------------------------
+
+DAY = 86400.0
+FACTS: dict[str, Any] = {
+    "key_id": "k", "certificate_sha256": "c" * 64, "input_sha256": "i" * 64, "api_key_id": None,
+    "request_id": None, "deadline_seconds": 60.0,
+}  # fmt: skip
+
+
+def add_intent(db: sa.Engine, age_days: float, state: str) -> str:
+    """An intent opened `age_days` ago (due a minute later), left in `state`; its id."""
+    store = SqlSignIntents(db, clock=lambda: time.time() - age_days * DAY)
+    manifest_id = new_manifest_id()
+    intent_id = store.open(manifest_id=manifest_id, **FACTS)
+    if state == COMPLETED:
+        with db.begin() as conn:
+            complete_intent(conn, manifest_id=manifest_id, signature_id=str(uuid.uuid4()))
+    elif state == ABANDONED:
+        assert store.abandon(intent_id, "ClientGoneError")
+    return intent_id
+
+
+def intent_states(db: sa.Engine) -> dict[str, str]:
+    return {i.id: i.state for i in all_intents(db)}
+
+
+def seed(db: sa.Engine) -> tuple[set[str], set[str]]:
+    """Five closed intents past a 30-day retention (to delete), and the ones to keep: closed ones within it,
+    open ones however old (crash evidence)."""
+    old = {add_intent(db, 40, COMPLETED) for _ in range(3)}
+    old |= {add_intent(db, 31, ABANDONED) for _ in range(2)}
+    kept = {
+        add_intent(db, 29, COMPLETED), add_intent(db, 1, ABANDONED), add_intent(db, 0, COMPLETED),
+        add_intent(db, 400, OPEN), add_intent(db, 31, OPEN), add_intent(db, 0, OPEN),
+    }  # fmt: skip
+    assert {intent_states(db)[i] for i in old} == {COMPLETED, ABANDONED}
+    return old, kept
+
+
+def migrated(tmp_path: Path, pki: Pki) -> tuple[Path, sa.Engine]:
+    data_dir = make_data_dir(tmp_path / "var", pki)
+    return data_dir, open_database(Settings(data_dir=data_dir))
+
+
+def test_pruning_deletes_only_closed_intents_past_their_retention(tmp_path: Path, pki: Pki) -> None:
+    _, db = migrated(tmp_path, pki)
+    try:
+        old, kept = seed(db)
+        store = SqlSignIntents(db)
+        assert store.prune(0) == 0  # retention 0: every intent is kept
+        assert set(intent_states(db)) == old | kept
+        assert store.prune(30 * DAY, batch=2) == 5  # three transactions of at most two rows
+        states = intent_states(db)
+        assert set(states) == kept
+        assert sorted(states.values()) == sorted([COMPLETED, ABANDONED, COMPLETED, OPEN, OPEN, OPEN])
+        assert store.prune(30 * DAY, batch=2) == 0  # nothing left past the retention
+        assert set(intent_states(db)) == kept
+    finally:
+        db.dispose()
+
+
+def test_the_cli_prunes_intents_past_the_retention_setting(tmp_path: Path, pki: Pki) -> None:
+    data_dir, db = migrated(tmp_path, pki)
+    try:
+        old, kept = seed(db)
+        keep_all = {"HALLMARK_AUDIT_INTENT_RETENTION_DAYS": "0"}
+        done = hallmark(data_dir, "audit", "prune-intents", "--json", **keep_all)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {"pruned": 0, "retention_days": 0.0}
+        assert set(intent_states(db)) == old | kept
+        done = hallmark(data_dir, "audit", "prune-intents")  # the default retention: 30 days
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "pruned 5 completed or abandoned sign intents older than 30 days"
+        assert set(intent_states(db)) == kept
+        done = hallmark(data_dir, "audit", "prune-intents", "--days", "0.5", "--json")
+        # The 29- and 1-day-old closed ones; the one closed today and the open ones stay.
+        assert json.loads(done.stdout) == {"pruned": 2, "retention_days": 0.5}
+    finally:
+        db.dispose()
+
+
+def test_the_service_prunes_at_start_without_the_sealer(tmp_path: Path, pki: Pki) -> None:
+    data_dir, db = migrated(tmp_path, pki)
+    try:
+        old, kept = seed(db)
+        settings = Settings(data_dir=data_dir, default_provider="Example AI", audit_seal_interval_seconds=0)
+        with TestClient(create_app(settings)):
+            assert wait_for(lambda: not old & set(intent_states(db)), timeout=WAIT_S)
+            assert set(intent_states(db)) == kept
+    finally:
+        db.dispose()
