@@ -47,11 +47,15 @@ AUDIT_SEALED = Gauge(
     "Rows in the audit chain under a signed checkpoint",
     multiprocess_mode="mostrecent",
 )
+# Counted in the database by whichever worker answers /metrics, right before it answers (app/sealing.py
+# refresh_audit_gauges), sealer or not: every worker's count is of the same table, so the most recent one is
+# the answer ("max" would keep a higher count after the rows were closed or deleted; "liveall" would list one
+# stale series per worker; "livesum" would add the same count up once per worker).
 AUDIT_UNCOMMITTED_SIGNS = Gauge(
     "hallmark_audit_uncommitted_signs",
     "Signatures attempted (intent written) but never committed nor abandoned, past their deadline and "
     "HALLMARK_AUDIT_INTENT_GRACE_SECONDS: a process died between the engine and the ledger commit "
-    "(at the sealer's last run)",
+    "(counted when /metrics is scraped)",
     multiprocess_mode="mostrecent",
 )
 WORKERS = Gauge(

@@ -5,7 +5,8 @@ Every worker runs one; the database lock row lets one seal at a time, the others
 
 Also the sign intents' retention (`intent_pruning`): at start and then every `PRUNE_INTERVAL_SECONDS`, each
 worker deletes the completed and abandoned intents older than HALLMARK_AUDIT_INTENT_RETENTION_DAYS, in small
-batches (app/store/intents.py), whether the sealer runs or not."""
+batches (app/store/intents.py), whether the sealer runs or not. The gauge of signs never committed is not
+kept here: /metrics counts them when it is scraped (`refresh_audit_gauges`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import base64
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from anyio import to_thread
@@ -67,28 +67,17 @@ def _count(outcome: str) -> str:
     return outcome
 
 
-@dataclass(frozen=True)
-class IntentWatch:
-    """Open sign intents past their deadline and the grace period, counted at each sealer run."""
-
-    intents: SqlSignIntents
-    grace_seconds: float
-
-
 def seal_once(
     sealer: Sealer,
     signer: Callable[[], KeySigner | None],
     stamper: CheckpointStamper | None = None,
-    intents: IntentWatch | None = None,
 ) -> None:
-    """One run: measure the lag (and the signs never committed), seal, record the chain's size, timestamp
-    the newest checkpoint. Never raises (the next run retries)."""
+    """One run: measure the lag, seal, record the chain's size, timestamp the newest checkpoint. Never raises
+    (the next run retries)."""
     try:
         status = sealer.status()
         AUDIT_UNSEALED.set(status.unsealed)
         AUDIT_SEAL_LAG.set(status.lag_seconds)
-        if intents is not None:
-            AUDIT_UNCOMMITTED_SIGNS.set(intents.intents.report(intents.grace_seconds).uncommitted)
         key = signer()
         if key is None:
             if status.unsealed:
@@ -113,10 +102,9 @@ async def seal_periodically(
     signer: Callable[[], KeySigner | None],
     interval: float,
     stamper: CheckpointStamper | None = None,
-    intents: IntentWatch | None = None,
 ) -> None:
     while True:
-        await to_thread.run_sync(seal_once, sealer, signer, stamper, intents)
+        await to_thread.run_sync(seal_once, sealer, signer, stamper)
         await asyncio.sleep(interval)
 
 
@@ -141,10 +129,7 @@ async def sealing(rt: Runtime) -> AsyncIterator[None]:
         ctx = rt.sign_ctx
         return ctx.signer.key if ctx else None
 
-    watch = IntentWatch(rt.intents, rt.settings.audit_intent_grace_seconds) if rt.intents else None
-    task = asyncio.create_task(
-        seal_periodically(Sealer(rt.db), signer, interval, checkpoint_stamper(rt), watch)
-    )
+    task = asyncio.create_task(seal_periodically(Sealer(rt.db), signer, interval, checkpoint_stamper(rt)))
     try:
         yield
     finally:
@@ -193,3 +178,14 @@ async def intent_pruning(rt: Runtime) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def refresh_audit_gauges(rt: Runtime | None) -> None:
+    """Called by /metrics before it answers: `hallmark_audit_uncommitted_signs` is the database's count now
+    (one indexed COUNT), whether the sealer runs or not. A database error leaves the last value."""
+    if rt is None or rt.intents is None:
+        return
+    try:
+        AUDIT_UNCOMMITTED_SIGNS.set(rt.intents.uncommitted(rt.settings.audit_intent_grace_seconds))
+    except Exception:
+        log.warning("hallmark_audit_uncommitted_signs not refreshed: the database did not answer")

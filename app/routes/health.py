@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from app.metrics import CONTENT_TYPE, exposition
 from app.routes.common import runtime
 from app.schemas import HealthOut, ReadyOut
+from app.sealing import refresh_audit_gauges
 
 router = APIRouter(tags=["operations"])
 
@@ -55,5 +56,6 @@ def _not_ready(body: ReadyOut) -> JSONResponse:
     summary="Prometheus metrics (of every worker, added up, under --workers N)",
     response_class=Response,
 )
-def metrics() -> Response:
+def metrics(request: Request) -> Response:
+    refresh_audit_gauges(getattr(request.app.state, "runtime", None))
     return Response(exposition(), media_type=CONTENT_TYPE)

@@ -144,6 +144,13 @@ class SqlSignIntents:
             row = conn.execute(sign_intents.select().where(sign_intents.c.manifest_id == manifest_id)).first()
         return _intent(row) if row is not None else None
 
+    def uncommitted(self, grace_seconds: float) -> int:
+        """How many open intents are past their due time and the grace period: one COUNT over the
+        (state, due_at) index, which holds few open rows (signs in flight and crashed ones)."""
+        late = (sign_intents.c.state == OPEN) & (sign_intents.c.due_at < self._clock() - grace_seconds)
+        with self._engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).where(late)).scalar_one())
+
     def prune(self, retention_seconds: float, *, batch: int = PRUNE_BATCH) -> int:
         """Delete completed and abandoned intents whose sign's deadline (`due_at`, indexed with the state)
         is more than `retention_seconds` old, `batch` rows per transaction, until none is left; how many.

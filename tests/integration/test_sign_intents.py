@@ -334,7 +334,7 @@ def crashed(tmp_path: Path, jpeg: bytes) -> tuple[Path, SignIntent, str]:
         with service as server:
             server.wait_until_ready()
             token = server.wait_for_line(API_KEY_LINE)
-            # The sealer's first run (at start) found no lost sign: the metric's negative control.
+            # No lost sign yet: the metric's negative control (counted at each scrape).
             assert wait_for(lambda: metric(server, "hallmark_audit_uncommitted_signs") == 0.0, timeout=WAIT_S)
             answers: list[object] = []
 
@@ -523,3 +523,59 @@ def test_the_service_prunes_at_start_without_the_sealer(tmp_path: Path, pki: Pki
             assert set(intent_states(db)) == kept
     finally:
         db.dispose()
+
+
+# --- the gauge: counted when /metrics is scraped, sealer or not ------------------------------------------
+
+
+def scraped(client: TestClient) -> float:
+    text = client.get("/metrics").text
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("hallmark_audit_uncommitted_signs ")]
+    return float(line.split()[1])
+
+
+def test_the_uncommitted_signs_gauge_counts_at_scrape_time_with_the_sealer_off(
+    tmp_path: Path, pki: Pki
+) -> None:
+    data_dir = make_data_dir(tmp_path / "var", pki)
+    settings = Settings(
+        data_dir=data_dir, default_provider="Example AI", audit_seal_interval_seconds=0,
+        audit_intent_grace_seconds=60,
+    )  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        db = runtime(client).db
+        assert scraped(client) == 0.0
+        add_intent(db, 1, COMPLETED)  # closed ones never count, however old
+        add_intent(db, 1, ABANDONED)
+        add_intent(db, 0, OPEN)  # in progress: due in a minute
+        assert scraped(client) == 0.0
+        add_intent(db, 1, OPEN)  # past its due time and the grace period: a sign never committed
+        assert scraped(client) == 1.0
+        add_intent(db, 2, OPEN)
+        assert scraped(client) == 2.0
+
+
+def test_the_gauge_under_two_workers_is_the_count_at_the_latest_scrape(tmp_path: Path) -> None:
+    """`serve --workers 2` (prometheus-client's multiprocess mode), sealer off: whichever worker answers, the
+    gauge is the database's count at that scrape; it goes back to 0 once the lost sign's intent is closed
+    (a "max" gauge would keep the other worker's 1)."""
+    data_dir = tmp_path / "var"
+    env = passed_on(data_dir)
+    with serve(
+        data_dir, tmp_path / "logs", "--dev", "--workers", "2", HALLMARK_AUDIT_SEAL_INTERVAL_SECONDS="0",
+        HALLMARK_AUDIT_INTENT_GRACE_SECONDS="0", **env,
+    ) as server:  # fmt: skip
+        server.wait_until_ready()
+        scrapes = 8  # enough for both workers to answer some
+        assert [metric(server, "hallmark_audit_uncommitted_signs") for _ in range(scrapes)] == [0.0] * scrapes
+        db = database(data_dir)
+        try:
+            add_intent(db, 1, COMPLETED)  # negative control: a closed intent never counts
+            lost = add_intent(db, 1, OPEN)
+            counts = [metric(server, "hallmark_audit_uncommitted_signs") for _ in range(scrapes)]
+            assert counts == [1.0] * scrapes
+            assert SqlSignIntents(db).abandon(lost, "Test")
+            counts = [metric(server, "hallmark_audit_uncommitted_signs") for _ in range(scrapes)]
+            assert counts == [0.0] * scrapes
+        finally:
+            db.dispose()
