@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 from app.pem_keys import CredentialFiles, load_pem_signer
+from signing import NativeSigner
 from signing.devpki import dev_name, issue_ca, issue_leaf, new_key, pem
 from signing.errors import CertificateProfileError, KeyNotFoundError, KeyringError
 from signing.keys import PemKeySigner, algorithm_for, check_validity
@@ -53,6 +54,20 @@ def test_from_files(pki: Pki) -> None:
         signer.certificate_sha256
         == hashlib.sha256(first.public_bytes(serialization.Encoding.DER)).hexdigest()
     )
+
+
+def test_the_native_signer_holds_its_own_certificates_fingerprint(pki: Pki, ca: Ca) -> None:
+    """Every sign records the fingerprint the NativeSigner computed once: the leaf's DER hash, per key."""
+    signer = load_pem_signer(CredentialFiles(pki.chain, pki.key, "test-key"))
+    native = NativeSigner(signer)
+    first = x509.load_pem_x509_certificates(pki.chain.read_bytes())[0]
+    der = first.public_bytes(serialization.Encoding.DER)
+    assert native.certificate_sha256 == hashlib.sha256(der).hexdigest()
+    assert vars(native)["certificate_sha256"] == native.certificate_sha256  # kept: not hashed again per sign
+    assert native.certificate_sha256 == signer.certificate_sha256
+    other = NativeSigner(signer_for(ed25519.Ed25519PrivateKey.generate(), ca, "ed25519"))
+    assert other.certificate_sha256 == other.key.certificate_sha256  # type: ignore[attr-defined]
+    assert other.certificate_sha256 != native.certificate_sha256  # negative control: another key, its own
 
 
 def test_sign_verifies_with_certificate_key(pki: Pki) -> None:
