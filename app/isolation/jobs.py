@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from PIL import Image
 
@@ -83,12 +86,28 @@ Job = VerifyJob | ContentJob | ConfirmJob | SignJob | PingJob
 # The upright picture of the last VerifyJob's file, by the file's identity: its ConfirmJobs (which usually
 # come to the same worker, the pool hands out the worker released last) confirm against it instead of
 # decoding the file again, as the in-process path does. Dropped at the next job of another kind.
-_PICTURE: dict[tuple[str, int, int, int], Image.Image] = {}
+Identity = tuple[str, int, int, int]  # path, inode, size, modification time
+_PICTURE: dict[Identity, Image.Image] = {}
 
 
-def _identity(path: str, asset: io.BufferedReader) -> tuple[str, int, int, int]:
-    st = os.fstat(asset.fileno())
+def _identity(path: str, st: os.stat_result) -> Identity:
     return (path, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@contextmanager
+def _opened(path: str, in_memory_bytes: int) -> Iterator[tuple[IO[bytes], Identity]]:
+    """The job's file and its identity (see _PICTURE). A file of at most `in_memory_bytes` (the service's
+    spool limit) is read into memory first, as the in-process path holds an upload of that size: the engine
+    seeks and reads a few dozen times per verify, on a file each is a system call (about 0.1 ms per 1 MP
+    verify; bench/isolation_overhead.py)."""
+    with Path(path).open("rb") as file:
+        st = os.fstat(file.fileno())
+        identity = _identity(path, st)
+        if st.st_size > in_memory_bytes:
+            yield file, identity
+            return
+        data = file.read()
+    yield io.BytesIO(data), identity
 
 
 def run(job: Job, config: WorkerConfig, engine: Engine, channel: Channel) -> object:
@@ -100,10 +119,14 @@ def run(job: Job, config: WorkerConfig, engine: Engine, channel: Channel) -> obj
         return None
     if isinstance(job, SignJob):
         return run_sign(job, settings, engine, channel)
-    with Path(job.path).open("rb") as asset:
+    if isinstance(job, ConfirmJob):
+        kept = _PICTURE.get(_identity(job.path, os.stat(job.path)))
+        if kept is not None:
+            return confirm(ConfirmationPrint.from_bytes(job.stored), kept)
+    with _opened(job.path, settings.spool_memory_bytes) as (asset, identity):
         if isinstance(job, VerifyJob):
             sidecar = Path(job.sidecar_path).read_bytes() if job.sidecar_path else None
-            return _verify(job, settings, engine, asset, sidecar)
+            return _verify(job, settings, engine, asset, identity, sidecar)
         if isinstance(job, ContentJob):
             return content_evidence(
                 asset,
@@ -113,14 +136,16 @@ def run(job: Job, config: WorkerConfig, engine: Engine, channel: Channel) -> obj
                 keys=job.keys,
             )
         stored = ConfirmationPrint.from_bytes(job.stored)
-        kept = _PICTURE.get(_identity(job.path, asset))
-        if kept is not None:
-            return confirm(stored, kept)
         return confirm_asset(stored, asset, max_pixels=settings.soft_binding_max_pixels)
 
 
 def _verify(
-    job: VerifyJob, settings: Settings, engine: Engine, asset: io.BufferedReader, sidecar: bytes | None
+    job: VerifyJob,
+    settings: Settings,
+    engine: Engine,
+    asset: IO[bytes],
+    identity: Identity,
+    sidecar: bytes | None,
 ) -> VerifyResult:
     report = inspect_asset(engine, asset, sidecar, detailed=job.detailed)
     if report.integrity is Integrity.INTACT or not settings.recovery:
@@ -130,6 +155,6 @@ def _verify(
     upright = upright_image(asset, mime=report.media_type, max_pixels=settings.soft_binding_max_pixels)
     if isinstance(upright, Recovery):
         return VerifyResult(report, evidence=upright)
-    _PICTURE[_identity(job.path, asset)] = upright
+    _PICTURE[identity] = upright
     evidence = image_evidence(upright, watermark=watermark_engine(), keys=job.keys)
     return VerifyResult(report, evidence=evidence)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
+import select
 import signal
 import threading
 import time
@@ -48,6 +50,21 @@ class _Worker:
     config: WorkerConfig | None = None  # the configuration last sent
     jobs: int = 0
     killed: bool = False
+    # Made once, polled for every job: `Connection.poll` and `process.exitcode` build a selector per call.
+    _reply: select.poll = field(default_factory=select.poll, repr=False)
+    _ended: select.poll = field(default_factory=select.poll, repr=False)
+
+    def __post_init__(self) -> None:
+        self._reply.register(self.conn.fileno(), select.POLLIN)
+        self._ended.register(self.process.sentinel, select.POLLIN)
+
+    def replied(self, timeout: float) -> bool:
+        """Whether the worker sent something (or ended: then reading gives EOFError) within `timeout` s."""
+        return bool(self._reply.poll(math.ceil(timeout * 1000)))
+
+    def ended(self) -> bool:
+        """Whether the process has ended (its sentinel is readable), without waiting."""
+        return bool(self._ended.poll(0))
 
     def kill(self) -> None:
         """SIGKILL (idempotent) and reap: no zombie is left behind."""
@@ -133,7 +150,7 @@ class WorkerPool:
                     hint="The file is likely too complex for this server; a busy server may do better later.",
                     details={"retry_after_seconds": 30},
                 )
-            if worker.conn.poll(min(remaining, WATCH_INTERVAL) if cancelled else remaining):
+            if worker.replied(min(remaining, WATCH_INTERVAL) if cancelled else remaining):
                 try:
                     kind, value = worker.conn.recv()
                 except (EOFError, OSError):
@@ -205,7 +222,7 @@ class WorkerPool:
                     raise CapacityError("The service is shutting down.", details={"retry_after_seconds": 5})
                 if self._idle:
                     worker = self._idle.pop()
-                    if worker.process.exitcode is not None:  # died while idle (e.g. the OOM killer)
+                    if worker.ended():  # died while idle (e.g. the OOM killer)
                         self._started -= 1
                         worker.kill()
                         continue

@@ -4,6 +4,7 @@ the worker (not the service) with the documented answer; reports are the same as
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import threading
@@ -249,6 +250,42 @@ def test_reports_through_the_pool_equal_the_in_process_ones(
                 assert pooled.json() == local.json(), name
     recovered = verify(client, stripped).json()
     assert recovered["recovery"]["status"] == "recovered"  # the comparison covered a real recovery
+
+
+def test_reports_equal_the_in_process_ones_when_the_worker_reads_its_copy_from_the_file(
+    settings: Settings, auth: dict[str, str], client: TestClient, interop_dir: Path
+) -> None:
+    """A worker reads a copy of at most the spool limit into memory (app/isolation/jobs.py); past it, from the
+    file. With the limit at 0 every file takes the second way: the reports are the in-process ones still,
+    recovery (a verify job, then confirmation jobs on the same copy) included."""
+    from app.isolation.jobs import _opened
+
+    signed, stripped = signed_then_stripped(client, auth, interop_dir)
+    files = {
+        "signed": signed,
+        "stripped (recovered by watermark)": stripped,
+        "unsigned wav": (interop_dir / "sample1.wav").read_bytes(),
+    }
+    with (
+        app_client(settings, spool_memory_bytes=0) as from_file,
+        app_client(settings, isolation_workers=0) as in_process,
+    ):
+        assert pool_of(from_file) is not None
+        for name, data in files.items():
+            pooled = verify(from_file, data)
+            local = verify(in_process, data)
+            assert pooled.status_code == local.status_code == 200, (name, pooled.text)
+            assert pooled.json() == local.json(), name
+        recovered = verify(from_file, stripped).json()
+        assert recovered["recovery"]["status"] == "recovered"
+        assert verify(from_file, signed).json()["recovery"] is None  # control: an intact file, no search
+    copy = Path(settings.data_dir) / "copy.jpg"
+    copy.write_bytes(signed)
+    with _opened(str(copy), 0) as (on_disk, on_disk_id), _opened(str(copy), len(signed)) as (held, held_id):
+        assert isinstance(on_disk, io.BufferedReader)  # past the limit: the file itself
+        assert isinstance(held, io.BytesIO)  # within it: in memory
+        assert on_disk.read() == held.read() == signed
+        assert on_disk_id == held_id
 
 
 def test_sbr_by_content_matches_equal_the_in_process_ones(
