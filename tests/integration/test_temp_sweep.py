@@ -217,3 +217,17 @@ def test_the_app_with_age_zero_leaves_everything(tmp: Path, dead_pid: int, setti
         assert client.get("/healthz").status_code == 200
     assert stale.exists()
     assert sweep_and_log(AGE).removed == 1  # the control: swept once turned on
+
+
+def test_another_user_s_entries_are_kept(tmp: Path, dead_pid: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sweep removes only what belongs to its own uid. Files of another user cannot be made without root,
+    so the service's uid is moved instead: the same files then belong to "someone else"."""
+    stale = file(tmp, f"hallmark-upload-{dead_pid}-abc")
+    folder = tree(tmp, f"hallmark-metrics-{dead_pid}-def")
+    real_uid = os.getuid()
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "getuid", lambda: real_uid + 1)
+        assert sweep(AGE) == (0, 0)
+    assert stale.exists()
+    assert folder.exists()
+    assert sweep(AGE) == (2, 0)  # the control: the owner's own sweep removes them
