@@ -39,6 +39,7 @@ from app.schemas import ProblemOut
 from app.sealing import intent_pruning, sealing
 from app.settings import Settings
 from app.store.apikeys import ApiKeyStore
+from app.temp_sweep import sweep_and_log
 from signing import HallmarkError
 
 log = logging.getLogger("hallmark")
@@ -114,6 +115,8 @@ def create_app(settings: Settings | None = None, clock: Clock = time.monotonic) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # What a killed process left in the temporary directory (this worker's own names carry its PID).
+        await to_thread.run_sync(sweep_and_log, settings.temp_sweep_age_seconds)
         try:
             rt = await to_thread.run_sync(build_runtime, settings)
         except HallmarkError as exc:

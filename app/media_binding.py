@@ -11,6 +11,7 @@ from typing import IO
 
 from app.media_features import MediaTools, media_iscc_outcome
 from app.settings import Settings
+from app.temp_sweep import prefix as temp_prefix
 from signing import HallmarkError, iscc_kind_of, sniff
 
 
@@ -35,7 +36,7 @@ def media_code(stream: IO[bytes], settings: Settings) -> MediaCode:
         stream.seek(0)
     if media.kind not in ("audio", "video") or iscc_kind_of(media) is None:
         return MediaCode(None, None)
-    with tempfile.TemporaryDirectory(prefix="hallmark-media-") as folder:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("media")) as folder:
         path = Path(folder) / f"upload.{media.extension}"
         with path.open("wb") as out:
             shutil.copyfileobj(stream, out)

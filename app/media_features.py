@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Final
 
 from app.settings import Settings
+from app.temp_sweep import prefix as temp_prefix
 from signing import (
     VIDEO_FPS,
     IsccKind,
@@ -117,7 +118,7 @@ def media_iscc_outcome(path: Path, media: MediaType, *, tools: MediaTools) -> Me
 def _fpcalc(path: Path, tools: MediaTools) -> bytes:
     # iscc-sdk's arguments: raw integers, JSON, signed, the whole file (-length 0).
     args = ["-raw", "-json", "-signed", "-length", "0", str(path.absolute())]
-    with tempfile.TemporaryDirectory(prefix="hallmark-av-") as work:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("av")) as work:
         return _run("fpcalc", tools.fpcalc, args, Path(work), tools, ok=_FPCALC_OK)
 
 
@@ -130,7 +131,7 @@ def _ffmpeg_signature(path: Path, demuxer: str, tools: MediaTools) -> bytes:
         "-vf", f"fps=fps={VIDEO_FPS},signature=format=binary:filename={_SIGNATURE_FILE}",
         "-f", "null", "-",
     ]  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="hallmark-av-") as work:
+    with tempfile.TemporaryDirectory(prefix=temp_prefix("av")) as work:
         _run("ffmpeg", tools.ffmpeg, args, Path(work), tools, ok=frozenset({0}))
         signature = Path(work) / _SIGNATURE_FILE
         if not signature.is_file():

@@ -19,6 +19,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from app.temp_sweep import prefix as temp_prefix
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 HTTP_REQUESTS = Counter("hallmark_http_requests_total", "HTTP requests answered, by status", ["status"])
@@ -89,7 +91,7 @@ def prepare_multiprocess_dir(workers: int) -> tuple[Path | None, bool]:
         return given, False
     if workers <= 1:
         return None, False
-    return Path(tempfile.mkdtemp(prefix="hallmark-metrics-")), True  # mode 0700, fresh, private
+    return Path(tempfile.mkdtemp(prefix=temp_prefix("metrics"))), True  # mode 0700, fresh, private
 
 
 def remove_multiprocess_dir(path: Path) -> None:

@@ -191,6 +191,13 @@ class Settings(BaseSettings):
         "worker to answer its health check before killing and replacing it (uvicorn's own 5 s killed workers "
         "that were still starting, or busy, on a loaded 2-core machine).",
     )
+    temp_sweep_age_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="At start, remove Hallmark's temporary files and directories (uploads, signed outputs, "
+        "media tool folders, metrics directories) left by processes that no longer run and last modified "
+        "longer ago than this; 0: no sweep.",
+    )
     spool_memory_bytes: int = Field(8 * MiB, ge=0, description="Outputs larger than this spool to disk.")
     api_key_cache_seconds: float = Field(
         5.0,

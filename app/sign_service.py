@@ -26,6 +26,7 @@ from app.request_context import current_request_id
 from app.routes.download_name import content_disposition
 from app.runtime import Runtime
 from app.settings import Settings
+from app.temp_sweep import prefix as temp_prefix
 from signing import (
     ConfigError,
     GenerationInfo,
@@ -233,7 +234,7 @@ def _sign_isolated(
     digest = hashlib.sha256()
     with private_copy(source, digest) as path:
         attempt.open(digest.hexdigest())  # committed before the worker can ask for a signature
-        fd, out_path = tempfile.mkstemp(prefix="hallmark-signed-")  # 0600, this user only
+        fd, out_path = tempfile.mkstemp(prefix=temp_prefix("signed"))  # 0600, this user only
         output = os.fdopen(fd, "w+b")
         try:
             result: SignResult = pool.run(

@@ -62,6 +62,7 @@ def serve(
     """Serve the HTTP API."""
     from app.bootstrap import init_dev
     from app.metrics import MULTIPROC_ENV, prepare_multiprocess_dir, remove_multiprocess_dir
+    from app.temp_sweep import sweep
 
     cfg = settings()
     if workers is None:
@@ -88,6 +89,14 @@ def serve(
     os.environ["HALLMARK_LOG_FORMAT"] = log_format
     # How many they are: Settings divides the cores among them (HALLMARK_MAX_CONCURRENT_VERIFIES' default).
     os.environ["HALLMARK_WORKERS"] = str(workers)
+    # Before this serve makes its metrics directory: what killed processes left (a previous serve's metrics
+    # directory among them; a running serve's is kept, its PID is alive). Each worker sweeps again at start.
+    swept = sweep(cfg.temp_sweep_age_seconds)
+    if swept.removed or swept.failed:
+        typer.echo(
+            f"Removed {swept.removed} temporary file(s) or directory(ies) left by processes that no longer "
+            "run" + (f"; {swept.failed} could not be removed" if swept.failed else "")
+        )
     try:
         metrics_dir, made_metrics_dir = prepare_multiprocess_dir(workers)
     except (ValueError, OSError) as exc:

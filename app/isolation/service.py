@@ -18,6 +18,7 @@ from app.isolation.pool import WorkerPool
 from app.recovery import with_recovery
 from app.runtime import Runtime, watermark_engine
 from app.settings import Settings
+from app.temp_sweep import prefix as temp_prefix
 from signing import (
     Confirmation,
     ConfirmationPrint,
@@ -168,7 +169,7 @@ class Digest(Protocol):
 def private_copy(asset: IO[bytes], digest: Digest | None = None) -> Iterator[str]:
     """The upload in a temporary file only this user can read (mode 0600), removed when the block ends.
     `digest` (a hashlib object), when given, is fed the bytes on the way (one pass over the upload)."""
-    fd, path = tempfile.mkstemp(prefix="hallmark-upload-")
+    fd, path = tempfile.mkstemp(prefix=temp_prefix("upload"))
     try:
         with os.fdopen(fd, "wb") as out:
             asset.seek(0)
