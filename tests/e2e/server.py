@@ -137,3 +137,21 @@ def serve(data_dir: Path, log_dir: Path, *args: str, **env: str) -> Iterator[Ser
 def key_lines(server: Server) -> list[str]:
     with server._cond:
         return [ln for ln in server.lines if API_KEY_LINE.match(ln)]
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers (lower-case names) and body of one HTTP/1.1 response read from a raw socket (the
+    tests that drip or cut request bodies cannot use an HTTP client)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        got = sock.recv(65536)
+        assert got, f"connection closed before a response: {data!r}"
+        data += got
+    head, body = data.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+    while len(body) < int(headers.get("content-length", "0")):
+        got = sock.recv(65536)
+        assert got, "connection closed in the middle of the response body"
+        body += got
+    return int(lines[0].split(" ")[1]), headers, body

@@ -28,7 +28,7 @@ import httpx2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.server import HTTP_TIMEOUT_S, Server, key_lines, serve
+from tests.e2e.server import HTTP_TIMEOUT_S, Server, key_lines, read_response, serve
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -183,22 +183,6 @@ def drip(
             sock.sendall(b"x" * DRIP_BYTES)
             sent += DRIP_BYTES
         return read_response(sock)
-
-
-def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        got = sock.recv(65536)
-        assert got, f"connection closed before a response: {data!r}"
-        data += got
-    head, body = data.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
-    while len(body) < int(headers.get("content-length", "0")):
-        got = sock.recv(65536)
-        assert got, "connection closed in the middle of the response body"
-        body += got
-    return int(lines[0].split(" ")[1]), headers, body
 
 
 def assert_cut(answer: tuple[int, dict[str, str], bytes]) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.e2e.server import HTTP_TIMEOUT_S, Server, serve
+from tests.e2e.server import HTTP_TIMEOUT_S, Server, read_response, serve
 
 pytestmark = pytest.mark.e2e
 
@@ -82,22 +82,6 @@ def open_upload(server: Server, first: bytes, length: int | None) -> socket.sock
 
 def chunk(data: bytes) -> bytes:
     return f"{len(data):x}\r\n".encode() + data + b"\r\n"
-
-
-def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    data = b""
-    while b"\r\n\r\n" not in data:
-        got = sock.recv(65536)
-        assert got, f"connection closed before a response: {data!r}"
-        data += got
-    head, body = data.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
-    while len(body) < int(headers.get("content-length", "0")):
-        got = sock.recv(65536)
-        assert got, "connection closed in the middle of the response body"
-        body += got
-    return int(lines[0].split(" ")[1]), headers, body
 
 
 def closed(sock: socket.socket) -> bool:
