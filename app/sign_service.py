@@ -196,7 +196,14 @@ def _sign_here(
     dest = tempfile.SpooledTemporaryFile(max_size=settings.spool_memory_bytes)  # noqa: SIM115 - returned
     try:
         signed = sign_asset(
-            ctx, source, dest, info, mode=mode, api_key_id=api_key_id, manifest_id=attempt.manifest_id
+            ctx,
+            source,
+            dest,
+            info,
+            mode=mode,
+            api_key_id=api_key_id,
+            manifest_id=attempt.manifest_id,
+            input_sha256=input_sha256,
         )
     except BaseException:
         dest.close()
@@ -233,12 +240,16 @@ def _sign_isolated(
     }
     digest = hashlib.sha256()
     with private_copy(source, digest) as path:
-        attempt.open(digest.hexdigest())  # committed before the worker can ask for a signature
+        input_sha256 = digest.hexdigest()
+        attempt.open(input_sha256)  # committed before the worker can ask for a signature
         fd, out_path = tempfile.mkstemp(prefix=temp_prefix("signed"))  # 0600, this user only
         output = os.fdopen(fd, "w+b")
         try:
             result: SignResult = pool.run(
-                SignJob(path, out_path, **job_facts), worker_config(rt), cancelled, _serve(rt, ctx)
+                SignJob(path, out_path, **job_facts, input_sha256=input_sha256),
+                worker_config(rt),
+                cancelled,
+                _serve(rt, ctx),
             )
             # Committed before the output can leave: no signed file without its ledger row (its transaction
             # also completes the intent).

@@ -80,15 +80,18 @@ def sign_asset(
     mode: OutputMode = OutputMode.EMBEDDED,
     api_key_id: str | None = None,
     manifest_id: str | None = None,
+    input_sha256: str | None = None,
 ) -> SignedAsset:
     """Sign `source` (seekable) into `dest` (seekable, empty) and record it in the ledger.
 
     The ledger write happens before this returns: if it fails, `LedgerError` propagates and the caller
     must not release `dest`. Existing credentials in `source` become the parent ingredient. `manifest_id`
-    is the new manifest's id when the caller chose it beforehand (to record its intent), else a fresh one.
+    is the new manifest's id when the caller chose it beforehand (to record its intent), else a fresh one;
+    `input_sha256` the hash of `source`'s bytes when the caller computed it for that intent (not read again).
     """
     media = check_input(source, max_pixels=ctx.max_image_pixels)
-    input_sha256, _ = sha256_stream(source)
+    if input_sha256 is None:
+        input_sha256, _ = sha256_stream(source)
     parent = _read_parent(ctx.engine, media, source)
     if parent is not None and info.source_type_defaulted:
         info = replace(info, digital_source_type=COMPOSITE_WITH_TRAINED_ALGORITHMIC_MEDIA)

@@ -237,10 +237,19 @@ def sign(
                         ctx = replace(ctx, soft_binder=replace(ctx.soft_binder, media_iscc=code.iscc))
                     # Its intent first, as in the service (app/sign_service.py); no worker deadline here.
                     attempt = SignAttempt(rt, ctx, None, cfg.job_deadline_seconds)
-                    attempt.open(sha256_stream(src)[0])
+                    input_sha256 = sha256_stream(src)[0]
+                    attempt.open(input_sha256)
                     src.seek(0)
                     try:
-                        signed = sign_asset(ctx, src, dest, info, mode=mode, manifest_id=attempt.manifest_id)
+                        signed = sign_asset(
+                            ctx,
+                            src,
+                            dest,
+                            info,
+                            mode=mode,
+                            manifest_id=attempt.manifest_id,
+                            input_sha256=input_sha256,
+                        )
                     except BaseException as exc:
                         attempt.abandon(exc)
                         raise

@@ -76,6 +76,8 @@ class SignJob:
     detection_keys: tuple[WatermarkKey, ...]
     # The manifest id the service recorded in the sign's intent before sending the job (None: a fresh one).
     manifest_id: str | None = None
+    # The upload's SHA-256, hashed by the service while it made the copy (for the intent): not read again.
+    input_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,14 @@ def run_sign(job: SignJob, settings: Settings, engine: Engine, channel: Channel)
             repository=captured,
         )
         signed = sign_asset(
-            ctx, source, dest, job.info, mode=job.mode, api_key_id=job.api_key_id, manifest_id=job.manifest_id
+            ctx,
+            source,
+            dest,
+            job.info,
+            mode=job.mode,
+            api_key_id=job.api_key_id,
+            manifest_id=job.manifest_id,
+            input_sha256=job.input_sha256,
         )
         dest.flush()
     assert captured.ledger is not None, "sign_asset records every signature"
