@@ -14,8 +14,8 @@ import asyncio
 import base64
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 
 from anyio import to_thread
 
@@ -129,7 +129,14 @@ async def sealing(rt: Runtime) -> AsyncIterator[None]:
         ctx = rt.sign_ctx
         return ctx.signer.key if ctx else None
 
-    task = asyncio.create_task(seal_periodically(Sealer(rt.db), signer, interval, checkpoint_stamper(rt)))
+    async with _in_background(seal_periodically(Sealer(rt.db), signer, interval, checkpoint_stamper(rt))):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Runs `work` as a task for the duration of the block, then cancels it and waits for it to end."""
+    task = asyncio.create_task(work)
     try:
         yield
     finally:
@@ -171,13 +178,8 @@ async def intent_pruning(rt: Runtime) -> AsyncIterator[None]:
     if rt.intents is None or days <= 0:
         yield
         return
-    task = asyncio.create_task(prune_intents_periodically(rt.intents, days))
-    try:
+    async with _in_background(prune_intents_periodically(rt.intents, days)):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def refresh_audit_gauges(rt: Runtime | None) -> None:
