@@ -103,6 +103,11 @@ class WatermarkFindingOut(BaseModel):
     false_positive_bound: float = Field(
         description="Upper bound on the probability that an unmarked image scores this high in this check."
     )
+    test: Literal["blind", "known-id"] = Field(
+        description="blind: the id was read from the pixels alone. known-id: the pixels were tested for the "
+        "watermark ids of the repository's most similar assets (a stronger test for a known id, used when "
+        "the blind read finds nothing); statistic and threshold are then that test's."
+    )
 
 
 class RecoveredCredentialsOut(BaseModel):

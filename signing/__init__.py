@@ -199,11 +199,14 @@ if TYPE_CHECKING:
     )
     from signing.softbinding.payload import ID_BITS as WATERMARK_ID_BITS
     from signing.softbinding.payload import new_payload_id
-    from signing.softbinding.port import Pixels, WatermarkDetection, WatermarkEngine, WatermarkKey
+    from signing.softbinding.port import Candidates, Pixels, WatermarkDetection, WatermarkEngine, WatermarkKey
     from signing.softbinding.recovery import (
         ImageEvidence,
+        LocalPicture,
+        QueryPicture,
         asset_evidence,
         confirm_asset,
+        detect_known_asset,
         image_evidence,
         not_searched,
         recover_asset,
@@ -304,6 +307,10 @@ _LAZY: dict[str, tuple[str, str]] = {
     "WATERMARK_FALSE_POSITIVE_TARGET": ("signing.softbinding.spread_spectrum", "FALSE_POSITIVE_TARGET"),
     "WATERMARK_ID_BITS": ("signing.softbinding.payload", "ID_BITS"),
     "WatermarkDetection": ("signing.softbinding.port", "WatermarkDetection"),
+    "Candidates": ("signing.softbinding.port", "Candidates"),
+    "LocalPicture": ("signing.softbinding.recovery", "LocalPicture"),
+    "QueryPicture": ("signing.softbinding.recovery", "QueryPicture"),
+    "detect_known_asset": ("signing.softbinding.recovery", "detect_known_asset"),
     "WatermarkEngine": ("signing.softbinding.port", "WatermarkEngine"),
     "WatermarkKey": ("signing.softbinding.port", "WatermarkKey"),
     "check_entry": ("signing.softbinding.repository", "check_entry"),
@@ -392,6 +399,7 @@ __all__ = [
     "Breaker",
     "BreakerRules",
     "BreakerState",
+    "Candidates",
     "CapacityError",
     "CertificateProfileError",
     "CertifiedSigner",
@@ -443,6 +451,7 @@ __all__ = [
     "LedgerError",
     "LedgerLink",
     "LedgerRow",
+    "LocalPicture",
     "MalformedAssetError",
     "ManifestNotFoundError",
     "ManifestRepository",
@@ -457,6 +466,7 @@ __all__ = [
     "PemKeySigner",
     "Pixels",
     "PolicyRefusedError",
+    "QueryPicture",
     "QuotaExceededError",
     "RateLimitedError",
     "RecoveredCredentials",
@@ -527,6 +537,7 @@ __all__ = [
     "content_evidence",
     "declared_bindings",
     "decode_watermark_keyring",
+    "detect_known_asset",
     "dev_name",
     "diagnose",
     "digest_matches",

@@ -206,6 +206,9 @@ class WatermarkFinding:
     statistic: float
     threshold: float
     false_positive_bound: float
+    # "blind": the id read from the pixels alone; "known-id": the pixels tested for the ids of the
+    # repository's fingerprint neighbours (spread_spectrum / informed.py)
+    test: str = "blind"
 
 
 @dataclass(frozen=True)

@@ -19,17 +19,20 @@ from app.media_binding import MediaCode, media_code
 from app.runtime import watermark_engine
 from app.settings import Settings
 from signing import (
+    Candidates,
     ConfirmationPrint,
     Engine,
     EngineConfig,
     ImageEvidence,
     Integrity,
+    LocalPicture,
     Recovery,
     VerificationReport,
     WatermarkKey,
     confirm,
     confirm_asset,
     content_evidence,
+    detect_known_asset,
     image_evidence,
     inspect_asset,
     upright_image,
@@ -76,14 +79,24 @@ class ConfirmJob:
 
 
 @dataclass(frozen=True)
+class KnownMarkJob:
+    """Test the file's picture for the watermark ids of the repository's candidates (informed detection)."""
+
+    path: str
+    candidates: Candidates
+    keys: tuple[WatermarkKey, ...]
+
+
+@dataclass(frozen=True)
 class PingJob:
     """Does nothing: the cost of a round trip to a worker (bench/isolation_overhead.py)."""
 
 
-Job = VerifyJob | ContentJob | ConfirmJob | SignJob | PingJob
+Job = VerifyJob | ContentJob | ConfirmJob | KnownMarkJob | SignJob | PingJob
 
 
-# The upright picture of the last VerifyJob's file, by the file's identity: its ConfirmJobs (which usually
+# The upright picture of the last VerifyJob's file, by the file's identity: its ConfirmJobs and KnownMarkJobs
+# (which usually
 # come to the same worker, the pool hands out the worker released last) confirm against it instead of
 # decoding the file again, as the in-process path does. Dropped at the next job of another kind.
 Identity = tuple[str, int, int, int]  # path, inode, size, modification time
@@ -113,16 +126,18 @@ def _opened(path: str, in_memory_bytes: int) -> Iterator[tuple[IO[bytes], Identi
 def run(job: Job, config: WorkerConfig, engine: Engine, channel: Channel) -> object:
     """`channel` reaches the service while the job runs (sign's signature callback; see sign_job.py)."""
     settings = config.settings
-    if not isinstance(job, ConfirmJob):
+    if not isinstance(job, ConfirmJob | KnownMarkJob):
         _PICTURE.clear()
     if isinstance(job, PingJob):
         return None
     if isinstance(job, SignJob):
         return run_sign(job, settings, engine, channel)
-    if isinstance(job, ConfirmJob):
+    if isinstance(job, ConfirmJob | KnownMarkJob):
         kept = _PICTURE.get(_identity(job.path, os.stat(job.path)))
-        if kept is not None:
+        if kept is not None and isinstance(job, ConfirmJob):
             return confirm(ConfirmationPrint.from_bytes(job.stored), kept)
+        if kept is not None and isinstance(job, KnownMarkJob):
+            return LocalPicture(kept, watermark_engine(), job.keys).detect_known(job.candidates)
     with _opened(job.path, settings.spool_memory_bytes) as (asset, identity):
         if isinstance(job, VerifyJob):
             sidecar = Path(job.sidecar_path).read_bytes() if job.sidecar_path else None
@@ -131,6 +146,14 @@ def run(job: Job, config: WorkerConfig, engine: Engine, channel: Channel) -> obj
             return content_evidence(
                 asset,
                 alg=job.alg,
+                max_pixels=settings.soft_binding_max_pixels,
+                watermark=watermark_engine(),
+                keys=job.keys,
+            )
+        if isinstance(job, KnownMarkJob):
+            return detect_known_asset(
+                job.candidates,
+                asset,
                 max_pixels=settings.soft_binding_max_pixels,
                 watermark=watermark_engine(),
                 keys=job.keys,

@@ -10,24 +10,28 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import IO, Protocol
 
-from app.isolation.jobs import ConfirmJob, ContentJob, VerifyJob, VerifyResult, WorkerConfig
+from app.isolation.jobs import ConfirmJob, ContentJob, KnownMarkJob, VerifyJob, VerifyResult, WorkerConfig
 from app.isolation.pool import WorkerPool
 from app.recovery import with_recovery
 from app.runtime import Runtime, watermark_engine
 from app.settings import Settings
 from app.temp_sweep import prefix as temp_prefix
 from signing import (
+    Candidates,
     Confirmation,
     ConfirmationPrint,
     ImageEvidence,
     Integrity,
+    QueryPicture,
     Recovery,
     SoftBindingMatch,
     StructureLimits,
     VerificationReport,
+    WatermarkDetection,
+    WatermarkKey,
     check_structure,
     inspect_asset,
     not_searched,
@@ -68,7 +72,7 @@ def verify_file(
     config = worker_config(rt)
     with private_copy(asset) as path, _optional_copy(sidecar) as sidecar_path:
         result: VerifyResult = pool.run(VerifyJob(path, sidecar_path, detailed, keys), config, cancelled)
-        return _recovered(rt, result, lambda stored: _confirm(pool, config, path, stored, cancelled))
+        return _recovered(rt, result, WorkerPicture(pool, config, path, keys, cancelled))
 
 
 def matches_by_content(
@@ -105,14 +109,12 @@ def matches_by_content(
             asset=io.BytesIO(),
             engine=rt.engine,
             repository=rt.manifests,
-            confirmer=lambda stored: _confirm(pool, config, path, stored, cancelled),
+            picture=WorkerPicture(pool, config, path, keys, cancelled),
             limit=limit,
         )
 
 
-def _recovered(
-    rt: Runtime, result: VerifyResult, confirmer: Callable[[ConfirmationPrint], Confirmation]
-) -> VerificationReport:
+def _recovered(rt: Runtime, result: VerifyResult, picture: QueryPicture) -> VerificationReport:
     """`app.recovery.with_recovery` from what the worker found. Stored entries are re-verified here (trusted
     data) against an empty stream: their hard binding is not judged, so the file stays out of this process."""
     report = result.report
@@ -140,16 +142,32 @@ def _recovered(
         asset=io.BytesIO(),
         engine=rt.engine,
         repository=rt.manifests,
-        confirmer=confirmer,
+        picture=picture,
     )
     return replace(report, recovery=recovery)
 
 
-def _confirm(
-    pool: WorkerPool, config: WorkerConfig, path: str, stored: ConfirmationPrint, cancelled: Cancelled | None
-) -> Confirmation:
-    result: Confirmation = pool.run(ConfirmJob(path, stored.to_bytes()), config, cancelled)
-    return result
+@dataclass(frozen=True)
+class WorkerPicture:
+    """The `QueryPicture` of a file a worker verified: each question is a job on the same private copy (the
+    worker that decoded it usually still holds the picture)."""
+
+    pool: WorkerPool
+    config: WorkerConfig
+    path: str
+    keys: tuple[WatermarkKey, ...]
+    cancelled: Cancelled | None
+
+    def confirm(self, stored: ConfirmationPrint) -> Confirmation:
+        result: Confirmation = self.pool.run(
+            ConfirmJob(self.path, stored.to_bytes()), self.config, self.cancelled
+        )
+        return result
+
+    def detect_known(self, candidates: Candidates) -> WatermarkDetection:
+        job = KnownMarkJob(self.path, candidates, self.keys)
+        result: WatermarkDetection = self.pool.run(job, self.config, self.cancelled)
+        return result
 
 
 def worker_config(rt: Runtime) -> WorkerConfig:

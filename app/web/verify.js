@@ -219,6 +219,12 @@ const RECOVERY_TITLES = {
   not_searched: "Not searched",
 };
 
+function markText(mark) {
+  if (!mark.detected) return "Not found";
+  const how = mark.test === "known-id" ? ", found by testing for the mark of a similar signed picture" : "";
+  return `Found (id ${mark.watermark_id})${how}`;
+}
+
 // What the invisible watermark and the fingerprints found when the file has no intact credentials.
 function recoveryBox(report) {
   const rec = report.recovery;
@@ -230,7 +236,7 @@ function recoveryBox(report) {
   if (mark) {
     box.append(
       facts([
-        ["Invisible watermark", mark.detected ? `Found (id ${mark.watermark_id})` : "Not found"],
+        ["Invisible watermark", markText(mark)],
         ["How it was matched", rec.method],
         ["Confidence", rec.confidence],
       ]),

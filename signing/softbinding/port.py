@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 Pixels = npt.NDArray[np.uint8]
+MAX_CANDIDATES = 3  # known ids one `detect_known` check tests (the recovery's fingerprint neighbours)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,21 @@ class WatermarkDetection:
         return self.payload_id is not None
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """The marks to test for: watermark payload ids and the upright sizes (width, height) of the images they
+    were embedded in (one per id)."""
+
+    payload_ids: tuple[int, ...]
+    signed_sizes: tuple[tuple[int, int], ...]
+
+    def __post_init__(self) -> None:
+        if len(self.payload_ids) != len(self.signed_sizes):
+            raise ValueError("one signed size per payload id")
+        if not 0 < len(self.payload_ids) <= MAX_CANDIDATES:
+            raise ValueError(f"between 1 and {MAX_CANDIDATES} candidate ids")
+
+
 class WatermarkEngine(Protocol):
     """An invisible watermark carrying an integer payload id under a secret key."""
 
@@ -71,4 +87,12 @@ class WatermarkEngine(Protocol):
 
     def detect(self, pixels: Pixels, keys: tuple[WatermarkKey, ...]) -> WatermarkDetection:
         """Look for a mark from any of `keys` (current and retired ones)."""
+        ...
+
+    def detect_known(
+        self, pixels: Pixels, keys: tuple[WatermarkKey, ...], candidates: Candidates
+    ) -> WatermarkDetection:
+        """Look for the mark of one of a few known payload ids (the repository's candidates for this
+        picture): a test on the whole known pattern, more sensitive than `detect`, with its own
+        false-positive design."""
         ...

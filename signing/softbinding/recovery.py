@@ -10,9 +10,9 @@ one that no longer verifies, or whose row was altered, is never offered.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
 from dataclasses import dataclass, replace
-from typing import IO
+from typing import IO, Protocol
 
 import numpy as np
 from PIL import Image
@@ -30,8 +30,19 @@ from signing.softbinding.confirmation import Confirmation, ConfirmationPrint, co
 from signing.softbinding.fingerprint import ImageFingerprints, PdqHash, image_fingerprints
 from signing.softbinding.marking import format_watermark_id
 from signing.softbinding.orientation import to_upright
-from signing.softbinding.port import WatermarkDetection, WatermarkEngine, WatermarkKey
-from signing.softbinding.repository import ManifestRepository, RepositoryEntry, fingerprint_match
+from signing.softbinding.port import (
+    MAX_CANDIDATES,
+    Candidates,
+    WatermarkDetection,
+    WatermarkEngine,
+    WatermarkKey,
+)
+from signing.softbinding.repository import (
+    FingerprintMatch,
+    ManifestRepository,
+    RepositoryEntry,
+    fingerprint_match,
+)
 from signing.softbinding.reverify import stored_entry_report
 
 _MODES = frozenset({"L", "RGB", "RGBA"})
@@ -64,6 +75,38 @@ def not_searched(reason: str) -> Recovery:
     )
 
 
+class QueryPicture(Protocol):
+    """What recovery asks of the query's pixels once the repository has named candidates. Answered where the
+    pixels were decoded: in this process, or in the isolated worker that keeps them."""
+
+    def confirm(self, stored: ConfirmationPrint) -> Confirmation:
+        """Does the picture show the signed asset of this confirmation print (crops, rescales)?"""
+        ...
+
+    def detect_known(self, candidates: Candidates) -> WatermarkDetection:
+        """Does the picture carry one of these watermark ids (the fingerprint neighbours' marks)?"""
+        ...
+
+
+@dataclass(frozen=True)
+class LocalPicture:
+    """A `QueryPicture` on an upright picture in this process."""
+
+    upright: Image.Image
+    watermark: WatermarkEngine
+    keys: tuple[WatermarkKey, ...]
+
+    def confirm(self, stored: ConfirmationPrint) -> Confirmation:
+        return confirm(stored, self.upright)
+
+    def detect_known(self, candidates: Candidates) -> WatermarkDetection:
+        return self.watermark.detect_known(_pixels(self.upright), self.keys, candidates)
+
+
+def _pixels(upright: Image.Image) -> np.typing.NDArray[np.uint8]:
+    return np.asarray(upright if upright.mode in _MODES else upright.convert("RGB"))
+
+
 @dataclass(frozen=True)
 class ImageEvidence:
     """What the pixels of a file say, before the repository is asked: the watermark found (if keys were given)
@@ -79,8 +122,7 @@ def image_evidence(
     upright: Image.Image, *, watermark: WatermarkEngine, keys: tuple[WatermarkKey, ...]
 ) -> ImageEvidence:
     """Evidence from an upright (EXIF-transposed) decoded image."""
-    pixels = np.asarray(upright if upright.mode in _MODES else upright.convert("RGB"))
-    detection = watermark.detect(pixels, keys) if keys else None
+    detection = watermark.detect(_pixels(upright), keys) if keys else None
     finding = _finding(detection, watermark.algorithm) if detection is not None else None
     payload = detection.payload_id if detection is not None else None
     watermark_id = format_watermark_id(payload) if payload is not None else None
@@ -107,7 +149,7 @@ def recover_image(
         asset=asset,
         engine=engine,
         repository=repository,
-        confirmer=lambda stored: confirm(stored, upright),
+        picture=LocalPicture(upright, watermark, keys),
         limit=limit,
     )
 
@@ -119,67 +161,104 @@ def recover_from_evidence(
     asset: IO[bytes],
     engine: Engine,
     repository: ManifestRepository,
-    confirmer: Callable[[ConfirmationPrint], Confirmation],
+    picture: QueryPicture,
     limit: int = 3,
 ) -> Recovery:
-    """The repository's answer for `evidence`. `confirmer` matches a stored confirmation print against the
-    query picture (only asked when a watermark hit's fingerprints are not near, e.g. after a crop). `asset`
-    is what stored entries are re-verified against: their hard binding is not judged, so an empty stream
-    gives the same answer and keeps the file being recovered away from the engine."""
+    """The repository's answer for `evidence`. `picture` answers the questions that need the query's pixels:
+    confirming a watermark hit whose fingerprints are not near (e.g. after a crop), and, when the blind read
+    found no mark, testing for the marks of the fingerprint neighbours. `asset` is what stored entries are
+    re-verified against: their hard binding is not judged, so an empty stream gives the same answer and
+    keeps the file being recovered away from the engine."""
     finding, prints = evidence.finding, evidence.prints
     if evidence.watermark_id is not None:
         entry = repository.by_watermark(evidence.watermark_id)
         if entry is not None:
-            method, score = _cross_check(entry, prints, confirmer)
+            method, score = _cross_check(entry, prints, picture)
             if method is None:
                 return Recovery(
                     RecoveryStatus.NOT_FOUND, MISMATCH, watermark=finding, reason="watermark-mismatch"
                 )
             offered = _offer(entry, engine, mime, asset, prints.iscc, prints.pdq)
             if offered is not None:
-                return Recovery(
-                    RecoveryStatus.RECOVERED,
-                    RECOVERED,
-                    method=method,
-                    confidence="high",
-                    watermark=finding,
-                    matches=(replace(offered, confirmation_score=score),),
-                )
+                return _recovered(method, finding, replace(offered, confirmation_score=score))
+    neighbours = repository.nearest(iscc=prints.iscc, pdq=prints.pdq, limit=limit)
+    if finding is not None and not finding.detected:
+        known = _known_mark(neighbours, picture, finding.algorithm)
+        if known is not None:
+            entry, found = known
+            offered = _offer(entry, engine, mime, asset, prints.iscc, prints.pdq)
+            if offered is not None:
+                return _recovered(RecoveryMethod.BOTH, found, offered)
     return _similar(
+        neighbours,
         prints.iscc,
         prints.pdq,
         mime=mime,
         asset=asset,
         engine=engine,
-        repository=repository,
         finding=finding,
-        limit=limit,
     )
+
+
+def _recovered(
+    method: RecoveryMethod, finding: WatermarkFinding | None, offered: RecoveredCredentials
+) -> Recovery:
+    return Recovery(
+        RecoveryStatus.RECOVERED,
+        RECOVERED,
+        method=method,
+        confidence="high",
+        watermark=finding,
+        matches=(offered,),
+    )
+
+
+def _known_mark(
+    neighbours: list[FingerprintMatch], picture: QueryPicture, algorithm: str
+) -> tuple[RepositoryEntry, WatermarkFinding] | None:
+    """The neighbour whose watermark id the picture carries, by a known-id test (informed.py), if any. Only
+    neighbours with a mark and a confirmation print (which holds the signed size) are candidates."""
+    marked: dict[int, tuple[RepositoryEntry, tuple[int, int]]] = {}
+    for match in neighbours:
+        entry = match.entry
+        if entry.watermark_id is None or entry.confirmation is None or len(marked) == MAX_CANDIDATES:
+            continue
+        try:
+            stored = ConfirmationPrint.from_bytes(entry.confirmation)
+            payload_id = int(entry.watermark_id, 16)
+        except ValueError:
+            continue
+        marked.setdefault(payload_id, (entry, (stored.width, stored.height)))
+    if not marked:
+        return None
+    ids = tuple(marked)
+    detection = picture.detect_known(Candidates(ids, tuple(marked[i][1] for i in ids)))
+    if detection.payload_id is None or detection.payload_id not in marked:
+        return None
+    return marked[detection.payload_id][0], _finding(detection, algorithm, test="known-id")
 
 
 def recover_media(
     iscc: str, *, mime: str, asset: IO[bytes], engine: Engine, repository: ManifestRepository, limit: int = 3
 ) -> Recovery:
     """Audio and video carry no watermark: their ISCC code's neighbours are reported as "similar to"."""
-    return _similar(
-        iscc, None, mime=mime, asset=asset, engine=engine, repository=repository, finding=None, limit=limit
-    )
+    neighbours = repository.nearest(iscc=iscc, pdq=None, limit=limit)
+    return _similar(neighbours, iscc, None, mime=mime, asset=asset, engine=engine, finding=None)
 
 
 def _similar(
+    neighbours: list[FingerprintMatch],
     iscc: str | None,
     pdq: PdqHash | None,
     *,
     mime: str,
     asset: IO[bytes],
     engine: Engine,
-    repository: ManifestRepository,
     finding: WatermarkFinding | None,
-    limit: int,
 ) -> Recovery:
     similar = [
         offered
-        for match in repository.nearest(iscc=iscc, pdq=pdq, limit=limit)
+        for match in neighbours
         if (offered := _offer(match.entry, engine, mime, asset, iscc, pdq)) is not None
     ]
     if similar:
@@ -195,7 +274,7 @@ def _similar(
 
 
 def _cross_check(
-    entry: RepositoryEntry, prints: ImageFingerprints, confirmer: Callable[[ConfirmationPrint], Confirmation]
+    entry: RepositoryEntry, prints: ImageFingerprints, picture: QueryPicture
 ) -> tuple[RecoveryMethod | None, float | None]:
     """Does the picture match the asset the watermark was made for? ISCC/PDQ within their thresholds, else
     (crops and rescales move those) the stored confirmation print, matched over translations and scales."""
@@ -207,7 +286,7 @@ def _cross_check(
         stored = ConfirmationPrint.from_bytes(entry.confirmation)
     except ValueError:
         return None, None
-    checked = confirmer(stored)
+    checked = picture.confirm(stored)
     return (RecoveryMethod.WATERMARK if checked.confirmed else None), round(checked.score, 3)
 
 
@@ -241,7 +320,7 @@ def _credentials(
     )
 
 
-def _finding(detection: WatermarkDetection, algorithm: str) -> WatermarkFinding:
+def _finding(detection: WatermarkDetection, algorithm: str, test: str = "blind") -> WatermarkFinding:
     return WatermarkFinding(
         detected=detection.detected,
         algorithm=algorithm,
@@ -249,6 +328,7 @@ def _finding(detection: WatermarkDetection, algorithm: str) -> WatermarkFinding:
         statistic=round(detection.statistic, 3),
         threshold=round(detection.threshold, 3),
         false_positive_bound=detection.false_positive_bound,
+        test=test,
     )
 
 
@@ -300,6 +380,22 @@ def confirm_asset(stored: ConfirmationPrint, asset: IO[bytes], *, max_pixels: in
     if isinstance(upright, Recovery):
         return Confirmation(score=-1.0, confirmed=False, scale=0.0, mirrored=False)
     return confirm(stored, upright)
+
+
+def detect_known_asset(
+    candidates: Candidates,
+    asset: IO[bytes],
+    *,
+    max_pixels: int,
+    watermark: WatermarkEngine,
+    keys: tuple[WatermarkKey, ...],
+) -> WatermarkDetection:
+    """`QueryPicture.detect_known` on the picture in a whole file (decoded again; a file that does not
+    decode, or is too large, carries nothing)."""
+    upright = upright_image(asset, mime="image/", max_pixels=max_pixels)
+    if isinstance(upright, Recovery):
+        return WatermarkDetection(None, None, 0.0, math.inf, 1.0)
+    return LocalPicture(upright, watermark, keys).detect_known(candidates)
 
 
 def _decoded(asset: IO[bytes], mime: str, max_pixels: int) -> Image.Image | Recovery:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Final
 
@@ -30,14 +29,19 @@ from signing.errors import (
 )
 from signing.media import sniff
 from signing.models import Recovery, RecoveryStatus
-from signing.softbinding.confirmation import Confirmation, ConfirmationPrint, confirm
 from signing.softbinding.fingerprint import ISCC_MAX_DISTANCE, PDQ_BITS
 from signing.softbinding.iscc import ISCC_ALG, ISCC_BITS, iscc_body, iscc_code
 from signing.softbinding.marking import format_watermark_id
 from signing.softbinding.orientation import to_upright
 from signing.softbinding.payload import ID_BITS
 from signing.softbinding.port import WatermarkEngine, WatermarkKey
-from signing.softbinding.recovery import ImageEvidence, image_evidence, recover_from_evidence
+from signing.softbinding.recovery import (
+    ImageEvidence,
+    LocalPicture,
+    QueryPicture,
+    image_evidence,
+    recover_from_evidence,
+)
 from signing.softbinding.repository import ManifestRepository, RepositoryEntry
 from signing.softbinding.reverify import check_stored_entry
 from signing.softbinding.spread_spectrum import ALGORITHM as WATERMARK_ALGORITHM
@@ -187,7 +191,7 @@ def resolve_content(
         asset=asset,
         engine=engine,
         repository=repository,
-        confirmer=lambda stored: confirm(stored, upright),
+        picture=LocalPicture(upright, watermark, keys),
         limit=limit,
     )
 
@@ -224,7 +228,7 @@ def resolve_evidence(
     asset: IO[bytes],
     engine: Engine,
     repository: ManifestRepository,
-    confirmer: Callable[[ConfirmationPrint], Confirmation],
+    picture: QueryPicture,
     limit: int,
 ) -> list[SoftBindingMatch]:
     """byContent's answer from the evidence of the asset's pixels (see `recover_from_evidence`)."""
@@ -234,7 +238,7 @@ def resolve_evidence(
         asset=asset,
         engine=engine,
         repository=repository,
-        confirmer=confirmer,
+        picture=picture,
         limit=limit,
     )
     return _matches(recovery, alg)[:limit]

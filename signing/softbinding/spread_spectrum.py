@@ -50,8 +50,8 @@ import numpy.typing as npt
 from scipy import fft, special
 
 from signing.errors import UnmarkableImageError
-from signing.softbinding import payload
-from signing.softbinding.codes import TILE, TilePatterns, patterns
+from signing.softbinding import informed, payload
+from signing.softbinding.codes import TILE, TilePatterns, patterns, tile_pattern
 from signing.softbinding.filters import box_mean, local_energy
 from signing.softbinding.lattice import (
     CANDIDATES,
@@ -66,7 +66,7 @@ from signing.softbinding.lattice import (
     lattices,
     whiten,
 )
-from signing.softbinding.port import Pixels, WatermarkDetection, WatermarkKey
+from signing.softbinding.port import Candidates, Pixels, WatermarkDetection, WatermarkKey
 
 Float = npt.NDArray[np.float32]
 
@@ -163,7 +163,7 @@ class SpreadSpectrumWatermark:
         if float(luma.std()) < 1.0:
             raise UnmarkableImageError("a flat image cannot hide a watermark")
         codes = patterns(key.secret)
-        tile = _tile_pattern(codes, payload.encode(payload_id))
+        tile = tile_pattern(codes, payload.encode(payload_id))
         reps = (math.ceil(height / TILE), math.ceil(width / TILE))
         mark = np.tile(tile, reps)[:height, :width]
         mark *= self._mask(luma)
@@ -203,6 +203,12 @@ class SpreadSpectrumWatermark:
                             return WatermarkDetection(found, key.key_id, z, limit, _tail(z, trials), mirrored)
         best = best if math.isfinite(best) else 0.0
         return WatermarkDetection(None, None, best, threshold(best_trials), _tail(best, best_trials))
+
+    def detect_known(
+        self, pixels: Pixels, keys: tuple[WatermarkKey, ...], candidates: Candidates
+    ) -> WatermarkDetection:
+        _check(pixels)
+        return informed.detect_known(_luma(pixels), keys, candidates)
 
 
 def _hypotheses(white: Float, keys: tuple[WatermarkKey, ...]) -> Iterator[Lattice]:
@@ -264,15 +270,6 @@ def _screen(tile: Float, keys: tuple[WatermarkKey, ...]) -> float:
 
 def _near(one: Lattice, other: Lattice) -> bool:
     return max(abs(a - b) for a, b in zip(one.v1 + one.v2, other.v1 + other.v2, strict=True)) < 0.5
-
-
-def _tile_pattern(codes: TilePatterns, bits: npt.NDArray[np.uint8]) -> Float:
-    """Sync at a quarter of the energy, the bits sharing the rest; unit RMS."""
-    signs = (2.0 * bits.astype(np.float32) - 1.0) / math.sqrt(len(bits))
-    tile: Float = np.float32(0.5) * codes.sync
-    tile += np.float32(math.sqrt(0.75)) * np.tensordot(signs, codes.bits, axes=1)
-    tile /= np.float32(math.sqrt(float(np.mean(tile * tile))))
-    return tile
 
 
 def _sync(spectrum: npt.NDArray[np.complex64], codes: TilePatterns) -> tuple[float, tuple[int, int]]:
