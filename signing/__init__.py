@@ -198,6 +198,8 @@ if TYPE_CHECKING:
         video_iscc,
     )
     from signing.softbinding.payload import ID_BITS as WATERMARK_ID_BITS
+    from signing.softbinding.payload import WORD_BYTES as WATERMARK_WORD_BYTES
+    from signing.softbinding.payload import codeword as watermark_codeword
     from signing.softbinding.payload import new_payload_id
     from signing.softbinding.port import Candidates, Pixels, WatermarkDetection, WatermarkEngine, WatermarkKey
     from signing.softbinding.recovery import (
@@ -215,6 +217,7 @@ if TYPE_CHECKING:
         recover_media,
         upright_image,
     )
+    from signing.softbinding.repository import WORD_RADIUS as WATERMARK_WORD_RADIUS
     from signing.softbinding.repository import (
         EntryCheck,
         EntryFault,
@@ -318,6 +321,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "declared_bindings": ("signing.softbinding.binding_assertions", "declared_bindings"),
     "digest_matches": ("signing.softbinding.repository", "digest_matches"),
     "entry_digest": ("signing.softbinding.repository", "entry_digest"),
+    "WATERMARK_WORD_BYTES": ("signing.softbinding.payload", "WORD_BYTES"),
+    "WATERMARK_WORD_RADIUS": ("signing.softbinding.repository", "WORD_RADIUS"),
+    "watermark_codeword": ("signing.softbinding.payload", "codeword"),
     "fingerprint_match": ("signing.softbinding.repository", "fingerprint_match"),
     "hamming": ("signing.softbinding.fingerprint", "hamming"),
     "image_fingerprints": ("signing.softbinding.fingerprint", "image_fingerprints"),
@@ -386,6 +392,8 @@ __all__ = [
     "WATERMARK_ALGORITHM",
     "WATERMARK_FALSE_POSITIVE_TARGET",
     "WATERMARK_ID_BITS",
+    "WATERMARK_WORD_BYTES",
+    "WATERMARK_WORD_RADIUS",
     "ActionRecord",
     "AiDeclaration",
     "AnchorList",
@@ -612,4 +620,5 @@ __all__ = [
     "verify_inclusion",
     "verify_ledger",
     "video_iscc",
+    "watermark_codeword",
 ]

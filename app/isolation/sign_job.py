@@ -164,6 +164,12 @@ class Captured:
     def nearest(self, **_: object) -> list[Any]:
         raise NotImplementedError
 
+    def near_watermarks(self, word: bytes | None, limit: int) -> list[RepositoryEntry]:
+        raise NotImplementedError
+
+    def watermark_count(self) -> int:
+        raise NotImplementedError
+
 
 # Per worker process: the engine's callback signers, made once per key (and TSA relay).
 _SIGNERS: dict[tuple[KeyFacts, str | None], NativeSigner] = {}

@@ -4,7 +4,9 @@ Rows live in the `manifests` table; the fingerprint indexes live in memory, load
 and brought up to date before every lookup from rows other worker processes added (rows newer than the last
 `seq` read, plus numbers skipped recently, which on PostgreSQL may still commit: one indexed query). ISCC
 codes are indexed by kind (image, audio, video; one faiss index each, holding only the 64-bit bodies), so a
-query only ever meets codes of its own kind. A row whose digest does not match is never returned.
+query only ever meets codes of its own kind. Watermark ids are also indexed by their 125-bit code word (16
+bytes a row), for the search near a blind read that the error correction could not decode. A row whose
+digest does not match is never returned.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from signing import (
     PDQ_BITS,
     PDQ_MAX_DISTANCE,
     PDQ_MIN_QUALITY,
+    WATERMARK_WORD_BYTES,
+    WATERMARK_WORD_RADIUS,
     FingerprintMatch,
     IsccKind,
     IsccUnit,
@@ -35,9 +39,16 @@ from signing import (
     fingerprint_match,
     iscc_unit,
     match_rank,
+    watermark_codeword,
 )
 
-_INDEXED = (manifests.c.seq, manifests.c.iscc, manifests.c.pdq, manifests.c.pdq_quality)
+_INDEXED = (
+    manifests.c.seq,
+    manifests.c.iscc,
+    manifests.c.pdq,
+    manifests.c.pdq_quality,
+    manifests.c.watermark_id,
+)
 GAP_SECONDS = 600.0  # far longer than any sign's transaction
 MAX_GAPS = 1000
 
@@ -48,6 +59,7 @@ class SqlManifestRepository:
         self._lock = threading.Lock()
         self._iscc = {kind: BinaryRadiusIndex(ISCC_BITS, kind.max_distance) for kind in IsccKind}
         self._pdq = BinaryRadiusIndex(PDQ_BITS, PDQ_MAX_DISTANCE)
+        self._words = BinaryRadiusIndex(8 * WATERMARK_WORD_BYTES, WATERMARK_WORD_RADIUS)
         self._last_seq = 0
         self._gaps: dict[int, float] = {}  # seq -> when first missed
         self._catch_up()
@@ -94,6 +106,25 @@ class SqlManifestRepository:
                 matches.append(match)
         return sorted(matches, key=match_rank)[:limit]
 
+    def near_watermarks(self, word: bytes | None, limit: int) -> list[RepositoryEntry]:
+        if word is None or len(word) != WATERMARK_WORD_BYTES:
+            return []
+        self._catch_up()
+        with self._lock:
+            seqs = [seq for seq, _ in self._words.within(word)][: limit * 2]
+        entries = self._many(manifests.c.seq.in_(seqs)) if seqs else []
+        near = []
+        for entry in entries:  # the row's own watermark id, digest-checked, decides (not the index)
+            distance = _word_distance(entry.watermark_id, word)
+            if distance is not None and distance <= WATERMARK_WORD_RADIUS:
+                near.append((distance, entry))
+        return [entry for _, entry in sorted(near, key=lambda item: item[0])][:limit]
+
+    def watermark_count(self) -> int:
+        self._catch_up()
+        with self._lock:
+            return len(self._words)
+
     def count(self) -> int:
         with self._engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(manifests)).scalar_one())
@@ -123,7 +154,13 @@ class SqlManifestRepository:
             iscc_new: dict[IsccKind, tuple[list[bytes], list[int]]] = {kind: ([], []) for kind in IsccKind}
             pdq_codes: list[bytes] = []
             pdq_ids: list[int] = []
-            for seq, iscc, pdq, quality in rows:
+            words: list[bytes] = []
+            word_ids: list[int] = []
+            for seq, iscc, pdq, quality, watermark_id in rows:
+                word = _word(watermark_id)
+                if word is not None:
+                    words.append(word)
+                    word_ids.append(seq)
                 unit = _iscc_or_none(iscc)
                 if unit is not None:
                     iscc_new[unit.kind][0].append(unit.body)
@@ -134,6 +171,7 @@ class SqlManifestRepository:
             for kind, (codes, ids) in iscc_new.items():
                 self._iscc[kind].add(codes, ids)
             self._pdq.add(pdq_codes, pdq_ids)
+            self._words.add(words, word_ids)
             if rows:
                 self._last_seq = max(self._last_seq, rows[-1][0])
 
@@ -152,6 +190,23 @@ class SqlManifestRepository:
             del self._gaps[seq]
         for seq in sorted(self._gaps)[: max(0, len(self._gaps) - MAX_GAPS)]:  # the oldest numbers first
             del self._gaps[seq]
+
+
+def _word(watermark_id: Any) -> bytes | None:
+    """The code word of a stored watermark id (12 hex digits), or None for none or a malformed one."""
+    if not isinstance(watermark_id, str):
+        return None
+    try:
+        return watermark_codeword(int(watermark_id, 16))
+    except ValueError:
+        return None
+
+
+def _word_distance(watermark_id: str | None, word: bytes) -> int | None:
+    own = _word(watermark_id)
+    if own is None:
+        return None
+    return int.from_bytes(bytes(a ^ b for a, b in zip(own, word, strict=True)), "big").bit_count()
 
 
 def _iscc_or_none(code: Any) -> IsccUnit | None:

@@ -19,7 +19,8 @@ whatever the image holds. (Standardising by the spread of the correlation surfac
 fails on pictures with a period of their own: an upscaled photo's block grid lines up with the chips of every
 code at once; tests/unit/test_informed_detection.py keeps such a picture.) The grid (`lattice_grid`) depends
 on the query's and the candidates' sizes only, not on the key or the ids. A check looks at
-n = keys x ids x lattices x TILE^2 values of z and reports a mark only if one reaches
+n = keys x ids x lattices x TILE^2 values of z (ids: all those the candidates were chosen from, when the
+choice looked at what the key reads; `Candidates.population`) and reports a mark only if one reaches
 t = sqrt(2 ln(n / 1e-6)): by the union bound, at most 1e-6 per check (t is about 7.5 for one key, three ids
 and a few dozen lattices). No payload decoding enters the bound: the known-id test is the whole test.
 """
@@ -91,7 +92,7 @@ def threshold(count: int) -> float:
 def detect_known(luma: Float, keys: tuple[WatermarkKey, ...], candidates: Candidates) -> WatermarkDetection:
     """Look for the mark of any candidate id under any key in an upright luminance image."""
     grid = lattice_grid(luma.shape, candidates.signed_sizes)
-    count = trials(len(grid), max(1, len(keys)), len(candidates.payload_ids))
+    count = trials(len(grid), max(1, len(keys)), candidates.tried)
     limit = threshold(count)
     best = 0.0
     if keys and min(luma.shape) >= TILE // 2:
@@ -110,11 +111,13 @@ def detect_known(luma: Float, keys: tuple[WatermarkKey, ...], candidates: Candid
             # G: the folded residual's correlation with one chip, at every offset
             chip = fft.irfft2(fft.rfft2(tile - tile.mean(), workers=1) * bump, s=(TILE, TILE), workers=1)
             spectrum, energy = fft.rfft2(chip, workers=1), fft.rfft2(chip * chip, workers=1)
-            for key, payload_id, amplitudes, powers in filters:
-                z = _peak(spectrum, energy, amplitudes, powers)
-                best = max(best, z)
-                if z >= limit:
-                    return WatermarkDetection(payload_id, key.key_id, z, limit, _tail(z, count))
+            # every candidate on this lattice, the best reported: ids whose code words are close share
+            # part of a strong mark's evidence, the id the picture carries has all of it
+            scores = [(_peak(spectrum, energy, a, p), key, i) for key, i, a, p in filters]
+            z, key, payload_id = max(scores, key=lambda score: score[0])
+            best = max(best, z)
+            if z >= limit:
+                return WatermarkDetection(payload_id, key.key_id, z, limit, _tail(z, count))
     return WatermarkDetection(None, None, best, limit, _tail(best, count))
 
 

@@ -47,6 +47,19 @@ def encode(payload_id: int) -> npt.NDArray[np.uint8]:
     return _codeword(payload_id.to_bytes(_DATA_BYTES, "big"))
 
 
+WORD_BYTES = -(-CODED_BITS // 8)  # a coded word packed, zero-padded to whole bytes
+
+
+def pack_word(bits: npt.NDArray[np.uint8]) -> bytes:
+    """Coded bits (0/1, CODED_BITS of them) packed most significant first, zero-padded to WORD_BYTES."""
+    return np.packbits(bits.astype(np.uint8)).tobytes()
+
+
+def codeword(payload_id: int) -> bytes:
+    """The packed coded word of `payload_id` (what a perfect read of its mark gives)."""
+    return pack_word(encode(payload_id))
+
+
 def _bch_decode(hard: npt.NDArray[np.uint8]) -> int | None:
     padded = np.zeros(8 * (_DATA_BYTES + int(_BCH.ecc_bytes)), dtype=np.uint8)
     padded[:CODED_BITS] = hard

@@ -52,6 +52,10 @@ class WatermarkDetection:
     threshold: float
     false_positive_bound: float
     mirrored: bool = False
+    # What the bits read at the best synchronisation said, packed (payload.pack_word), when no mark was
+    # reported: the repository can look for ids whose code word is near it (a read the BCH code could not
+    # correct). None when nothing was read.
+    word: bytes | None = None
 
     @property
     def detected(self) -> bool:
@@ -61,16 +65,26 @@ class WatermarkDetection:
 @dataclass(frozen=True)
 class Candidates:
     """The marks to test for: watermark payload ids and the upright sizes (width, height) of the images they
-    were embedded in (one per id)."""
+    were embedded in (one per id). `population`: how many ids these were chosen from by a rule that looked
+    at what the key reads in the picture (e.g. the nearest code words to a blind read); the false-positive
+    design then counts every one of them. 0 when the choice did not involve the key (fingerprints)."""
 
     payload_ids: tuple[int, ...]
     signed_sizes: tuple[tuple[int, int], ...]
+    population: int = 0
 
     def __post_init__(self) -> None:
         if len(self.payload_ids) != len(self.signed_sizes):
             raise ValueError("one signed size per payload id")
         if not 0 < len(self.payload_ids) <= MAX_CANDIDATES:
             raise ValueError(f"between 1 and {MAX_CANDIDATES} candidate ids")
+        if self.population < 0:
+            raise ValueError("a population is a count")
+
+    @property
+    def tried(self) -> int:
+        """The ids the false-positive bound counts."""
+        return max(len(self.payload_ids), self.population)
 
 
 class WatermarkEngine(Protocol):

@@ -116,6 +116,7 @@ class ImageEvidence:
     finding: WatermarkFinding | None
     watermark_id: str | None
     prints: ImageFingerprints
+    read: bytes | None = None  # the blind read's code word when it found no mark (WatermarkDetection.word)
 
 
 def image_evidence(
@@ -126,7 +127,8 @@ def image_evidence(
     finding = _finding(detection, watermark.algorithm) if detection is not None else None
     payload = detection.payload_id if detection is not None else None
     watermark_id = format_watermark_id(payload) if payload is not None else None
-    return ImageEvidence(finding, watermark_id, image_fingerprints(upright))
+    read = detection.word if detection is not None and payload is None else None
+    return ImageEvidence(finding, watermark_id, image_fingerprints(upright), read)
 
 
 def recover_image(
@@ -170,25 +172,24 @@ def recover_from_evidence(
     re-verified against: their hard binding is not judged, so an empty stream gives the same answer and
     keeps the file being recovered away from the engine."""
     finding, prints = evidence.finding, evidence.prints
+    confirmed = Confirmer(prints, picture, engine, mime, asset)
     if evidence.watermark_id is not None:
         entry = repository.by_watermark(evidence.watermark_id)
-        if entry is not None:
-            method, score = _cross_check(entry, prints, picture)
-            if method is None:
-                return Recovery(
-                    RecoveryStatus.NOT_FOUND, MISMATCH, watermark=finding, reason="watermark-mismatch"
-                )
-            offered = _offer(entry, engine, mime, asset, prints.iscc, prints.pdq)
-            if offered is not None:
-                return _recovered(method, finding, replace(offered, confirmation_score=score))
+        if entry is not None and (answer := confirmed(entry, finding)) is not None:
+            return answer
     neighbours = repository.nearest(iscc=prints.iscc, pdq=prints.pdq, limit=limit)
     if finding is not None and not finding.detected:
-        known = _known_mark(neighbours, picture, finding.algorithm)
+        # the fingerprints' neighbours: the fingerprints already match, so a hit is confirmed
+        known = _known_mark([match.entry for match in neighbours], picture, finding.algorithm)
         if known is not None:
             entry, found = known
             offered = _offer(entry, engine, mime, asset, prints.iscc, prints.pdq)
             if offered is not None:
                 return _recovered(RecoveryMethod.BOTH, found, offered)
+        tested = {match.entry.manifest_id for match in neighbours}
+        known = _read_near(evidence, tested, repository, picture, finding.algorithm)
+        if known is not None and (answer := confirmed(*known)) is not None:
+            return answer
     return _similar(
         neighbours,
         prints.iscc,
@@ -198,6 +199,30 @@ def recover_from_evidence(
         engine=engine,
         finding=finding,
     )
+
+
+@dataclass(frozen=True)
+class Confirmer:
+    """The answer for a watermark hit on `entry`: refused if the picture does not match the asset the mark
+    was made for, recovered if it does and the entry may be offered, None if it may not."""
+
+    prints: ImageFingerprints
+    picture: QueryPicture
+    engine: Engine
+    mime: str
+    asset: IO[bytes]
+
+    def __call__(self, entry: RepositoryEntry, finding: WatermarkFinding | None) -> Recovery | None:
+        method, score = _cross_check(entry, self.prints, self.picture)
+        if method is None:
+            return Recovery(
+                RecoveryStatus.NOT_FOUND, MISMATCH, watermark=finding, reason="watermark-mismatch"
+            )
+        prints = self.prints
+        offered = _offer(entry, self.engine, self.mime, self.asset, prints.iscc, prints.pdq)
+        if offered is None:
+            return None
+        return _recovered(method, finding, replace(offered, confirmation_score=score))
 
 
 def _recovered(
@@ -213,14 +238,35 @@ def _recovered(
     )
 
 
-def _known_mark(
-    neighbours: list[FingerprintMatch], picture: QueryPicture, algorithm: str
+def _read_near(
+    evidence: ImageEvidence,
+    tested: set[str],
+    repository: ManifestRepository,
+    picture: QueryPicture,
+    algorithm: str,
 ) -> tuple[RepositoryEntry, WatermarkFinding] | None:
-    """The neighbour whose watermark id the picture carries, by a known-id test (informed.py), if any. Only
-    neighbours with a mark and a confirmation print (which holds the signed size) are candidates."""
+    """The known-id test for the ids whose code words lie nearest the blind read: a read the BCH code could
+    not correct (a weak mark, e.g. after a crop, where the fingerprints have moved too). The read depends on
+    the key, so the test's bound counts every marked entry (`Candidates.population`); a hit still needs the
+    picture to match the asset, like a blind one."""
+    if evidence.read is None:
+        return None
+    near = [
+        e for e in repository.near_watermarks(evidence.read, MAX_CANDIDATES) if e.manifest_id not in tested
+    ]
+    if not near:
+        return None
+    return _known_mark(near, picture, algorithm, population=repository.watermark_count())
+
+
+def _known_mark(
+    entries: list[RepositoryEntry], picture: QueryPicture, algorithm: str, population: int = 0
+) -> tuple[RepositoryEntry, WatermarkFinding] | None:
+    """The entry whose watermark id the picture carries, by a known-id test (informed.py), if any. Only
+    entries with a mark and a confirmation print (which holds the signed size) are candidates, at most
+    MAX_CANDIDATES; `population` as in `Candidates`."""
     marked: dict[int, tuple[RepositoryEntry, tuple[int, int]]] = {}
-    for match in neighbours:
-        entry = match.entry
+    for entry in entries:
         if entry.watermark_id is None or entry.confirmation is None or len(marked) == MAX_CANDIDATES:
             continue
         try:
@@ -232,7 +278,7 @@ def _known_mark(
     if not marked:
         return None
     ids = tuple(marked)
-    detection = picture.detect_known(Candidates(ids, tuple(marked[i][1] for i in ids)))
+    detection = picture.detect_known(Candidates(ids, tuple(marked[i][1] for i in ids), population))
     if detection.payload_id is None or detection.payload_id not in marked:
         return None
     return marked[detection.payload_id][0], _finding(detection, algorithm, test="known-id")

@@ -88,6 +88,21 @@ class ManifestRepository(Protocol):
         either side, never matches."""
         ...
 
+    def near_watermarks(self, word: bytes | None, limit: int) -> list[RepositoryEntry]:
+        """Up to `limit` entries whose watermark id's code word (payload.codeword) lies within
+        WORD_RADIUS bits of `word` (a blind read, payload.pack_word), nearest first; none for None."""
+        ...
+
+    def watermark_count(self) -> int:
+        """How many entries carry a watermark id (what a search by code word chooses among)."""
+        ...
+
+
+# A blind read with a quarter of its 125 bits wrong is still within reach. A stranger's code word lies
+# 62.5 bits from a read on average (sd 5.6): within 32 bits with probability 2.2e-8, so among a million
+# marked entries an unmarked picture meets one (and costs a known-id test) about once in 50 checks; at 40
+# bits it would be 35 strangers every time.
+WORD_RADIUS = 32
 
 DIGEST_VERSION = 1
 

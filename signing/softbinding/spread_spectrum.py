@@ -181,6 +181,7 @@ class SpreadSpectrumWatermark:
         _check(pixels)
         unchanged_trials, estimated_trials = trial_counts(max(1, len(keys)), _small(pixels.shape))
         best, best_trials = -math.inf, estimated_trials
+        best_read: tuple[Float, tuple[int, int], TilePatterns] | None = None  # tile, shift, codes
         if keys and min(pixels.shape[:2]) >= TILE // 2:
             white = whiten(_luma(pixels))
             for lattice in _hypotheses(white, keys):
@@ -194,6 +195,7 @@ class SpreadSpectrumWatermark:
                         z, shift = _sync(spectrum, codes)
                         if z - threshold(trials) > best - threshold(best_trials):
                             best, best_trials = z, trials
+                            best_read = (tile, shift, codes)
                         if z < limit:
                             continue
                         found = payload.decode(
@@ -202,7 +204,14 @@ class SpreadSpectrumWatermark:
                         if found is not None:
                             return WatermarkDetection(found, key.key_id, z, limit, _tail(z, trials), mirrored)
         best = best if math.isfinite(best) else 0.0
-        return WatermarkDetection(None, None, best, threshold(best_trials), _tail(best, best_trials))
+        word = None
+        if best_read is not None:  # what the bits say where the sync code fits best (see `port`)
+            tile, shift, codes = best_read
+            soft = _soft_bits(np.roll(tile, (-shift[0], -shift[1]), axis=(0, 1)), codes)
+            word = payload.pack_word((soft > 0).astype(np.uint8))
+        return WatermarkDetection(
+            None, None, best, threshold(best_trials), _tail(best, best_trials), word=word
+        )
 
     def detect_known(
         self, pixels: Pixels, keys: tuple[WatermarkKey, ...], candidates: Candidates

@@ -3,8 +3,10 @@
 Through HTTP in-process: the blind detector is made to miss (it does on dense textures after a rescale or a
 turn; here it must, for the test to be about the fallback), and a signed picture turned by 2 degrees is still
 recovered, by the watermark id of its fingerprint neighbour; the same picture never signed (a look-alike of
-the signed one) is only "similar". Through a real decode worker: the job that answers the question on the
-worker's copy of the file finds the id, and finds nothing among candidates the picture does not carry.
+the signed one) is only "similar". A crop, which moves the fingerprints, is recovered from the ids nearest a
+blind read the error correction could not decode. Through a real decode worker: the job that answers the
+question on the worker's copy of the file finds the id, and finds nothing among candidates the picture does
+not carry.
 """
 
 from __future__ import annotations
@@ -24,16 +26,20 @@ from app.isolation.jobs import KnownMarkJob, VerifyJob, VerifyResult
 from app.isolation.service import worker_config
 from app.main import create_app
 from app.settings import Settings
-from signing import Candidates, SpreadSpectrumWatermark, WatermarkDetection, WatermarkKey
+from signing import Candidates, SpreadSpectrumWatermark, WatermarkDetection, WatermarkKey, watermark_codeword
 
 FORM = {"model_name": "test-diffusion", "model_version": "2.1"}
 KEY = WatermarkKey("current", b"test watermark key number one....")
 PAYLOAD = 0x5A17_C0DE_BEEF
 
 
-def grass(name: str = "grass") -> Image.Image:
+def photo(name: str) -> Image.Image:
     pixels = np.asarray(getattr(data, name)(), dtype=np.uint8)  # scikit-image's loaders are untyped
-    return Image.fromarray(np.stack([pixels] * 3, axis=-1))
+    return Image.fromarray(pixels if pixels.ndim == 3 else np.stack([pixels] * 3, axis=-1))
+
+
+def grass() -> Image.Image:
+    return photo("grass")
 
 
 def png(image: Image.Image) -> bytes:
@@ -92,6 +98,57 @@ def test_a_turned_copy_is_recovered_by_its_neighbours_mark_when_the_blind_read_m
         assert look_alike["matches"][0]["manifest_id"] == manifest_id
         assert look_alike["watermark"]["detected"] is False
         assert look_alike["watermark"]["test"] == "blind"
+
+
+def cropped(payload: bytes) -> bytes:
+    """Metadata gone, a quarter of each side cut: the fingerprints no longer name the asset."""
+    image = Image.open(io.BytesIO(payload)).convert("RGB")
+    width, height = image.size
+    return png(image.crop((width // 8, height // 8, width - width // 8, height - height // 8)))
+
+
+def flipped(word: bytes, count: int) -> bytes:
+    value = int.from_bytes(word, "big") ^ (((1 << count) - 1) << (8 * len(word) - count))
+    return value.to_bytes(len(word), "big")
+
+
+def test_a_cropped_copy_is_recovered_near_a_read_the_code_could_not_correct(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blind read is made to fail as it does when more bits are wrong than the BCH code corrects (25 of
+    125 here); the repository's ids nearest the word read are tested, and the crop is confirmed by the
+    confirmation print, as a blind hit would be."""
+    with TestClient(create_app(settings.model_copy(update={"isolation_workers": 0}))) as client:
+        _, token = client.app.state.runtime.api_keys.create("tests", {"sign"})  # type: ignore[attr-defined]
+        signed = client.post(
+            "/v1/sign",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"file": ("astronaut.png", png(photo("astronaut")), "image/png")},
+            data=FORM,
+        )
+        assert signed.status_code == 200, signed.text
+        watermark_id = signed.headers["Hallmark-Watermark"].removeprefix("embedded; id=")
+        word = watermark_codeword(int(watermark_id, 16))
+        read = flipped(word, 25)
+
+        def misread(self: SpreadSpectrumWatermark, pixels: object, keys: object) -> WatermarkDetection:
+            return WatermarkDetection(None, None, 6.0, 4.79, 1.0, word=read)
+
+        monkeypatch.setattr(SpreadSpectrumWatermark, "detect", misread)
+        recovery = verify(client, cropped(signed.content))["recovery"]
+        assert recovery["status"] == "recovered"
+        assert recovery["method"] == "watermark"  # confirmed by the print: the fingerprints have moved
+        assert recovery["matches"][0]["manifest_id"] == signed.headers["Hallmark-Manifest-Id"]
+        assert recovery["matches"][0]["confirmation_score"] >= 0.85
+        mark = recovery["watermark"]
+        assert (mark["test"], mark["watermark_id"]) == ("known-id", watermark_id)
+        assert mark["statistic"] >= mark["threshold"]
+
+        # the same crop of the picture never signed: the read names the signed id, the pixels lack its mark
+        assert verify(client, cropped(png(photo("astronaut"))))["recovery"]["status"] == "not_found"
+        # a read far from every stored id's code word: nothing to test
+        read = flipped(word, 8 * len(word))
+        assert verify(client, cropped(signed.content))["recovery"]["status"] == "not_found"
 
 
 def test_a_decode_worker_answers_the_known_id_question_on_its_copy(client: TestClient) -> None:

@@ -263,3 +263,39 @@ def test_an_alteration_with_a_recomputed_digest_fails_reverification(
     check = signing.check_stored_entry(engine, transplanted, "image/jpeg", io.BytesIO(coffee.altered))
     assert signing.EntryFault.MANIFEST_ID in check.faults
     assert not check.offerable
+
+
+# --- the search near a blind read ------------------------------------------------------------------------
+
+
+def flipped(word: bytes, count: int) -> bytes:
+    """`word` with its first `count` bits inverted (a read with that many errors)."""
+    value = int.from_bytes(word, "big") ^ (((1 << count) - 1) << (8 * len(word) - count))
+    return value.to_bytes(len(word), "big")
+
+
+def test_watermark_ids_are_found_near_a_read_the_code_could_not_correct(
+    db: sa.Engine, astronaut: Signed, coffee: Signed
+) -> None:
+    repo = SqlManifestRepository(db)
+    marked = dataclasses.replace(astronaut.entry, watermark_id="5a17c0debeef")
+    other = dataclasses.replace(coffee.entry, watermark_id="0123456789ab")
+    unmarked = dataclasses.replace(coffee.entry, manifest_id="urn:c2pa:unmarked", watermark_id=None)
+    for entry in (marked, other, unmarked):
+        repo.put(entry)
+    word = signing.watermark_codeword(0x5A17C0DEBEEF)
+    assert repo.watermark_count() == 2
+    assert repo.near_watermarks(flipped(word, 30), 3) == [marked]  # 30 of 125 bits wrong
+    assert repo.near_watermarks(flipped(word, signing.WATERMARK_WORD_RADIUS + 1), 3) == []
+    assert repo.near_watermarks(None, 3) == []
+    restarted = SqlManifestRepository(db)
+    assert restarted.near_watermarks(flipped(word, 30), 3) == [marked]
+
+    with db.begin() as conn:  # the row decides, digest-checked: an altered id is not offered
+        conn.execute(
+            sa.text("UPDATE manifests SET watermark_id = '5a17c0debeee' WHERE manifest_id = :id"),
+            {"id": marked.manifest_id},
+        )
+    for current in (repo, SqlManifestRepository(db)):
+        assert current.near_watermarks(word, 3) == []
+        assert current.near_watermarks(signing.watermark_codeword(0x0123456789AB), 3) == [other]  # control

@@ -19,7 +19,7 @@ from PIL import Image
 from scipy import fft, ndimage, special
 from skimage import data
 
-from signing import Candidates, SpreadSpectrumWatermark, WatermarkKey
+from signing import WATERMARK_WORD_RADIUS, Candidates, SpreadSpectrumWatermark, WatermarkKey
 from signing.softbinding import informed, payload
 from signing.softbinding.codes import TILE, patterns, tile_pattern
 from signing.softbinding.lattice import UNCHANGED, fold, whiten
@@ -143,6 +143,30 @@ def test_a_picture_with_its_own_period_is_not_taken_for_a_mark() -> None:
         assert found.statistic < limit - 1.0
 
 
+def distance(one: bytes, other: bytes) -> int:
+    return int.from_bytes(bytes(a ^ b for a, b in zip(one, other, strict=True)), "big").bit_count()
+
+
+def test_a_read_the_code_cannot_correct_lies_near_the_true_code_word() -> None:
+    """The astronaut doubled in size: the blind detector synchronises but reads more wrong bits than the BCH
+    code corrects. The word it read is still near the id's code word (the repository searches there) and
+    far from other ids'; the known-id test then finds the id even counted among a million."""
+    attacked = resized(ENGINE.embed(photo("astronaut"), PAYLOAD, KEY), 2.0)
+    blind = ENGINE.detect(attacked, (KEY,))
+    assert blind.payload_id is None
+    assert blind.statistic >= blind.threshold  # synchronised, not decoded
+    assert blind.word is not None
+    assert 13 < distance(blind.word, payload.codeword(PAYLOAD)) <= WATERMARK_WORD_RADIUS
+    assert all(distance(blind.word, payload.codeword(decoy)) > WATERMARK_WORD_RADIUS for decoy in DECOYS)
+
+    among_many = ENGINE.detect_known(attacked, (KEY,), Candidates((PAYLOAD,), ((512, 512),), 10**6))
+    assert among_many.payload_id == PAYLOAD
+    alone = ENGINE.detect_known(attacked, (KEY,), candidates(PAYLOAD))
+    assert among_many.threshold > alone.threshold  # the population is paid for
+    # a mark that decodes reports its id and no word
+    assert ENGINE.detect(ENGINE.embed(photo("astronaut"), PAYLOAD, KEY), (KEY,)).word is None
+
+
 def test_the_threshold_spends_one_in_a_million_over_every_try() -> None:
     count = informed.trials(58, 2, 3)
     assert count == 58 * 2 * 3 * TILE * TILE
@@ -171,3 +195,5 @@ def test_candidates_are_bounded_and_paired_with_sizes() -> None:
         Candidates((1, 2, 3, 4), ((10, 10),) * 4)
     with pytest.raises(ValueError, match="candidate ids"):
         Candidates((), ())
+    assert Candidates((1, 2), ((10, 10),) * 2).tried == 2
+    assert Candidates((1, 2), ((10, 10),) * 2, population=500).tried == 500
