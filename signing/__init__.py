@@ -217,8 +217,8 @@ if TYPE_CHECKING:
         recover_media,
         upright_image,
     )
-    from signing.softbinding.repository import WORD_RADIUS as WATERMARK_WORD_RADIUS
     from signing.softbinding.repository import (
+        PDQ_CANDIDATE_DISTANCE,
         EntryCheck,
         EntryFault,
         FingerprintMatch,
@@ -230,6 +230,7 @@ if TYPE_CHECKING:
         fingerprint_match,
         match_rank,
     )
+    from signing.softbinding.repository import WORD_RADIUS as WATERMARK_WORD_RADIUS
     from signing.softbinding.resolution import FINGERPRINT_ALGORITHMS as SBR_FINGERPRINT_ALGORITHMS
     from signing.softbinding.resolution import WATERMARK_ALGORITHMS as SBR_WATERMARK_ALGORITHMS
     from signing.softbinding.resolution import (
@@ -323,6 +324,7 @@ _LAZY: dict[str, tuple[str, str]] = {
     "entry_digest": ("signing.softbinding.repository", "entry_digest"),
     "WATERMARK_WORD_BYTES": ("signing.softbinding.payload", "WORD_BYTES"),
     "WATERMARK_WORD_RADIUS": ("signing.softbinding.repository", "WORD_RADIUS"),
+    "PDQ_CANDIDATE_DISTANCE": ("signing.softbinding.repository", "PDQ_CANDIDATE_DISTANCE"),
     "watermark_codeword": ("signing.softbinding.payload", "codeword"),
     "fingerprint_match": ("signing.softbinding.repository", "fingerprint_match"),
     "hamming": ("signing.softbinding.fingerprint", "hamming"),
@@ -376,6 +378,7 @@ __all__ = [
     "MAX_SAMPLE_RATE",
     "MIN_AUDIO_DISTINCT_FEATURES",
     "PDQ_BITS",
+    "PDQ_CANDIDATE_DISTANCE",
     "PDQ_MAX_DISTANCE",
     "PDQ_MIN_QUALITY",
     "SBR_FINGERPRINT_ALGORITHMS",

@@ -164,6 +164,9 @@ class Captured:
     def nearest(self, **_: object) -> list[Any]:
         raise NotImplementedError
 
+    def near_pictures(self, pdq: object, limit: int) -> list[RepositoryEntry]:
+        raise NotImplementedError
+
     def near_watermarks(self, word: bytes | None, limit: int) -> list[RepositoryEntry]:
         raise NotImplementedError
 

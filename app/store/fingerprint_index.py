@@ -33,13 +33,15 @@ class BinaryRadiusIndex:
         self._index.add(matrix)
         self._ids.extend(ids)
 
-    def within(self, code: bytes) -> list[tuple[int, int]]:
-        """(id, distance) of every code at Hamming distance <= radius, nearest first."""
+    def within(self, code: bytes, radius: int | None = None) -> list[tuple[int, int]]:
+        """(id, distance) of every code at Hamming distance <= `radius` (the index's own by default), nearest
+        first."""
         if not self._ids:
             return []
         query = np.frombuffer(code, dtype=np.uint8).reshape(1, self.bits // 8)
         # faiss returns distances strictly below the radius it is given.
-        lims, distances, positions = self._index.range_search(query, self.radius + 1)
+        reach = self.radius if radius is None else radius
+        lims, distances, positions = self._index.range_search(query, reach + 1)
         start, end = int(lims[0]), int(lims[1])
         found = sorted(zip(distances[start:end].tolist(), positions[start:end].tolist(), strict=True))
         return [(self._ids[position], distance) for distance, position in found]

@@ -24,6 +24,7 @@ from app.store.tables import manifests
 from signing import (
     ISCC_BITS,
     PDQ_BITS,
+    PDQ_CANDIDATE_DISTANCE,
     PDQ_MAX_DISTANCE,
     PDQ_MIN_QUALITY,
     WATERMARK_WORD_BYTES,
@@ -37,6 +38,7 @@ from signing import (
     digest_matches,
     entry_digest,
     fingerprint_match,
+    hamming,
     iscc_unit,
     match_rank,
     watermark_codeword,
@@ -105,6 +107,22 @@ class SqlManifestRepository:
             if match is not None:  # the row's own columns, digest-checked, decide (not the index)
                 matches.append(match)
         return sorted(matches, key=match_rank)[:limit]
+
+    def near_pictures(self, pdq: PdqHash | None, limit: int) -> list[RepositoryEntry]:
+        if pdq is None or not pdq.indexable:
+            return []
+        self._catch_up()
+        with self._lock:
+            found = self._pdq.within(pdq.bits, PDQ_CANDIDATE_DISTANCE)
+        distances = dict(found[: limit * 2])
+        near = []
+        for entry in self._many(manifests.c.seq.in_(list(distances))) if distances else []:
+            # the row's own hash, digest-checked, decides (not the index)
+            if entry.pdq is not None and entry.pdq.indexable:
+                distance = hamming(pdq.bits, entry.pdq.bits)
+                if distance <= PDQ_CANDIDATE_DISTANCE:
+                    near.append((distance, entry))
+        return [entry for _, entry in sorted(near, key=lambda item: item[0])][:limit]
 
     def near_watermarks(self, word: bytes | None, limit: int) -> list[RepositoryEntry]:
         if word is None or len(word) != WATERMARK_WORD_BYTES:

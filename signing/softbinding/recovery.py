@@ -2,10 +2,13 @@
 
 Order of evidence: the watermark first (an exact id, false positives designed <= 1e-6 per check), then the
 fingerprints. A watermark hit is offered only when the picture matches the asset the mark was made for
-(ISCC/PDQ within their thresholds): a mark copied onto another picture is refused, not offered. Without a
-usable watermark, fingerprint neighbours are reported as "similar to": a weaker statement, since a look-alike
-can be near. Every entry is re-verified from its stored manifest store before it is offered (reverify.py);
-one that no longer verifies, or whose row was altered, is never offered.
+(ISCC/PDQ within their thresholds, or the confirmation print): a mark copied onto another picture is
+refused, not offered. When the blind read finds no mark, the picture is tested for the known ids of the
+entries its fingerprints point to and of those whose code words lie near what the blind read saw
+(informed.py, its own false-positive design). Without a usable watermark, fingerprint neighbours are
+reported as "similar to": a weaker statement, since a look-alike can be near. Every entry is re-verified
+from its stored manifest store before it is offered (reverify.py); one that no longer verifies, or whose
+row was altered, is never offered.
 """
 
 from __future__ import annotations
@@ -168,9 +171,10 @@ def recover_from_evidence(
 ) -> Recovery:
     """The repository's answer for `evidence`. `picture` answers the questions that need the query's pixels:
     confirming a watermark hit whose fingerprints are not near (e.g. after a crop), and, when the blind read
-    found no mark, testing for the marks of the fingerprint neighbours. `asset` is what stored entries are
-    re-verified against: their hard binding is not judged, so an empty stream gives the same answer and
-    keeps the file being recovered away from the engine."""
+    found no mark, testing for the marks of the entries the fingerprints point to (matches, then PDQ within
+    PDQ_CANDIDATE_DISTANCE) and of those whose code words lie near the blind read. `asset` is what stored
+    entries are re-verified against: their hard binding is not judged, so an empty stream gives the same
+    answer and keeps the file being recovered away from the engine."""
     finding, prints = evidence.finding, evidence.prints
     confirmed = Confirmer(prints, picture, engine, mime, asset)
     if evidence.watermark_id is not None:
@@ -179,14 +183,19 @@ def recover_from_evidence(
             return answer
     neighbours = repository.nearest(iscc=prints.iscc, pdq=prints.pdq, limit=limit)
     if finding is not None and not finding.detected:
-        # the fingerprints' neighbours: the fingerprints already match, so a hit is confirmed
-        known = _known_mark([match.entry for match in neighbours], picture, finding.algorithm)
-        if known is not None:
+        # the pictures the fingerprints point to: matches first, then nearer than strangers come by PDQ
+        matched = {match.entry.manifest_id for match in neighbours}
+        pointed = [match.entry for match in neighbours]
+        pointed += [e for e in repository.near_pictures(prints.pdq, limit) if e.manifest_id not in matched]
+        known = _known_mark(pointed, picture, finding.algorithm)
+        if known is not None and known[0].manifest_id in matched:  # the fingerprints confirm it already
             entry, found = known
             offered = _offer(entry, engine, mime, asset, prints.iscc, prints.pdq)
             if offered is not None:
                 return _recovered(RecoveryMethod.BOTH, found, offered)
-        tested = {match.entry.manifest_id for match in neighbours}
+        elif known is not None and (answer := confirmed(*known)) is not None:
+            return answer
+        tested = {entry.manifest_id for entry in pointed}
         known = _read_near(evidence, tested, repository, picture, finding.algorithm)
         if known is not None and (answer := confirmed(*known)) is not None:
             return answer

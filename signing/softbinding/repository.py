@@ -88,6 +88,12 @@ class ManifestRepository(Protocol):
         either side, never matches."""
         ...
 
+    def near_pictures(self, pdq: PdqHash | None, limit: int) -> list[RepositoryEntry]:
+        """Up to `limit` entries whose PDQ lies within PDQ_CANDIDATE_DISTANCE of `pdq`, nearest first (a
+        PDQ hash below the quality floor, on either side, finds nothing): wider than a match, for choosing
+        whose marks to test for, not for a match."""
+        ...
+
     def near_watermarks(self, word: bytes | None, limit: int) -> list[RepositoryEntry]:
         """Up to `limit` entries whose watermark id's code word (payload.codeword) lies within
         WORD_RADIUS bits of `word` (a blind read, payload.pack_word), nearest first; none for None."""
@@ -97,6 +103,12 @@ class ManifestRepository(Protocol):
         """How many entries carry a watermark id (what a search by code word chooses among)."""
         ...
 
+
+# PDQ distances that pick the entries whose marks a picture is tested for (a wider net than a match, which
+# PDQ_MAX_DISTANCE decides): a 2 degree turn moves PDQ by 24-94 bits, unrelated photos stay 106 or more
+# apart (bench/fingerprint_distances.py), and two random 256-bit hashes lie within 64 bits with probability
+# about 1e-15.
+PDQ_CANDIDATE_DISTANCE = 64
 
 # A blind read with a quarter of its 125 bits wrong is still within reach. A stranger's code word lies
 # 62.5 bits from a read on average (sd 5.6): within 32 bits with probability 2.2e-8, so among a million

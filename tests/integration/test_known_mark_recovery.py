@@ -100,6 +100,33 @@ def test_a_turned_copy_is_recovered_by_its_neighbours_mark_when_the_blind_read_m
         assert look_alike["watermark"]["test"] == "blind"
 
 
+def test_a_picture_past_the_match_thresholds_is_still_tested_for_a_mark_its_pdq_points_to(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A turn moves PDQ by 24-94 bits, past the 31 of a match: the entries within PDQ_CANDIDATE_DISTANCE are
+    tested too. Here the match lookup is made to find nothing (as when both fingerprints moved past their
+    thresholds) and the blind read to miss; the PDQ candidate's mark is found."""
+    with TestClient(create_app(settings.model_copy(update={"isolation_workers": 0}))) as client:
+        _, token = client.app.state.runtime.api_keys.create("tests", {"sign"})  # type: ignore[attr-defined]
+        signed = client.post(
+            "/v1/sign",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"file": ("grass.png", png(grass()), "image/png")},
+            data=FORM,
+        )
+        assert signed.status_code == 200, signed.text
+        repository = client.app.state.runtime.manifests  # type: ignore[attr-defined]
+        monkeypatch.setattr(SpreadSpectrumWatermark, "detect", blind_miss)
+        monkeypatch.setattr(type(repository), "nearest", lambda self, **_: [])
+
+        recovery = verify(client, turned(signed.content))["recovery"]
+        assert recovery["status"] == "recovered"
+        assert recovery["watermark"]["test"] == "known-id"
+        assert recovery["matches"][0]["manifest_id"] == signed.headers["Hallmark-Manifest-Id"]
+        # the unsigned picture, turned the same way: its PDQ points to the signed one, it carries no mark
+        assert verify(client, turned(png(grass())))["recovery"]["status"] == "not_found"
+
+
 def cropped(payload: bytes) -> bytes:
     """Metadata gone, a quarter of each side cut: the fingerprints no longer name the asset."""
     image = Image.open(io.BytesIO(payload)).convert("RGB")

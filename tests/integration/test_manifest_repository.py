@@ -299,3 +299,19 @@ def test_watermark_ids_are_found_near_a_read_the_code_could_not_correct(
     for current in (repo, SqlManifestRepository(db)):
         assert current.near_watermarks(word, 3) == []
         assert current.near_watermarks(signing.watermark_codeword(0x0123456789AB), 3) == [other]  # control
+
+
+def test_pictures_past_the_match_threshold_are_candidates_within_the_wider_pdq_distance(
+    db: sa.Engine, astronaut: Signed
+) -> None:
+    repo = SqlManifestRepository(db)
+    repo.put(astronaut.entry)
+    pdq = astronaut.entry.pdq
+    assert pdq is not None
+    turned = PdqHash(flipped(pdq.bits, 50), pdq.quality)  # as far as a 2 degree turn moves it
+    assert repo.nearest(iscc=None, pdq=turned) == []  # no match
+    assert repo.near_pictures(turned, 3) == [astronaut.entry]
+    far = PdqHash(flipped(pdq.bits, signing.PDQ_CANDIDATE_DISTANCE + 1), pdq.quality)
+    assert repo.near_pictures(far, 3) == []
+    assert repo.near_pictures(PdqHash(turned.bits, signing.PDQ_MIN_QUALITY - 1), 3) == []
+    assert repo.near_pictures(None, 3) == []
