@@ -1,4 +1,5 @@
-"""Fingerprint lookup at 1,000,000 repository rows: per-query latency and recall against brute force.
+"""Fingerprint (and watermark code word) lookup at 1,000,000 repository rows: per-query latency and recall
+against brute force.
 
 Run: `.venv/bin/python -m bench.repository_lookup` (add `--compare` for the alternatives that were measured
 against the chosen index). One core (faiss's threads pinned to 1). Synthetic rows: uniform random codes;
@@ -16,7 +17,15 @@ import faiss
 import numpy as np
 
 from app.store.fingerprint_index import BinaryRadiusIndex
-from signing import ISCC_BITS, ISCC_MAX_DISTANCE, PDQ_BITS, PDQ_MAX_DISTANCE
+from signing import (
+    ISCC_BITS,
+    ISCC_MAX_DISTANCE,
+    PDQ_BITS,
+    PDQ_CANDIDATE_DISTANCE,
+    PDQ_MAX_DISTANCE,
+    WATERMARK_WORD_BYTES,
+    WATERMARK_WORD_RADIUS,
+)
 
 Search = Callable[[bytes], set[int]]
 
@@ -84,6 +93,12 @@ def main() -> None:
     for label, bits, radius in (
         ("ISCC-64", ISCC_BITS, ISCC_MAX_DISTANCE),
         ("PDQ-256", PDQ_BITS, PDQ_MAX_DISTANCE),
+        ("PDQ-256, the known-id test's candidates", PDQ_BITS, PDQ_CANDIDATE_DISTANCE),
+        (
+            "watermark code word (125 of 128 bits), near a blind read",
+            8 * WATERMARK_WORD_BYTES,
+            WATERMARK_WORD_RADIUS,
+        ),
     ):
         db = rng.integers(0, 256, (args.rows, bits // 8), dtype=np.uint8)
         qs = queries(db, radius, args.queries, rng)
