@@ -326,7 +326,8 @@ def _human_recovery(recovery: Recovery) -> list[str]:
     mark = recovery.watermark
     if mark is not None:
         found = f"id {mark.watermark_id}" if mark.detected else "none found"
-        lines.append(f"watermark:   {found} (statistic {mark.statistic}, threshold {mark.threshold})")
+        test = "known-id test" if mark.test == "known-id" else "blind read"
+        lines.append(f"watermark:   {found} ({test}: statistic {mark.statistic}, threshold {mark.threshold})")
     for match in recovery.matches:
         ai = match.ai
         model = f" model={ai.model_name} version={ai.model_version} provider={ai.provider}" if ai else ""
