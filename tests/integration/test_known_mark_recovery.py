@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import io
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -61,6 +64,21 @@ def verify(client: TestClient, payload: bytes) -> dict[str, Any]:
     return report
 
 
+@contextmanager
+def signed_in_process(settings: Settings, picture: bytes) -> Iterator[tuple[TestClient, httpx.Response]]:
+    """A service without decode workers (so the tests can make its detector miss) and `picture` signed."""
+    with TestClient(create_app(settings.model_copy(update={"isolation_workers": 0}))) as client:
+        _, token = client.app.state.runtime.api_keys.create("tests", {"sign"})  # type: ignore[attr-defined]
+        signed = client.post(
+            "/v1/sign",
+            headers={"Authorization": f"Bearer {token}"},
+            files={"file": ("picture.png", picture, "image/png")},
+            data=FORM,
+        )
+        assert signed.status_code == 200, signed.text
+        yield client, signed
+
+
 def blind_miss(self: SpreadSpectrumWatermark, pixels: object, keys: object) -> WatermarkDetection:
     return WatermarkDetection(None, None, 0.0, 4.79, 1.0)
 
@@ -68,15 +86,7 @@ def blind_miss(self: SpreadSpectrumWatermark, pixels: object, keys: object) -> W
 def test_a_turned_copy_is_recovered_by_its_neighbours_mark_when_the_blind_read_misses(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with TestClient(create_app(settings.model_copy(update={"isolation_workers": 0}))) as client:
-        _, token = client.app.state.runtime.api_keys.create("tests", {"sign"})  # type: ignore[attr-defined]
-        signed = client.post(
-            "/v1/sign",
-            headers={"Authorization": f"Bearer {token}"},
-            files={"file": ("grass.png", png(grass()), "image/png")},
-            data=FORM,
-        )
-        assert signed.status_code == 200, signed.text
+    with signed_in_process(settings, png(grass())) as (client, signed):
         manifest_id = signed.headers["Hallmark-Manifest-Id"]
         watermark_id = signed.headers["Hallmark-Watermark"].removeprefix("embedded; id=")
 
@@ -106,15 +116,7 @@ def test_a_picture_past_the_match_thresholds_is_still_tested_for_a_mark_its_pdq_
     """A turn moves PDQ by 24-94 bits, past the 31 of a match: the entries within PDQ_CANDIDATE_DISTANCE are
     tested too. Here the match lookup is made to find nothing (as when both fingerprints moved past their
     thresholds) and the blind read to miss; the PDQ candidate's mark is found."""
-    with TestClient(create_app(settings.model_copy(update={"isolation_workers": 0}))) as client:
-        _, token = client.app.state.runtime.api_keys.create("tests", {"sign"})  # type: ignore[attr-defined]
-        signed = client.post(
-            "/v1/sign",
-            headers={"Authorization": f"Bearer {token}"},
-            files={"file": ("grass.png", png(grass()), "image/png")},
-            data=FORM,
-        )
-        assert signed.status_code == 200, signed.text
+    with signed_in_process(settings, png(grass())) as (client, signed):
         repository = client.app.state.runtime.manifests  # type: ignore[attr-defined]
         monkeypatch.setattr(SpreadSpectrumWatermark, "detect", blind_miss)
         monkeypatch.setattr(type(repository), "nearest", lambda self, **_: [])
@@ -145,15 +147,7 @@ def test_a_cropped_copy_is_recovered_near_a_read_the_code_could_not_correct(
     """The blind read is made to fail as it does when more bits are wrong than the BCH code corrects (25 of
     125 here); the repository's ids nearest the word read are tested, and the crop is confirmed by the
     confirmation print, as a blind hit would be."""
-    with TestClient(create_app(settings.model_copy(update={"isolation_workers": 0}))) as client:
-        _, token = client.app.state.runtime.api_keys.create("tests", {"sign"})  # type: ignore[attr-defined]
-        signed = client.post(
-            "/v1/sign",
-            headers={"Authorization": f"Bearer {token}"},
-            files={"file": ("astronaut.png", png(photo("astronaut")), "image/png")},
-            data=FORM,
-        )
-        assert signed.status_code == 200, signed.text
+    with signed_in_process(settings, png(photo("astronaut"))) as (client, signed):
         watermark_id = signed.headers["Hallmark-Watermark"].removeprefix("embedded; id=")
         word = watermark_codeword(int(watermark_id, 16))
         read = flipped(word, 25)
