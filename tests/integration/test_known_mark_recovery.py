@@ -167,6 +167,12 @@ def test_a_cropped_copy_is_recovered_near_a_read_the_code_could_not_correct(
 
         # the same crop of the picture never signed: the read names the signed id, the pixels lack its mark
         assert verify(client, cropped(png(photo("astronaut"))))["recovery"]["status"] == "not_found"
+        # the signed id's mark copied onto another picture: found, and refused by the cross-check
+        key = client.app.state.runtime.watermarks.current().active  # type: ignore[attr-defined]
+        copied = SpreadSpectrumWatermark().embed(np.asarray(photo("coffee")), int(watermark_id, 16), key)
+        transplanted = verify(client, cropped(png(Image.fromarray(copied))))["recovery"]
+        assert (transplanted["status"], transplanted["reason"]) == ("not_found", "watermark-mismatch")
+        assert transplanted["watermark"]["test"] == "known-id"
         # a read far from every stored id's code word: nothing to test
         read = flipped(word, 8 * len(word))
         assert verify(client, cropped(signed.content))["recovery"]["status"] == "not_found"
