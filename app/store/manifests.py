@@ -139,7 +139,7 @@ class SqlManifestRepository:
         return [entry for _, entry in sorted(near, key=lambda item: item[0])][:limit]
 
     def watermark_count(self) -> int:
-        self._catch_up()
+        # as of the last lookup: recovery asks right after near_watermarks, which has just caught up
         with self._lock:
             return len(self._words)
 
@@ -222,9 +222,7 @@ def _word(watermark_id: Any) -> bytes | None:
 
 def _word_distance(watermark_id: str | None, word: bytes) -> int | None:
     own = _word(watermark_id)
-    if own is None:
-        return None
-    return int.from_bytes(bytes(a ^ b for a, b in zip(own, word, strict=True)), "big").bit_count()
+    return None if own is None else hamming(own, word)
 
 
 def _iscc_or_none(code: Any) -> IsccUnit | None:

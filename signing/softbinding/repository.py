@@ -100,7 +100,8 @@ class ManifestRepository(Protocol):
         ...
 
     def watermark_count(self) -> int:
-        """How many entries carry a watermark id (what a search by code word chooses among)."""
+        """How many entries carry a watermark id (what a search by code word chooses among), as of the last
+        lookup."""
         ...
 
 

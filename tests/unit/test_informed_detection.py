@@ -19,7 +19,7 @@ from PIL import Image
 from scipy import fft, ndimage, special
 from skimage import data
 
-from signing import WATERMARK_WORD_RADIUS, Candidates, SpreadSpectrumWatermark, WatermarkKey
+from signing import WATERMARK_WORD_RADIUS, Candidates, SpreadSpectrumWatermark, WatermarkKey, hamming
 from signing.softbinding import informed, payload
 from signing.softbinding.codes import TILE, patterns, tile_pattern
 from signing.softbinding.lattice import UNCHANGED, fold, whiten
@@ -143,10 +143,6 @@ def test_a_picture_with_its_own_period_is_not_taken_for_a_mark() -> None:
         assert found.statistic < limit - 1.0
 
 
-def distance(one: bytes, other: bytes) -> int:
-    return int.from_bytes(bytes(a ^ b for a, b in zip(one, other, strict=True)), "big").bit_count()
-
-
 def test_a_read_the_code_cannot_correct_lies_near_the_true_code_word() -> None:
     """The astronaut doubled in size: the blind detector synchronises but reads more wrong bits than the BCH
     code corrects. The word it read is still near the id's code word (the repository searches there) and
@@ -156,8 +152,8 @@ def test_a_read_the_code_cannot_correct_lies_near_the_true_code_word() -> None:
     assert blind.payload_id is None
     assert blind.statistic >= blind.threshold  # synchronised, not decoded
     assert blind.word is not None
-    assert 13 < distance(blind.word, payload.codeword(PAYLOAD)) <= WATERMARK_WORD_RADIUS
-    assert all(distance(blind.word, payload.codeword(decoy)) > WATERMARK_WORD_RADIUS for decoy in DECOYS)
+    assert 13 < hamming(blind.word, payload.codeword(PAYLOAD)) <= WATERMARK_WORD_RADIUS
+    assert all(hamming(blind.word, payload.codeword(decoy)) > WATERMARK_WORD_RADIUS for decoy in DECOYS)
 
     among_many = ENGINE.detect_known(attacked, (KEY,), Candidates((PAYLOAD,), ((512, 512),), 10**6))
     assert among_many.payload_id == PAYLOAD
